@@ -1,0 +1,19 @@
+// Compiles src/ twice: ESM (dist/esm) and CommonJS (dist/cjs), both with .d.ts, so that the
+// package's `exports` map serves `import` and `require` alike.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+const run = (...args) => execFileSync(process.execPath, [tsc, ...args], { cwd: root, stdio: 'inherit' });
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+run('-p', 'tsconfig.json');
+run('-p', 'tsconfig.cjs.json');
+mkdirSync(join(root, 'dist', 'cjs'), { recursive: true });
+writeFileSync(join(root, 'dist', 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
+console.log('ts: dist/esm and dist/cjs');

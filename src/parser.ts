@@ -1,0 +1,254 @@
+// Sans-I/O streaming frame parser (RFC 6455 §5). Bytes in, complete frames out; never touches a
+// socket. The codec (wasm or TS) scans headers and unmasks; the rule checks of §5.2–§5.5 live here,
+// once, for both backends.
+//
+//   push(chunk) ──▶ [PAYLOAD tail of a frame begun earlier] ──▶ codec.scan: every whole frame ──▶ Frame[]
+//                   [HEADER_PARTIAL: ≤ 14 bytes kept]           └─ last frame incomplete: keep its state
+import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
+import { fail, ProtocolError } from './errors.js';
+import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
+import {
+  MAX_SCAN, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
+} from './codec/layout.js';
+
+/** One complete frame with its payload unmasked. */
+export interface Frame {
+  fin: boolean;
+  rsv1: boolean;
+  rsv2: boolean;
+  rsv3: boolean;
+  opcode: number;
+  payload: Buffer;
+}
+
+export interface ParserOptions {
+  /** `server` expects masked frames from clients; `client` expects unmasked frames (§5.1). */
+  role: 'server' | 'client';
+  /** Largest message (sum of its fragments) in bytes; default 100 MiB. Larger → 1009. */
+  maxPayload?: number;
+  codec?: Codec | CodecBackend;
+  /** RSV1 is allowed on the first frame of a data message (permessage-deflate negotiated). */
+  allowRsv1?: boolean;
+}
+
+// Parser states.
+const HEADER = 0;
+const HEADER_PARTIAL = 1;
+const PAYLOAD = 2;
+const FAILED = 3;
+
+const EMPTY = Buffer.alloc(0);
+
+/** Streaming parser: `push` any split of the byte stream, get the same frames. */
+export class FrameParser {
+  readonly role: 'server' | 'client';
+  readonly maxPayload: number;
+  readonly codec: Codec;
+  /** Set when permessage-deflate is negotiated (may be set after construction). */
+  allowRsv1: boolean;
+
+  private state = HEADER;
+  /** Bytes of an incomplete header (HEADER_PARTIAL). */
+  private hdr: Buffer | null = null;
+  private hdrLen = 0;
+  // The frame whose payload is arriving (PAYLOAD).
+  private b0 = 0;
+  private key = 0;
+  private phase = 0;
+  private remaining = 0;
+  private parts: Buffer[] = [];
+  private partsLen = 0;
+  // Fragmentation state (§5.4): inside an unfinished data message, and its size so far.
+  private inMessage = false;
+  private messageBytes = 0;
+
+  constructor(opts: ParserOptions) {
+    if (opts.role !== 'server' && opts.role !== 'client') throw new TypeError('role must be "server" or "client"');
+    this.role = opts.role;
+    this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.codec = resolveCodec(opts.codec);
+    this.allowRsv1 = opts.allowRsv1 === true;
+  }
+
+  /** True once a ProtocolError was thrown: further input is discarded (§7.1.7). */
+  get failed(): boolean {
+    return this.state === FAILED;
+  }
+
+  /** Bytes held for an incomplete frame (header bytes and payload received so far). */
+  get bufferedBytes(): number {
+    return this.hdrLen + this.partsLen;
+  }
+
+  /**
+   * Feed bytes; returns the frames completed by them, in order. The parser may unmask `chunk` in
+   * place. Throws ProtocolError (with `frames` completed before the error) and discards all later
+   * input once the stream breaks a rule.
+   */
+  push(chunk: Uint8Array): Frame[] {
+    const frames: Frame[] = [];
+    if (this.state === FAILED) return frames;
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    try {
+      this.consume(buf, frames);
+    } catch (err) {
+      this.state = FAILED;
+      this.hdr = null;
+      this.parts = [];
+      this.partsLen = 0;
+      if (err instanceof ProtocolError) err.frames = frames;
+      throw err;
+    }
+    return frames;
+  }
+
+  private consume(chunk: Buffer, frames: Frame[]): void {
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      if (this.state === HEADER_PARTIAL) {
+        pos = this.fillHeader(chunk, pos, frames);
+        continue;
+      }
+      const sliceEnd = Math.min(end, pos + MAX_SCAN);
+      const prefix = this.state === PAYLOAD ? Math.min(this.remaining, sliceEnd - pos) : 0;
+      const r = this.codec.scan(chunk, pos, sliceEnd, this.maxPayload, prefix, this.key, this.phase);
+      const data = r.data;
+      if (prefix > 0) {
+        this.addPayload(data.subarray(r.prefixOffset, r.prefixOffset + prefix), frames);
+      }
+      const table = r.table;
+      const base = r.dataOffset;
+      for (let i = 0, row = 0; i < r.count; i++, row += ROW_WORDS) {
+        const bits = table[row];
+        const off = base + table[row + 1];
+        const len = table[row + 2];
+        this.checkHeader(bits & 0xff, bits >>> 8, len);
+        frames.push(makeFrame(bits & 0xff, len === 0 ? EMPTY : data.subarray(off, off + len)));
+      }
+      switch (r.status) {
+        case SCAN_PARTIAL_PAYLOAD: {
+          const row = r.count * ROW_WORDS;
+          const bits = table[row];
+          const have = table[row + 2];
+          this.checkHeader(bits & 0xff, bits >>> 8, r.partialLength);
+          this.b0 = bits & 0xff;
+          this.key = table[row + 3];
+          this.phase = 0;
+          this.remaining = r.partialLength;
+          this.state = PAYLOAD;
+          if (have > 0) {
+            const off = base + table[row + 1];
+            this.addPayload(data.subarray(off, off + have), frames);
+          }
+          break;
+        }
+        case SCAN_PARTIAL_HEADER:
+          this.hdr ??= Buffer.allocUnsafe(MAX_HEADER);
+          this.hdrLen = chunk.copy(this.hdr, 0, pos + r.consumed, sliceEnd);
+          this.state = HEADER_PARTIAL;
+          break;
+        case SCAN_ERR_LENGTH_MSB:
+          fail('length_msb', 'payload length with the most significant bit set');
+        case SCAN_ERR_TOO_BIG:
+          fail('too_big', 'frame payload exceeds maxPayload');
+      }
+      pos = r.status === SCAN_PARTIAL_HEADER ? sliceEnd : pos + r.consumed;
+    }
+  }
+
+  /** Take payload bytes of the frame in progress; completes it when the last byte arrives. */
+  private addPayload(part: Buffer, frames: Frame[]): void {
+    this.parts.push(part);
+    this.partsLen += part.length;
+    this.phase = (this.phase + part.length) & 3;
+    this.remaining -= part.length;
+    if (this.remaining > 0) return;
+    const payload = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLen);
+    this.parts = [];
+    this.partsLen = 0;
+    this.state = HEADER;
+    frames.push(makeFrame(this.b0, payload));
+  }
+
+  /** HEADER_PARTIAL: complete the header from the chunk's first bytes; returns the new position. */
+  private fillHeader(chunk: Buffer, pos: number, frames: Frame[]): number {
+    const hdr = this.hdr!;
+    const need = (n: number): boolean => {
+      while (this.hdrLen < n && pos < chunk.length) hdr[this.hdrLen++] = chunk[pos++];
+      return this.hdrLen >= n;
+    };
+    if (!need(2)) return pos;
+    const b1 = hdr[1];
+    const len7 = b1 & 0x7f;
+    const masked = b1 >> 7;
+    const hlen = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
+    if (!need(hlen)) return pos;
+    let length = len7;
+    if (len7 === 126) length = hdr.readUInt16BE(2);
+    else if (len7 === 127) {
+      const hi = hdr.readUInt32BE(2);
+      if (hi >>> 31) fail('length_msb', 'payload length with the most significant bit set');
+      if (hi > 0x1fffff) fail('too_big', 'frame payload exceeds 2^53 - 1 bytes');
+      length = hi * 0x100000000 + hdr.readUInt32BE(6);
+    }
+    if (length > this.maxPayload) fail('too_big', 'frame payload exceeds maxPayload');
+    this.checkHeader(hdr[0], b1, length);
+    this.b0 = hdr[0];
+    this.key = masked ? hdr.readUInt32LE(hlen - 4) : 0;
+    this.phase = 0;
+    this.remaining = length;
+    this.hdrLen = 0;
+    this.state = PAYLOAD;
+    if (length === 0) this.addPayload(EMPTY, frames);
+    return pos;
+  }
+
+  /** RFC 6455 §5.2–§5.5 rules for one frame header, checked before its payload is buffered. */
+  private checkHeader(b0: number, b1: number, length: number): void {
+    const opcode = b0 & 0x0f;
+    const fin = (b0 & 0x80) !== 0;
+    if (b0 & 0x30) fail('reserved_bits', 'RSV2 and RSV3 must be clear');
+    const rsv1 = (b0 & 0x40) !== 0;
+    if (opcode >= Opcode.CLOSE) {
+      // §5.5: control frames
+      if (opcode > Opcode.PONG) fail('bad_opcode', `reserved opcode ${opcode}`);
+      if (!fin) fail('control_fragmented', 'fragmented control frame');
+      if (length > MAX_CONTROL_PAYLOAD) fail('control_too_long', 'control frame payload longer than 125 bytes');
+      if (rsv1) fail('reserved_bits', 'RSV1 set on a control frame');
+    } else if (opcode === Opcode.CONTINUATION) {
+      // §5.4: fragmentation
+      if (!this.inMessage) fail('unexpected_continuation', 'continuation frame without a message to continue');
+      if (rsv1) fail('reserved_bits', 'RSV1 set on a continuation frame');
+      this.addMessageBytes(length, fin);
+    } else if (opcode <= Opcode.BINARY) {
+      if (this.inMessage) fail('unfinished_message', 'new data frame before the fragmented message ended');
+      if (rsv1 && !this.allowRsv1) fail('reserved_bits', 'RSV1 set without a negotiated extension');
+      this.messageBytes = 0;
+      this.addMessageBytes(length, fin);
+    } else {
+      fail('bad_opcode', `reserved opcode ${opcode}`);
+    }
+    // §5.1: a server must close on an unmasked frame; a client on a masked one.
+    const masked = (b1 & 0x80) !== 0;
+    if (this.role === 'server' && !masked) fail('unmasked_client_frame', 'client frame is not masked');
+    if (this.role === 'client' && masked) fail('masked_server_frame', 'server frame is masked');
+  }
+
+  private addMessageBytes(length: number, fin: boolean): void {
+    this.messageBytes += length;
+    if (this.messageBytes > this.maxPayload) fail('too_big', 'message exceeds maxPayload');
+    this.inMessage = !fin;
+  }
+}
+
+function makeFrame(b0: number, payload: Buffer): Frame {
+  return {
+    fin: (b0 & 0x80) !== 0,
+    rsv1: (b0 & 0x40) !== 0,
+    rsv2: (b0 & 0x20) !== 0,
+    rsv3: (b0 & 0x10) !== 0,
+    opcode: b0 & 0x0f,
+    payload,
+  };
+}

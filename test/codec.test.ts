@@ -1,0 +1,327 @@
+import { describe, expect, it } from 'vitest';
+import { createCodec } from '../src/codec/index.js';
+import { FrameParser, type Frame } from '../src/parser.js';
+import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/frame.js';
+import { ProtocolError } from '../src/errors.js';
+import { BACKENDS, raw, rng, randomBytes, splitAt } from './helpers.js';
+
+const KEY = [0x37, 0xfa, 0x21, 0x3d];
+const keyU32 = (k: number[]) => (k[0] | (k[1] << 8) | (k[2] << 16) | (k[3] << 24)) >>> 0;
+
+function refMask(data: Uint8Array, key: number[], phase = 0): Buffer {
+  const out = Buffer.from(data);
+  for (let i = 0; i < out.length; i++) out[i] ^= key[(i + phase) & 3];
+  return out;
+}
+
+function pushAll(p: FrameParser, chunks: Buffer[]): Frame[] {
+  const out: Frame[] = [];
+  for (const c of chunks) out.push(...p.push(c));
+  return out;
+}
+
+function errorOf(fn: () => unknown): ProtocolError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ProtocolError) return e;
+    throw e;
+  }
+  throw new Error('expected a ProtocolError');
+}
+
+describe('createCodec', () => {
+  it('picks wasm for auto where WebAssembly loads, and honours an explicit backend', () => {
+    expect(createCodec().backend).toBe('wasm');
+    expect(createCodec({ backend: 'ts' }).backend).toBe('ts');
+    expect(createCodec({ backend: 'wasm' }).backend).toBe('wasm');
+  });
+  it('lets WASMWS_CODEC force the backend that auto picks', () => {
+    const prev = process.env.WASMWS_CODEC;
+    process.env.WASMWS_CODEC = 'ts';
+    try {
+      expect(createCodec({ backend: 'auto' }).backend).toBe('ts');
+    } finally {
+      if (prev === undefined) delete process.env.WASMWS_CODEC;
+      else process.env.WASMWS_CODEC = prev;
+    }
+  });
+  it('rejects an unknown backend', () => {
+    expect(() => createCodec({ backend: 'gpu' as never })).toThrow(/unknown codec backend/);
+  });
+});
+
+describe.each(BACKENDS)('%s codec', (_name, codec) => {
+  describe('unmask and mask', () => {
+    it('unmasks in place at every size 0..300, every phase and unaligned offsets', () => {
+      const next = rng(1);
+      for (let size = 0; size <= 300; size += size < 40 ? 1 : 13) {
+        for (let phase = 0; phase < 4; phase++) {
+          for (const lead of [0, 1, 3]) {
+            const backing = randomBytes(next, size + lead + 2);
+            const expected = Buffer.from(backing);
+            const region = refMask(backing.subarray(lead, lead + size), KEY, phase);
+            region.copy(expected, lead);
+            codec.unmask(backing, lead, lead + size, keyU32(KEY), phase);
+            expect(backing.equals(expected)).toBe(true);
+          }
+        }
+      }
+    });
+    it('unmasks a 3 MiB buffer (several wasm slices) exactly', () => {
+      const data = randomBytes(rng(2), 3 * 1024 * 1024 + 5);
+      const expected = refMask(data, KEY);
+      codec.unmask(data, 0, data.length, keyU32(KEY), 0);
+      expect(data.equals(expected)).toBe(true);
+    });
+    it('masks into an output buffer at an offset, leaving the source untouched', () => {
+      for (const size of [0, 3, 16, 125, 1000, 70000]) {
+        const src = randomBytes(rng(size), size);
+        const copy = Buffer.from(src);
+        const out = Buffer.alloc(size + 10, 0xaa);
+        codec.mask(src, keyU32(KEY), out, 6, size);
+        expect(src.equals(copy)).toBe(true);
+        expect(out.subarray(6, 6 + size).equals(refMask(src, KEY))).toBe(true);
+        expect(out.subarray(0, 6).every((b) => b === 0xaa)).toBe(true);
+        expect(out.subarray(6 + size).every((b) => b === 0xaa)).toBe(true);
+      }
+    });
+  });
+
+  describe('FrameParser', () => {
+    const server = (o = {}) => new FrameParser({ role: 'server', codec, ...o });
+    const client = (o = {}) => new FrameParser({ role: 'client', codec, ...o });
+
+    // RFC 6455 §5.7 examples.
+    it('parses the RFC 6455 §5.7 single-frame unmasked text message', () => {
+      const [f] = client().push(Buffer.from([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]));
+      expect(f).toMatchObject({ fin: true, opcode: 1, rsv1: false });
+      expect(f.payload.toString()).toBe('Hello');
+    });
+    it('parses the RFC 6455 §5.7 single-frame masked text message', () => {
+      const bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+      const [f] = server().push(Buffer.from(bytes));
+      expect(f.payload.toString()).toBe('Hello');
+    });
+    it('parses the RFC 6455 §5.7 fragmented unmasked text message', () => {
+      const fs = client().push(Buffer.from([0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]));
+      expect(fs.map((f) => [f.fin, f.opcode, f.payload.toString()])).toEqual([[false, 1, 'Hel'], [true, 0, 'lo']]);
+    });
+    it('parses the RFC 6455 §5.7 ping and masked pong', () => {
+      const [ping] = client().push(Buffer.from([0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]));
+      expect([ping.opcode, ping.payload.toString()]).toEqual([9, 'Hello']);
+      const [pong] = server().push(Buffer.from([0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
+      expect([pong.opcode, pong.payload.toString()]).toEqual([10, 'Hello']);
+    });
+    it('parses the RFC 6455 §5.7 256-byte (16-bit length) and 64 KiB (64-bit length) binary frames', () => {
+      const p256 = randomBytes(rng(3), 256);
+      const f256 = Buffer.concat([Buffer.from([0x82, 0x7e, 0x01, 0x00]), p256]);
+      expect(client().push(f256)[0].payload.equals(p256)).toBe(true);
+      const p64 = randomBytes(rng(4), 65536);
+      const f64 = Buffer.concat([Buffer.from([0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]), p64]);
+      expect(client().push(f64)[0].payload.equals(p64)).toBe(true);
+    });
+
+    it.each([0, 1, 125, 126, 127, 65535, 65536, 70000])('round-trips a %i-byte payload in both directions with the shortest length form', (n) => {
+      const payload = randomBytes(rng(n + 7), n);
+      const fromClient = encodeFrame(2, payload, { mask: true, codec });
+      const fromServer = encodeFrame(2, payload, { codec });
+      expect(fromClient.length).toBe(headerSize(n, true) + n);
+      expect(fromServer.length).toBe(headerSize(n, false) + n);
+      expect(fromServer[1] & 0x7f).toBe(n <= 125 ? n : n <= 65535 ? 126 : 127);
+      // push a copy: the parser may unmask its input in place (as ws does)
+      expect(server().push(Buffer.from(fromClient))[0].payload.equals(payload)).toBe(true);
+      expect(client().push(fromServer)[0].payload.equals(payload)).toBe(true);
+      // The same frame split one byte at a time.
+      const ones = Array.from({ length: fromClient.length }, (_, i) => Buffer.from(fromClient.subarray(i, i + 1)));
+      const got = pushAll(server(), ones);
+      expect(got).toHaveLength(1);
+      expect(got[0].payload.equals(payload)).toBe(true);
+    });
+
+    it('writes the 16-bit length as 2 bytes and the 64-bit length as 8 bytes (the seed tutorial swapped them)', () => {
+      const f16 = encodeFrame(2, Buffer.alloc(300));
+      expect([...f16.subarray(0, 4)]).toEqual([0x82, 126, 0x01, 0x2c]);
+      const f64 = encodeFrame(2, Buffer.alloc(65536));
+      expect([...f64.subarray(0, 10)]).toEqual([0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    });
+
+    it('accepts 64-bit lengths of 2^32 and 2^53−1 in a header and buffers only the bytes that arrived', () => {
+      for (const declared of [2n ** 32n, 2n ** 53n - 1n]) {
+        const p = client({ maxPayload: Number.MAX_SAFE_INTEGER });
+        const head = raw({ opcode: 2, declared, form: 64 });
+        expect(p.push(Buffer.concat([head, Buffer.alloc(100)]))).toEqual([]);
+        expect(p.bufferedBytes).toBe(100);
+      }
+    });
+    it('fails with 1009 on a 64-bit length of 2^53 before buffering any payload', () => {
+      const e = errorOf(() => client({ maxPayload: Infinity }).push(raw({ opcode: 2, declared: 2n ** 53n, form: 64 })));
+      expect(e.code).toBe(1009);
+    });
+    it('fails with 1002 on a 64-bit length with the most significant bit set (2^63)', () => {
+      const e = errorOf(() => client().push(raw({ opcode: 2, declared: 2n ** 63n, form: 64 })));
+      expect(e.code).toBe(1002);
+    });
+    it('fails with 1009 when a header declares more than maxPayload, whether the header arrives whole or split', () => {
+      const head = raw({ opcode: 2, declared: 1001n, key: KEY });
+      expect(errorOf(() => server({ maxPayload: 1000 }).push(head)).code).toBe(1009);
+      const p = server({ maxPayload: 1000 });
+      p.push(head.subarray(0, 3));
+      expect(errorOf(() => p.push(head.subarray(3))).code).toBe(1009);
+    });
+    it('fails with 1009 when the fragments of one message add up to more than maxPayload', () => {
+      const p = server({ maxPayload: 10 });
+      p.push(raw({ fin: false, opcode: 1, payload: Buffer.alloc(6), key: KEY }));
+      expect(errorOf(() => p.push(raw({ opcode: 0, payload: Buffer.alloc(6), key: KEY }))).code).toBe(1009);
+    });
+
+    const ruleCases: [string, Buffer, 'server' | 'client', number][] = [
+      ['RSV1 without an extension', raw({ rsv: 4, opcode: 1, key: KEY }), 'server', 1002],
+      ['RSV2', raw({ rsv: 2, opcode: 1, key: KEY }), 'server', 1002],
+      ['RSV3', raw({ rsv: 1, opcode: 1, key: KEY }), 'server', 1002],
+      ['reserved data opcode 3', raw({ opcode: 3, key: KEY }), 'server', 1002],
+      ['reserved data opcode 7', raw({ opcode: 7, key: KEY }), 'server', 1002],
+      ['reserved control opcode 0xB', raw({ opcode: 0xb, key: KEY }), 'server', 1002],
+      ['reserved control opcode 0xF', raw({ opcode: 0xf, key: KEY }), 'server', 1002],
+      ['a 126-byte ping', raw({ opcode: 9, payload: Buffer.alloc(126), key: KEY }), 'server', 1002],
+      ['a fragmented close', raw({ fin: false, opcode: 8, key: KEY }), 'server', 1002],
+      ['an unmasked frame from a client', raw({ opcode: 1, payload: Buffer.from('hi') }), 'server', 1002],
+      ['a masked frame from a server', raw({ opcode: 1, payload: Buffer.from('hi'), key: KEY }), 'client', 1002],
+      ['a continuation without a started message', raw({ opcode: 0, key: KEY }), 'server', 1002],
+      ['a new data frame inside an unfinished message',
+        Buffer.concat([raw({ fin: false, opcode: 1, key: KEY }), raw({ opcode: 2, key: KEY })]), 'server', 1002],
+    ];
+    it.each(ruleCases)('fails with the right close code on %s', (_n, bytes, role, code) => {
+      const e = errorOf(() => new FrameParser({ role, codec }).push(bytes));
+      expect(e.code).toBe(code);
+    });
+
+    it('allows RSV1 on the first data frame only when an extension allows it', () => {
+      const p = server({ allowRsv1: true });
+      expect(p.push(raw({ rsv: 4, fin: false, opcode: 1, key: KEY }))[0].rsv1).toBe(true);
+      expect(errorOf(() => p.push(raw({ rsv: 4, opcode: 0, key: KEY }))).code).toBe(1002);
+    });
+
+    it('accepts control frames interleaved in a fragmented message', () => {
+      const bytes = Buffer.concat([
+        raw({ fin: false, opcode: 1, payload: Buffer.from('a'), key: KEY }),
+        raw({ opcode: 9, payload: Buffer.from('p'), key: KEY }),
+        raw({ opcode: 0, payload: Buffer.from('b'), key: KEY }),
+      ]);
+      expect(server().push(bytes).map((f) => f.opcode)).toEqual([1, 9, 0]);
+    });
+
+    it('returns the frames before an error on the error, then discards all later input', () => {
+      const p = server();
+      const e = errorOf(() => p.push(Buffer.concat([raw({ opcode: 1, payload: Buffer.from('ok'), key: KEY }), raw({ opcode: 3, key: KEY })])));
+      expect((e.frames as Frame[]).map((f) => f.payload.toString())).toEqual(['ok']);
+      expect(p.failed).toBe(true);
+      expect(p.push(raw({ opcode: 1, payload: Buffer.from('x'), key: KEY }))).toEqual([]);
+    });
+
+    it('keeps a returned payload intact after later pushes', () => {
+      const p = server();
+      const a = p.push(raw({ opcode: 2, payload: Buffer.alloc(50, 1), key: KEY }))[0].payload;
+      const keep = Buffer.from(a);
+      for (let i = 0; i < 20; i++) p.push(raw({ opcode: 2, payload: Buffer.alloc(5000, i), key: KEY }));
+      expect(a.equals(keep)).toBe(true);
+    });
+
+    it('parses thousands of frames in one chunk (more than one scan table)', () => {
+      const frames = Array.from({ length: 9000 }, (_, i) => raw({ opcode: 2, payload: Buffer.from([i & 0xff, i >> 8]), key: KEY }));
+      const got = server().push(Buffer.concat(frames));
+      expect(got).toHaveLength(9000);
+      expect(got.every((f, i) => f.payload[0] === (i & 0xff) && f.payload[1] === i >> 8)).toBe(true);
+    });
+
+    it('parses a frame larger than one scan slice (1 MiB) pushed whole and in pieces', () => {
+      const payload = randomBytes(rng(9), 2.5 * 1024 * 1024);
+      const bytes = raw({ opcode: 2, payload, key: KEY });
+      expect(server({ maxPayload: 4 << 20 }).push(Buffer.from(bytes))[0].payload.equals(payload)).toBe(true);
+      const got = pushAll(server({ maxPayload: 4 << 20 }), splitAt(bytes, [1, 5, 13, 70000, 1 << 20, (1 << 20) + 3]));
+      expect(got[0].payload.equals(payload)).toBe(true);
+    });
+
+    it('yields the same frames for any split of the stream (chunk-split invariance)', () => {
+      const next = rng(11);
+      const stream = Buffer.concat([
+        raw({ opcode: 1, payload: Buffer.from('héllo'), key: [1, 2, 3, 4] }),
+        raw({ fin: false, opcode: 2, payload: randomBytes(next, 300), key: [9, 8, 7, 6] }),
+        raw({ opcode: 9, payload: Buffer.from('ping'), key: [0, 0, 0, 0] }),
+        raw({ opcode: 0, payload: randomBytes(next, 70000), key: [5, 5, 5, 5], form: 64 }),
+        raw({ opcode: 2, payload: Buffer.alloc(0), key: [1, 1, 1, 1], form: 16 }),
+        raw({ opcode: 8, payload: encodeClosePayload(1000, 'bye'), key: [4, 3, 2, 1] }),
+      ]);
+      const whole = server().push(Buffer.from(stream)).map((f) => [f.opcode, f.fin, f.payload.toString('hex')]);
+      expect(whole).toHaveLength(6);
+      for (let t = 0; t < 60; t++) {
+        const cuts = Array.from({ length: 1 + ((next() * 12) | 0) }, () => (next() * stream.length) | 0);
+        const got = pushAll(server(), splitAt(stream, cuts)).map((f) => [f.opcode, f.fin, f.payload.toString('hex')]);
+        expect(got).toEqual(whole);
+      }
+    });
+  });
+});
+
+describe('close payloads', () => {
+  it('encodes and decodes a code and a UTF-8 reason', () => {
+    expect(decodeClosePayload(encodeClosePayload(4001, 'ünïcode'))).toEqual({ code: 4001, reason: 'ünïcode' });
+    expect(decodeClosePayload(Buffer.alloc(0))).toEqual({ code: 1005, reason: '' });
+  });
+  it('refuses to encode codes that must not be sent and reasons over 123 bytes', () => {
+    for (const code of [999, 1004, 1005, 1006, 1015, 2999, 5000]) expect(() => encodeClosePayload(code)).toThrow(RangeError);
+    expect(() => encodeClosePayload(1000, 'x'.repeat(124))).toThrow(RangeError);
+    expect(encodeClosePayload(1000, 'x'.repeat(123))).toHaveLength(125);
+  });
+  it('fails with 1002 on a 1-byte payload or an invalid code, 1007 on a non-UTF-8 reason', () => {
+    expect(errorOf(() => decodeClosePayload(Buffer.from([3]))).code).toBe(1002);
+    expect(errorOf(() => decodeClosePayload(Buffer.from([0x03, 0xec]))).code).toBe(1002); // 1004
+    expect(errorOf(() => decodeClosePayload(Buffer.from([0x03, 0xe8, 0xff, 0xfe]))).code).toBe(1007);
+  });
+});
+
+describe('wasm and TS twins agree (randomized differential)', () => {
+  const [[, wasm], [, ts]] = BACKENDS;
+  function run(codec: typeof wasm, chunks: Buffer[], role: 'server' | 'client', maxPayload: number) {
+    const p = new FrameParser({ role, codec, maxPayload });
+    const out: string[] = [];
+    try {
+      for (const c of chunks) for (const f of p.push(Buffer.from(c))) out.push(`${+f.fin}${+f.rsv1}${f.opcode}:${f.payload.toString('hex')}`);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      for (const f of e.frames as Frame[]) out.push(`${+f.fin}${+f.rsv1}${f.opcode}:${f.payload.toString('hex')}`);
+      out.push(`error ${e.code} ${e.kind}`);
+    }
+    return out;
+  }
+  it('on 400 random frame streams with random splits and random corruption', () => {
+    const next = rng(2026);
+    let errors = 0;
+    for (let t = 0; t < 400; t++) {
+      const role = next() < 0.5 ? 'server' : 'client';
+      const parts: Buffer[] = [];
+      const n = 1 + ((next() * 8) | 0);
+      for (let i = 0; i < n; i++) {
+        const sizeClass = next();
+        const size = sizeClass < 0.6 ? (next() * 130) | 0 : sizeClass < 0.9 ? (next() * 2000) | 0 : (next() * 70000) | 0;
+        const opcode = [0, 1, 2, 8, 9, 10][(next() * 6) | 0];
+        parts.push(raw({
+          fin: next() < 0.8, opcode, payload: randomBytes(next, size),
+          key: role === 'server' ? [0, 0, 0, 0].map(() => (next() * 256) | 0) : null,
+        }));
+      }
+      const stream = Buffer.concat(parts);
+      const corrupt = next() < 0.4;
+      if (corrupt) for (let k = 0; k < 3; k++) stream[(next() * stream.length) | 0] = (next() * 256) | 0;
+      const cuts = Array.from({ length: (next() * 6) | 0 }, () => (next() * stream.length) | 0);
+      const max = next() < 0.2 ? 1000 : 1 << 20;
+      const a = run(wasm, splitAt(stream, cuts), role, max);
+      const b = run(ts, splitAt(stream, cuts), role, max);
+      expect(a).toEqual(b);
+      // Split invariance across backends as well: the unsplit stream gives the same result.
+      expect(run(wasm, [stream], role, max)).toEqual(a);
+      if (a.length && a[a.length - 1].startsWith('error')) errors++;
+    }
+    expect(errors).toBeGreaterThan(50); // the generator really exercises the error paths
+  });
+});
