@@ -6,3 +6,11 @@ export {
   encodeFrame, encodeFrameParts, writeHeader, headerSize, randomMaskKey, encodeClosePayload, decodeClosePayload,
   isValidCloseCode, type EncodeOptions, type CloseInfo,
 } from './frame.js';
+export { WebSocket, type ConnectionOptions, type BinaryType, type Data } from './websocket.js';
+export { WebSocketServer, type ServerOptions, type VerifyClientInfo } from './server.js';
+export type { ClientOptions } from './client.js';
+export { Protocol, type ProtocolSink, type ProtocolOptions, type MessageCompressor } from './protocol.js';
+export {
+  acceptKey, generateKey, validateUpgrade, buildAcceptResponse, buildErrorResponse, buildUpgradeRequest, validateAcceptResponse,
+} from './handshake.js';
+export { WebSocket as default } from './websocket.js';

@@ -1,0 +1,265 @@
+// Sans-I/O WebSocket protocol (RFC 6455 §5–§7): frames in, messages and control events out, bytes
+// to send handed to a sink. No sockets, no timers: the connection layer owns those.
+//
+//   receive(bytes) ─▶ FrameParser ─▶ handleFrame ─▶ sink.onMessage / onPing / onPong / onClose
+//                                        │ auto pong, close echo
+//   sendMessage / ping / close ──────────┴─▶ sink.write([header, payload, …])
+import { Opcode } from './constants.js';
+import { ProtocolError } from './errors.js';
+import { FrameParser, type Frame } from './parser.js';
+import { decodeClosePayload, encodeClosePayload, encodeFrameParts, headerSize, randomMaskKey, writeHeader } from './frame.js';
+import { Utf8Validator } from './utf8.js';
+import { isUtf8 } from 'node:buffer';
+import type { Codec } from './codec/index.js';
+
+/** Per-message compression hooks (permessage-deflate, RFC 7692); absent when not negotiated. */
+export interface MessageCompressor {
+  /** Inflate one whole message's payload; calls back with the data or an error (1007 / 1009). */
+  decompress(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
+  /** Deflate a message's payload for sending; `null` out means send uncompressed. */
+  compress(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
+  /** Messages at least this long are compressed. */
+  readonly threshold: number;
+  release(): void;
+}
+
+/** Where the protocol delivers what it decoded, and the bytes it wants sent. */
+export interface ProtocolSink {
+  onMessage(data: Buffer, isBinary: boolean): void;
+  onPing(data: Buffer): void;
+  onPong(data: Buffer): void;
+  /** The peer's close frame arrived (our reply, if due, is already written). */
+  onClose(code: number, reason: Buffer): void;
+  /** The connection failed; the close frame with the error's code is already written. */
+  onError(err: Error): void;
+  write(chunks: Buffer[], cb?: (err?: Error | null) => void): void;
+}
+
+export interface ProtocolOptions {
+  role: 'server' | 'client';
+  maxPayload: number;
+  codec: Codec;
+  /** Answer pings with pongs automatically (default true). */
+  autoPong?: boolean;
+  /** Skip UTF-8 validation of text messages (as ws's skipUTF8Validation); default false. */
+  skipUtf8Validation?: boolean;
+}
+
+/** The one connection-level state machine shared by server and client connections. */
+export class Protocol {
+  readonly parser: FrameParser;
+  readonly role: 'server' | 'client';
+  private readonly sink: ProtocolSink;
+  private readonly mask: boolean;
+  private readonly codec: Codec;
+  private readonly autoPong: boolean;
+  private readonly skipUtf8: boolean;
+  private compressor: MessageCompressor | null = null;
+
+  closeSent = false;
+  closeReceived = false;
+  failed = false;
+  // The data message being reassembled (§5.4).
+  private msgOpcode = 0;
+  private msgCompressed = false;
+  private fragments: Buffer[] = [];
+  private fragmentsLen = 0;
+  private utf8: Utf8Validator | null = null;
+  // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
+  private inflating = false;
+  private backlog: Frame[] = [];
+
+  constructor(sink: ProtocolSink, opts: ProtocolOptions) {
+    this.sink = sink;
+    this.role = opts.role;
+    this.mask = opts.role === 'client';
+    this.codec = opts.codec;
+    this.autoPong = opts.autoPong !== false;
+    this.skipUtf8 = opts.skipUtf8Validation === true;
+    this.parser = new FrameParser({ role: opts.role, maxPayload: opts.maxPayload, codec: opts.codec });
+  }
+
+  /** Enable permessage-deflate after negotiation. */
+  setCompressor(c: MessageCompressor): void {
+    this.compressor = c;
+    this.parser.allowRsv1 = true;
+  }
+
+  /** Feed bytes from the transport. Input after a failure or after the peer's close is discarded. */
+  receive(chunk: Uint8Array): void {
+    if (this.failed || this.closeReceived) return;
+    let frames: Frame[];
+    try {
+      frames = this.parser.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.handleFrames(err.frames as Frame[]);
+      this.fail(err);
+      return;
+    }
+    this.handleFrames(frames);
+  }
+
+  private handleFrames(frames: Frame[]): void {
+    for (let i = 0; i < frames.length; i++) {
+      if (this.failed || this.closeReceived) return;
+      if (this.inflating) {
+        this.backlog.push(frames[i]);
+        continue;
+      }
+      this.handleFrame(frames[i]);
+    }
+  }
+
+  private handleFrame(f: Frame): void {
+    const op = f.opcode;
+    if (op === Opcode.TEXT || op === Opcode.BINARY) {
+      if (f.fin && !f.rsv1) {
+        // Fast path: a whole uncompressed message in one frame.
+        if (op === Opcode.TEXT && !this.skipUtf8 && !isUtf8(f.payload)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
+        this.sink.onMessage(f.payload, op === Opcode.BINARY);
+        return;
+      }
+      this.msgOpcode = op;
+      this.msgCompressed = f.rsv1;
+      this.utf8 = op === Opcode.TEXT && !this.skipUtf8 && !f.rsv1 ? new Utf8Validator() : null;
+      this.addFragment(f);
+    } else if (op === Opcode.CONTINUATION) {
+      this.addFragment(f);
+    } else if (op === Opcode.PING) {
+      if (this.autoPong && !this.closeSent) this.pong(f.payload);
+      this.sink.onPing(f.payload);
+    } else if (op === Opcode.PONG) {
+      this.sink.onPong(f.payload);
+    } else {
+      this.receiveClose(f.payload);
+    }
+  }
+
+  private addFragment(f: Frame): void {
+    if (f.payload.length > 0) {
+      if (this.utf8 && !this.utf8.push(f.payload)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
+      this.fragments.push(f.payload);
+      this.fragmentsLen += f.payload.length;
+    }
+    if (!f.fin) return;
+    const data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments, this.fragmentsLen);
+    this.fragments = [];
+    this.fragmentsLen = 0;
+    if (this.utf8 && !this.utf8.end()) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
+    this.utf8 = null;
+    const isBinary = this.msgOpcode === Opcode.BINARY;
+    if (this.msgCompressed) return this.inflate(data, isBinary);
+    this.sink.onMessage(data, isBinary);
+  }
+
+  private inflate(data: Buffer, isBinary: boolean): void {
+    const c = this.compressor;
+    if (!c) return this.failWith('reserved_bits', 'RSV1 set without a negotiated extension');
+    this.inflating = true;
+    c.decompress(data, (err, out) => {
+      this.inflating = false;
+      if (this.failed) return;
+      if (err) return this.fail(err);
+      if (!isBinary && !this.skipUtf8 && !isUtf8(out!)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
+      this.sink.onMessage(out!, isBinary);
+      const backlog = this.backlog;
+      this.backlog = [];
+      this.handleFrames(backlog);
+    });
+  }
+
+  /** §5.5.1: the peer's close; answer with our own unless we sent one already. */
+  private receiveClose(payload: Buffer): void {
+    let info;
+    try {
+      info = decodeClosePayload(payload);
+    } catch (err) {
+      return this.fail(err as Error);
+    }
+    this.closeReceived = true;
+    if (!this.closeSent) {
+      // Echo the status code (§5.5.1); 1005 means the peer sent none, so neither do we.
+      this.sendClose(info.code === 1005 ? undefined : info.code, '');
+    }
+    this.sink.onClose(info.code, payload.length > 2 ? payload.subarray(2) : EMPTY);
+  }
+
+  private failWith(kind: ConstructorParameters<typeof ProtocolError>[0], message: string): void {
+    this.fail(new ProtocolError(kind, message));
+  }
+
+  /**
+   * RFC 6455 §7.1.7 "Fail the WebSocket Connection": the one place that maps an error to a close
+   * frame. Protocol errors carry their code; anything else is 1011 with no detail for the peer.
+   */
+  fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.fragments = [];
+    this.backlog = [];
+    if (!this.closeSent) {
+      if (err instanceof ProtocolError) this.sendClose(err.code, err.message.slice(0, 123));
+      else this.sendClose(1011, '');
+    }
+    this.sink.onError(err);
+  }
+
+  /** Frame `data` as one message (or one fragment with fin false) and write it. */
+  sendFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
+    const len = data.length;
+    if (len <= SMALL_FRAME) {
+      // One buffer for header and payload: cheaper than two writev entries for small frames.
+      const key = this.mask ? randomMaskKey() : 0;
+      const out = Buffer.allocUnsafe(headerSize(len, this.mask) + len);
+      const h = writeHeader(out, 0, opcode, len, fin, rsv1, this.mask, key);
+      if (this.mask) this.codec.mask(data, key, out, h, len);
+      else data.copy(out, h);
+      this.sink.write([out], cb);
+    } else {
+      this.sink.write(encodeFrameParts(opcode, data, { fin, rsv1, mask: this.mask, codec: this.codec }), cb);
+    }
+  }
+
+  /** Send a whole message, compressed when permessage-deflate is on and it is long enough. */
+  sendMessage(data: Buffer, isBinary: boolean, compress: boolean, cb?: (err?: Error | null) => void): void {
+    const opcode = isBinary ? Opcode.BINARY : Opcode.TEXT;
+    const c = this.compressor;
+    if (!c || !compress || data.length < c.threshold) return this.sendFrame(opcode, data, true, false, cb);
+    c.compress(data, (err, out) => {
+      if (err) {
+        cb?.(err);
+        return this.fail(err);
+      }
+      if (this.closeSent) return cb?.(new Error('WebSocket is not open'));
+      this.sendFrame(opcode, out!, true, true, cb);
+    });
+  }
+
+  ping(data: Buffer = EMPTY, cb?: (err?: Error | null) => void): void {
+    this.sendFrame(Opcode.PING, data, true, false, cb);
+  }
+
+  pong(data: Buffer = EMPTY, cb?: (err?: Error | null) => void): void {
+    this.sendFrame(Opcode.PONG, data, true, false, cb);
+  }
+
+  /** Send our close frame (once). */
+  sendClose(code?: number, reason: string | Buffer = '', cb?: (err?: Error | null) => void): void {
+    if (this.closeSent) return;
+    this.closeSent = true;
+    this.sendFrame(Opcode.CLOSE, encodeClosePayload(code, reason), true, false, cb);
+  }
+
+  /** Drop per-connection state (compression contexts, fragments). */
+  release(): void {
+    this.fragments = [];
+    this.backlog = [];
+    this.compressor?.release();
+    this.compressor = null;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Frames up to this size are written as one buffer (header + payload copied together). */
+const SMALL_FRAME = 1024;

@@ -1,0 +1,285 @@
+// WebSocketServer: the server side of the opening handshake (RFC 6455 §4.2), connection tracking,
+// heartbeats, broadcast and graceful shutdown. ws-compatible options and events.
+import { EventEmitter } from 'node:events';
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, OPEN, type ConnectionOptions, type Data } from './websocket.js';
+import { buildAcceptResponse, buildErrorResponse, requestPath, validateUpgrade } from './handshake.js';
+import { encodeFrame } from './frame.js';
+import { Opcode } from './constants.js';
+import type { MessageCompressor } from './protocol.js';
+import type { PerMessageDeflateOptions } from './extensions.js';
+
+export interface VerifyClientInfo {
+  origin: string | undefined;
+  secure: boolean;
+  req: http.IncomingMessage;
+}
+type VerifyClientSync = (info: VerifyClientInfo) => boolean;
+type VerifyClientAsync = (info: VerifyClientInfo, cb: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void;
+
+export interface ServerOptions extends ConnectionOptions {
+  port?: number;
+  host?: string;
+  backlog?: number;
+  server?: http.Server | import('node:https').Server;
+  noServer?: boolean;
+  /** Accept upgrades on this path only; other paths get 404. */
+  path?: string;
+  handleProtocols?: (protocols: Set<string>, req: http.IncomingMessage) => string | false;
+  verifyClient?: VerifyClientSync | VerifyClientAsync;
+  /** Keep `wss.clients` (default true). */
+  clientTracking?: boolean;
+  /** Origins allowed to connect (403 for others); a list or a predicate. Absent Origin (non-browser) passes. */
+  allowedOrigins?: string[] | ((origin: string | undefined) => boolean);
+  /** Close a socket whose handshake has not completed in this many ms (default 10 s). */
+  handshakeTimeout?: number;
+  /** Ping every client this often (ms) and terminate one that has sent nothing since the last ping. 0 = off. */
+  heartbeatInterval?: number;
+  /** permessage-deflate (RFC 7692); off by default. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+}
+
+/** Server-side permessage-deflate hook, installed by src/deflate.ts. */
+export const serverExtensions: {
+  negotiate?: (header: string | undefined, opts: PerMessageDeflateOptions | true) => { response: string; create: () => MessageCompressor } | null;
+} = {};
+
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+const kHandled = Symbol('wasmws.handled');
+const noop = () => {};
+
+/** Write a short HTTP error and close the socket (RFC 6455 §4.2.1: "respond with an HTTP error"). */
+function abortHandshake(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
+  if (socket.writable && !socket.destroyed) {
+    socket.end(buildErrorResponse(status, message, headers));
+    // Do not wait on a peer that never reads: the response is tiny, give it a moment and go.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  } else socket.destroy();
+}
+
+export class WebSocketServer extends EventEmitter {
+  readonly options: ServerOptions;
+  /** Open connections (when clientTracking is on). */
+  readonly clients: Set<WebSocket>;
+  private readonly conns = new Set<WebSocket>();
+  private readonly pending = new Set<Duplex>();
+  private server: http.Server | import('node:https').Server | null = null;
+  private ownServer = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private state: 'running' | 'closing' | 'closed' = 'running';
+  private removeListeners: () => void = noop;
+
+  constructor(options: ServerOptions, callback?: () => void) {
+    super();
+    const hasPort = options.port !== undefined;
+    if ([hasPort, !!options.server, !!options.noServer].filter(Boolean).length !== 1) {
+      throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified');
+    }
+    this.options = { clientTracking: true, handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT, ...options };
+    this.clients = this.options.clientTracking ? this.conns : new Set();
+    if (hasPort) {
+      const hs = this.options.handshakeTimeout!;
+      const server = http.createServer({
+        // Slowloris: a request whose headers do not arrive in time is dropped by Node's HTTP parser.
+        headersTimeout: hs,
+        requestTimeout: hs,
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, hs / 2)),
+      } as http.ServerOptions, (req, res) => {
+        const body = http.STATUS_CODES[426]!;
+        res.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': body.length, Upgrade: 'websocket' });
+        res.end(body);
+      });
+      this.server = server;
+      this.ownServer = true;
+      server.listen(options.port, options.host, options.backlog, callback);
+    } else if (options.server) {
+      this.server = options.server;
+    }
+    if (this.server) {
+      const server = this.server;
+      const onListening = () => this.emit('listening');
+      const onError = (err: Error) => this.emit('error', err);
+      const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        this.handleUpgrade(req, socket, head, (ws) => this.emit('connection', ws, req));
+      };
+      server.on('listening', onListening);
+      server.on('error', onError);
+      server.on('upgrade', onUpgrade);
+      this.removeListeners = () => {
+        server.off('listening', onListening);
+        server.off('error', onError);
+        server.off('upgrade', onUpgrade);
+      };
+    }
+    const hb = this.options.heartbeatInterval ?? 0;
+    if (hb > 0) {
+      this.heartbeat = setInterval(() => this.beat(), hb);
+      this.heartbeat.unref();
+    }
+  }
+
+  /** The listening address (as net.Server#address()). */
+  address(): AddressInfo | string | null {
+    if (this.options.noServer) throw new Error('The server is operating in "noServer" mode');
+    return this.server?.address() ?? null;
+  }
+
+  /** Does this request target our path? (ws's shouldHandle) */
+  shouldHandle(req: http.IncomingMessage): boolean {
+    return this.options.path === undefined || requestPath(req.url) === this.options.path;
+  }
+
+  /** Validate and complete an upgrade; `cb(ws, req)` gets the open connection. */
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, cb: (ws: WebSocket, req: http.IncomingMessage) => void): void {
+    socket.on('error', noop); // a reset during the handshake must not crash the process
+    if ((socket as any)[kHandled]) throw new Error('server.handleUpgrade() was called more than once with the same socket');
+    (socket as any)[kHandled] = true;
+    if (this.state !== 'running') return abortHandshake(socket, 503, 'Server is shutting down');
+    const o = this.options;
+    const check = validateUpgrade(req, { path: o.path, allowedOrigins: o.allowedOrigins });
+    if (!check.ok) return abortHandshake(socket, check.status, check.message, check.headers);
+
+    // Extensions (RFC 7692): a malformed offer header fails the handshake with 400.
+    let ext: { response: string; create: () => MessageCompressor } | null = null;
+    if (o.perMessageDeflate && serverExtensions.negotiate) {
+      try {
+        ext = serverExtensions.negotiate(check.extensions, o.perMessageDeflate);
+      } catch {
+        return abortHandshake(socket, 400, 'Invalid Sec-WebSocket-Extensions header');
+      }
+    }
+
+    this.pending.add(socket);
+    const timer = setTimeout(() => {
+      this.pending.delete(socket);
+      socket.destroy();
+    }, o.handshakeTimeout!);
+    timer.unref();
+    const finish = () => {
+      clearTimeout(timer);
+      this.pending.delete(socket);
+    };
+
+    const complete = () => {
+      finish();
+      if (!socket.readable || !socket.writable || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      if (this.state !== 'running') return abortHandshake(socket, 503, 'Server is shutting down');
+      let protocol = '';
+      if (check.protocols.size > 0) {
+        const chosen = o.handleProtocols ? o.handleProtocols(check.protocols, req) : check.protocols.values().next().value!;
+        if (chosen) protocol = chosen;
+      }
+      // 'headers' lets the application add response lines ("Name: value") by pushing to the array.
+      const extra: string[] = [];
+      this.emit('headers', extra, req);
+      socket.write(buildAcceptResponse({ key: check.key, protocol, extensions: ext?.response, extraHeaders: extra }));
+      socket.off('error', noop);
+      const ws = new WebSocket(null);
+      ws.protocol = protocol;
+      ws.extensions = ext?.response ?? '';
+      ws._setSocket(socket, head, 'server', o, ext ? ext.create() : null);
+      this.conns.add(ws);
+      ws.on('close', () => {
+        this.conns.delete(ws);
+        if (this.state === 'closing' && this.conns.size === 0) this.finishClose();
+      });
+      cb(ws, req);
+    };
+
+    if (!o.verifyClient) return complete();
+    const info: VerifyClientInfo = {
+      origin: check.origin,
+      secure: !!(req.socket as any)?.encrypted,
+      req,
+    };
+    if (o.verifyClient.length === 2) {
+      (o.verifyClient as VerifyClientAsync)(info, (ok, code = 401, message, headers) => {
+        if (!ok) {
+          finish();
+          return abortHandshake(socket, code, message ?? http.STATUS_CODES[code] ?? 'Unauthorized', headers);
+        }
+        complete();
+      });
+      return;
+    }
+    if (!(o.verifyClient as VerifyClientSync)(info)) {
+      finish();
+      return abortHandshake(socket, 401, 'Unauthorized');
+    }
+    complete();
+  }
+
+  /** Heartbeat: terminate peers silent since the last ping, ping the rest. */
+  private beat(): void {
+    for (const ws of this.conns) {
+      if (ws.readyState !== OPEN) continue;
+      if (!ws.isAlive) {
+        ws.terminate();
+        continue;
+      }
+      ws.isAlive = false;
+      ws.ping();
+    }
+  }
+
+  /**
+   * Send one message to every open client: framed once, the same bytes written to each.
+   * `except` skips one client (typically the sender).
+   */
+  broadcast(data: Data, opts: { binary?: boolean; except?: WebSocket } = {}): number {
+    const binary = opts.binary ?? typeof data !== 'string';
+    const payload = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+    let frame: Buffer | null = null;
+    let sent = 0;
+    for (const ws of this.conns) {
+      if (ws === opts.except || ws.readyState !== OPEN) continue;
+      if (ws.extensions) {
+        // A compressing connection frames per its own deflate context.
+        ws.send(payload, { binary });
+      } else {
+        frame ??= encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload);
+        ws._sendRaw(frame);
+      }
+      sent++;
+    }
+    return sent;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, send close 1001 to every client, wait for their closing
+   * handshakes (closeTimeout bounds it), then close the listening server and emit 'close'.
+   */
+  close(cb?: (err?: Error) => void): void {
+    if (this.state === 'closed') {
+      if (cb) process.nextTick(cb, new Error('The server is not running'));
+      return;
+    }
+    if (cb) this.once('close', () => cb());
+    if (this.state === 'closing') return;
+    this.state = 'closing';
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const s of this.pending) s.destroy();
+    this.pending.clear();
+    this.removeListeners();
+    if (this.ownServer && this.server) {
+      const server = this.server as http.Server;
+      server.close();
+      server.closeIdleConnections?.();
+    }
+    for (const ws of this.conns) {
+      if (ws.readyState === OPEN) ws.close(1001, 'server shutting down');
+    }
+    if (this.conns.size === 0) this.finishClose();
+  }
+
+  private finishClose(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    process.nextTick(() => this.emit('close'));
+  }
+}

@@ -1,0 +1,552 @@
+// The connection: a Protocol bound to a TCP socket, with ws's API (events, send/ping/close),
+// the browser's (addEventListener, onmessage) and async iteration with backpressure.
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { Protocol, type ProtocolSink, type MessageCompressor } from './protocol.js';
+import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
+import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, Opcode } from './constants.js';
+import { isValidCloseCode } from './frame.js';
+import { ProtocolError } from './errors.js';
+import { initAsClient, type ClientOptions } from './client.js';
+
+export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
+export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Buffer[];
+type Cb = (err?: Error | null) => void;
+
+/** Options for a connection (set by the server or the client). */
+export interface ConnectionOptions {
+  maxPayload?: number;
+  codec?: Codec | CodecBackend;
+  /** Wait this long for the peer's close frame / TCP close after ours, then destroy (ms). */
+  closeTimeout?: number;
+  /** Close (1001) when nothing was received or sent for this long (ms); 0 = off. */
+  idleTimeout?: number;
+  /** Fail the connection (1008) when more than this many bytes wait to be sent to a slow peer. */
+  maxBackpressure?: number;
+  autoPong?: boolean;
+  skipUTF8Validation?: boolean;
+}
+
+export const CONNECTING = 0;
+export const OPEN = 1;
+export const CLOSING = 2;
+export const CLOSED = 3;
+
+const DEFAULT_CLOSE_TIMEOUT = 30_000;
+const DEFAULT_MAX_BACKPRESSURE = 64 * 1024 * 1024;
+/** Writes of at most this many bytes queued in one tick are joined into one buffer. */
+const COALESCE_MAX = 64 * 1024;
+/** Messages buffered for `for await` before the socket is paused. */
+const ITER_HIGH_WATER = 64;
+const EMPTY = Buffer.alloc(0);
+
+function toBuffer(data: Data | number | undefined): Buffer {
+  if (data === undefined) return EMPTY;
+  if (Buffer.isBuffer(data)) return data;
+  if (typeof data === 'string') return Buffer.from(data);
+  if (typeof data === 'number') return Buffer.from(String(data));
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer)) {
+    return Buffer.from(data as ArrayBuffer);
+  }
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError('data must be a string, Buffer, ArrayBuffer or ArrayBufferView');
+}
+
+function flushTick(ws: WebSocket): void {
+  ws._flush();
+}
+
+/** A WebSocket connection, client or server side. */
+export class WebSocket extends EventEmitter implements ProtocolSink {
+  static readonly CONNECTING = CONNECTING;
+  static readonly OPEN = OPEN;
+  static readonly CLOSING = CLOSING;
+  static readonly CLOSED = CLOSED;
+  readonly CONNECTING = CONNECTING;
+  readonly OPEN = OPEN;
+  readonly CLOSING = CLOSING;
+  readonly CLOSED = CLOSED;
+
+  readyState: number = CONNECTING;
+  /** The subprotocol the server selected ('' when none). */
+  protocol = '';
+  /** The negotiated extensions header value ('' when none). */
+  extensions = '';
+  binaryType: BinaryType = 'nodebuffer';
+  readonly url: string;
+  /** Heartbeat bookkeeping: set when anything arrives from the peer. */
+  isAlive = true;
+
+  /** @internal */ _socket: Duplex | null = null;
+  /** @internal */ _protocol: Protocol | null = null;
+  private opts: Required<Pick<ConnectionOptions, 'maxPayload' | 'closeTimeout' | 'idleTimeout' | 'maxBackpressure'>> & ConnectionOptions;
+  private codec!: Codec;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private outCbs: Cb[] | null = null;
+  private flushScheduled = false;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private closeCode = 1006;
+  private closeReason: Buffer = EMPTY;
+  private closeEmitted = false;
+  private iterQueue: ({ data: string | Buffer } | null)[] | null = null;
+  private iterWaiter: ((v: IteratorResult<string | Buffer>) => void) | null = null;
+  private paused = false;
+
+  constructor(address: string | URL | null, protocols?: string | string[] | ClientOptions, options?: ClientOptions) {
+    super();
+    if (address === null) {
+      this.url = '';
+      this.opts = normalize({});
+      return;
+    }
+    if (protocols !== undefined && !Array.isArray(protocols) && typeof protocols === 'object') {
+      options = protocols;
+      protocols = undefined;
+    }
+    const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
+    this.url = String(address);
+    this.opts = normalize(options ?? {});
+    initAsClient(this, address, list, options ?? {});
+  }
+
+  /** Bytes queued but not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.outBytes + (this._socket ? this._socket.writableLength : 0);
+  }
+
+  /**
+   * @internal Bind an upgraded socket. `head` holds bytes read past the handshake.
+   */
+  _setSocket(socket: Duplex, head: Buffer, role: 'server' | 'client', opts: ConnectionOptions, compressor?: MessageCompressor | null): void {
+    this.opts = normalize(opts);
+    this.codec = resolveCodec(opts.codec);
+    const proto = new Protocol(this, {
+      role,
+      maxPayload: this.opts.maxPayload,
+      codec: this.codec,
+      autoPong: opts.autoPong,
+      skipUtf8Validation: opts.skipUTF8Validation,
+    });
+    if (compressor) proto.setCompressor(compressor);
+    this._protocol = proto;
+    this._socket = socket;
+    const s = socket as Duplex & { setNoDelay?: (b: boolean) => void; setTimeout?: (ms: number) => void };
+    s.setNoDelay?.(true);
+    s.setTimeout?.(this.opts.idleTimeout);
+    socket.on('data', (chunk: Buffer) => {
+      this.isAlive = true;
+      proto.receive(chunk);
+    });
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('close', () => this.onSocketClose());
+    socket.on('error', (err: Error) => this.onSocketError(err));
+    socket.on('timeout', () => this.onIdle());
+    socket.on('drain', () => this.emit('drain'));
+    this.readyState = OPEN;
+    if (head && head.length > 0) proto.receive(head);
+    // Emit 'open' on the next tick so that listeners attached after construction see it.
+    process.nextTick(() => {
+      if (this.readyState === OPEN || this.readyState === CLOSING) this.emit('open');
+    });
+  }
+
+  // ── ProtocolSink ────────────────────────────────────────────────────────────────────────
+
+  /** @internal */
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.iterQueue) this.pushIter(isBinary ? data : data.toString());
+    this.emit('message', isBinary ? this.asBinary(data) : data, isBinary);
+  }
+
+  /** @internal */
+  onPing(data: Buffer): void {
+    this.emit('ping', data);
+  }
+
+  /** @internal */
+  onPong(data: Buffer): void {
+    this.emit('pong', data);
+  }
+
+  /** @internal */
+  onClose(code: number, reason: Buffer): void {
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.readyState = CLOSING;
+    // Both close frames exchanged (ours was written by Protocol): end TCP once the queue flushes.
+    this._flush();
+    this._socket?.end();
+    this.armCloseTimer();
+  }
+
+  /** @internal */
+  onError(err: Error): void {
+    this.closeCode = err instanceof ProtocolError ? err.code : 1011;
+    if (this.readyState === OPEN) this.readyState = CLOSING;
+    this._flush();
+    this._socket?.end();
+    this.armCloseTimer();
+    // Never throw out of the event loop for a peer's fault: emit only to listeners.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /** @internal Queue bytes; they leave in one write at the end of this tick. */
+  write(chunks: Buffer[], cb?: Cb): void {
+    if (!this._socket || this._socket.destroyed) {
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
+    for (let i = 0; i < chunks.length; i++) {
+      this.out.push(chunks[i]);
+      this.outBytes += chunks[i].length;
+    }
+    if (cb) (this.outCbs ??= []).push(cb);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(flushTick, this);
+    }
+    if (this.bufferedAmount > this.opts.maxBackpressure) this.onBackpressure();
+  }
+
+  /** @internal Hand the queued frames to the socket: one write (or one corked writev). */
+  _flush(): void {
+    this.flushScheduled = false;
+    const n = this.out.length;
+    if (n === 0) return;
+    const socket = this._socket!;
+    const bufs = this.out;
+    const bytes = this.outBytes;
+    const cbs = this.outCbs;
+    this.out = [];
+    this.outBytes = 0;
+    this.outCbs = null;
+    const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;
+    if (socket.destroyed || !socket.writable) {
+      if (done) done(new Error('WebSocket is not open'));
+      return;
+    }
+    if (n === 1) socket.write(bufs[0], done);
+    else if (bytes <= COALESCE_MAX) socket.write(Buffer.concat(bufs, bytes), done);
+    else {
+      (socket as Duplex & { cork(): void }).cork();
+      for (let i = 0; i < n - 1; i++) socket.write(bufs[i]);
+      socket.write(bufs[n - 1], done);
+      (socket as Duplex & { uncork(): void }).uncork();
+    }
+  }
+
+  /** A slow reader let more than maxBackpressure bytes pile up: policy is to drop it (1008). */
+  private onBackpressure(): void {
+    if (this.readyState === CLOSED || this.closeTimer && this.readyState === CLOSING && this._protocol?.failed) return;
+    this.closeCode = 1008;
+    this.closeReason = Buffer.from('backpressure limit exceeded');
+    const err = new ProtocolError('backpressure', `more than ${this.opts.maxBackpressure} bytes waiting for a slow peer`);
+    if (this._protocol) this._protocol.failed = true;
+    this.out = [];
+    this.outBytes = 0;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    this.terminate();
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer) return;
+    this.closeTimer = setTimeout(() => this._socket?.destroy(), this.opts.closeTimeout);
+    this.closeTimer.unref?.();
+  }
+
+  private onSocketEnd(): void {
+    // The peer half-closed: finish our side too.
+    this.readyState = CLOSING;
+    this._flush();
+    this._socket?.end();
+    this.armCloseTimer();
+  }
+
+  private onSocketError(err: Error): void {
+    // A reset socket: 'close' follows with 1006 (no listener needed, no crash).
+    this._socket?.destroy();
+    void err;
+  }
+
+  private onIdle(): void {
+    if (this.readyState === OPEN) this.close(1001, 'idle timeout');
+    else this._socket?.destroy();
+  }
+
+  private onSocketClose(): void {
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    this.readyState = CLOSED;
+    const proto = this._protocol;
+    if (proto) {
+      // No close frame from the peer: abnormal closure (1006), unless we failed it ourselves.
+      if (!proto.closeReceived && !proto.failed && this.closeCode !== 1008) this.closeCode = 1006;
+      proto.release();
+    }
+    this.out = [];
+    this.outBytes = 0;
+    if (this.outCbs) {
+      const cbs = this.outCbs;
+      this.outCbs = null;
+      for (const cb of cbs) cb(new Error('WebSocket is not open'));
+    }
+    this.endIter();
+    this.emitClose();
+  }
+
+  /** @internal */
+  emitClose(): void {
+    if (this.closeEmitted) return;
+    this.closeEmitted = true;
+    this.readyState = CLOSED;
+    this.emit('close', this.closeCode, this.closeReason);
+  }
+
+  private asBinary(data: Buffer): Buffer | ArrayBuffer | Buffer[] {
+    if (this.binaryType === 'arraybuffer') {
+      return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
+    }
+    if (this.binaryType === 'fragments') return [data];
+    return data;
+  }
+
+  // ── ws API ──────────────────────────────────────────────────────────────────────────────
+
+  /** Send a message; strings go as text unless `binary: true`. */
+  send(data: Data, options?: { binary?: boolean; compress?: boolean; fin?: boolean; mask?: boolean } | Cb, cb?: Cb): void {
+    if (typeof options === 'function') {
+      cb = options;
+      options = {};
+    }
+    if (this.readyState !== OPEN) {
+      const err = new Error(`WebSocket is not open: readyState ${this.readyState}`);
+      if (this.readyState === CONNECTING) throw err;
+      if (cb) process.nextTick(cb, err);
+      return;
+    }
+    const binary = options?.binary ?? typeof data !== 'string';
+    const buf = toBuffer(data);
+    const proto = this._protocol!;
+    if (options?.fin === false || this.fragmenting) {
+      // Manual fragmentation (ws's `fin` option): first frame carries the opcode.
+      const opcode = this.fragmenting ? Opcode.CONTINUATION : binary ? Opcode.BINARY : Opcode.TEXT;
+      this.fragmenting = options?.fin === false;
+      proto.sendFrame(opcode, buf, !this.fragmenting, false, cb);
+      return;
+    }
+    proto.sendMessage(buf, binary, options?.compress !== false, cb);
+  }
+  private fragmenting = false;
+
+  /** @internal Send pre-encoded frame bytes (broadcast frames once, sends many). */
+  _sendRaw(frame: Buffer, cb?: Cb): boolean {
+    if (this.readyState !== OPEN) return false;
+    this.write([frame], cb);
+    return true;
+  }
+
+  ping(data?: Data, mask?: boolean | Cb, cb?: Cb): void {
+    if (typeof mask === 'function') cb = mask;
+    if (this.readyState !== OPEN) {
+      if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
+    const buf = toBuffer(data as Data);
+    if (buf.length > 125) throw new RangeError('The data size must not be greater than 125 bytes');
+    this._protocol!.ping(buf, cb);
+  }
+
+  pong(data?: Data, mask?: boolean | Cb, cb?: Cb): void {
+    if (typeof mask === 'function') cb = mask;
+    if (this.readyState !== OPEN) {
+      if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
+    const buf = toBuffer(data as Data);
+    if (buf.length > 125) throw new RangeError('The data size must not be greater than 125 bytes');
+    this._protocol!.pong(buf, cb);
+  }
+
+  /** Start the closing handshake (RFC 6455 §7.1.2). */
+  close(code?: number, reason?: string | Buffer): void {
+    if (code !== undefined && (!isValidCloseCode(code) || code === 1015)) {
+      throw new TypeError('First argument must be a valid error code number');
+    }
+    const r = reason === undefined ? EMPTY : typeof reason === 'string' ? Buffer.from(reason) : reason;
+    if (r.length > MAX_CLOSE_REASON) throw new RangeError('The message must not be greater than 123 bytes');
+    if (this.readyState === CLOSED) return;
+    if (this.readyState === CONNECTING) {
+      this.abortHandshake?.(new Error('WebSocket was closed before the connection was established'));
+      return;
+    }
+    const proto = this._protocol!;
+    if (proto.closeSent) {
+      if (proto.closeReceived) this._socket?.end();
+      return;
+    }
+    this.readyState = CLOSING;
+    proto.sendClose(code, r);
+    if (proto.closeReceived) {
+      this._flush();
+      this._socket?.end();
+    }
+    this.armCloseTimer();
+  }
+
+  /** @internal Set by the client while the handshake runs. */
+  abortHandshake?: (err: Error) => void;
+
+  /** Destroy the connection at once, without a closing handshake. */
+  terminate(): void {
+    if (this.readyState === CLOSED) return;
+    if (this.readyState === CONNECTING) {
+      this.abortHandshake?.(new Error('WebSocket was closed before the connection was established'));
+      return;
+    }
+    this.readyState = CLOSING;
+    this._socket?.destroy();
+  }
+
+  pause(): void {
+    if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
+    this.paused = true;
+    this._socket?.pause();
+  }
+
+  resume(): void {
+    if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
+    this.paused = false;
+    this._socket?.resume();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  // ── async iteration: for await (const message of ws) ────────────────────────────────────
+
+  /** Messages in order: text as string, binary as Buffer. The socket pauses while the consumer lags. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<string | Buffer> {
+    this.iterQueue ??= [];
+    if (this.readyState === CLOSED) this.iterQueue.push(null);
+    const next = (): Promise<IteratorResult<string | Buffer>> => {
+      const q = this.iterQueue!;
+      if (q.length > 0) {
+        const item = q.shift()!;
+        if (item === null) {
+          q.unshift(null);
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        if (this.paused && q.length < ITER_HIGH_WATER / 2) this.resume();
+        return Promise.resolve({ value: item.data, done: false });
+      }
+      return new Promise((resolve) => { this.iterWaiter = resolve; });
+    };
+    const it: AsyncIterableIterator<string | Buffer> = {
+      next,
+      return: async () => {
+        this.iterQueue = null;
+        if (this.paused) this.resume();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
+  private pushIter(data: string | Buffer): void {
+    if (this.iterWaiter) {
+      const w = this.iterWaiter;
+      this.iterWaiter = null;
+      w({ value: data, done: false });
+      return;
+    }
+    this.iterQueue!.push({ data });
+    if (this.iterQueue!.length >= ITER_HIGH_WATER && !this.paused) this.pause();
+  }
+
+  private endIter(): void {
+    if (!this.iterQueue) return;
+    if (this.iterWaiter) {
+      const w = this.iterWaiter;
+      this.iterWaiter = null;
+      w({ value: undefined, done: true });
+    }
+    this.iterQueue.push(null);
+  }
+
+  // ── browser-style API ───────────────────────────────────────────────────────────────────
+
+  private handlers = new Map<string, Map<unknown, (...args: any[]) => void>>();
+
+  addEventListener(type: string, listener: ((ev: any) => void) | { handleEvent(ev: any): void }, opts?: { once?: boolean }): void {
+    const call = typeof listener === 'function' ? listener : (ev: any) => listener.handleEvent(ev);
+    let wrapped: (...args: any[]) => void;
+    if (type === 'message') {
+      wrapped = (data: Buffer, isBinary: boolean) => call({ type, target: this, data: isBinary ? data : data.toString() });
+    } else if (type === 'close') {
+      wrapped = (code: number, reason: Buffer) => call({ type, target: this, code, reason: reason.toString(), wasClean: code !== 1006 });
+    } else if (type === 'error') {
+      wrapped = (error: Error) => call({ type, target: this, error, message: error.message });
+    } else if (type === 'open') {
+      wrapped = () => call({ type, target: this });
+    } else return;
+    let m = this.handlers.get(type);
+    if (!m) this.handlers.set(type, (m = new Map()));
+    if (m.has(listener)) return;
+    m.set(listener, wrapped);
+    if (opts?.once) {
+      const once = (...args: any[]) => {
+        m!.delete(listener);
+        wrapped(...args);
+      };
+      m.set(listener, once);
+      this.once(type, once);
+    } else this.on(type, wrapped);
+  }
+
+  removeEventListener(type: string, listener: unknown): void {
+    const m = this.handlers.get(type);
+    const w = m?.get(listener);
+    if (!w) return;
+    m!.delete(listener);
+    this.off(type, w);
+  }
+}
+
+// onopen / onmessage / onclose / onerror properties, as in the browser.
+for (const type of ['open', 'message', 'close', 'error'] as const) {
+  const key = Symbol(type);
+  Object.defineProperty(WebSocket.prototype, `on${type}`, {
+    configurable: true,
+    enumerable: true,
+    get(this: any) {
+      return this[key] ?? null;
+    },
+    set(this: any, fn: ((ev: any) => void) | null) {
+      if (this[key]) this.removeEventListener(type, this[key]);
+      this[key] = typeof fn === 'function' ? fn : null;
+      if (this[key]) this.addEventListener(type, this[key]);
+    },
+  });
+}
+export interface WebSocket {
+  onopen: ((ev: { type: 'open'; target: WebSocket }) => void) | null;
+  onmessage: ((ev: { type: 'message'; target: WebSocket; data: string | Buffer | ArrayBuffer | Buffer[] }) => void) | null;
+  onclose: ((ev: { type: 'close'; target: WebSocket; code: number; reason: string; wasClean: boolean }) => void) | null;
+  onerror: ((ev: { type: 'error'; target: WebSocket; error: Error; message: string }) => void) | null;
+}
+
+function normalize(o: ConnectionOptions): WebSocket['opts'] {
+  return {
+    ...o,
+    maxPayload: o.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+    closeTimeout: o.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+    idleTimeout: o.idleTimeout ?? 0,
+    maxBackpressure: o.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE,
+  };
+}
