@@ -67,3 +67,125 @@ export function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
   }
   return out;
 }
+
+// ── socket helpers ──────────────────────────────────────────────────────────────────────────
+import * as net from 'node:net';
+import { once } from 'node:events';
+import { WebSocketServer, type ServerOptions } from '../src/server.js';
+import { FrameParser, type Frame } from '../src/parser.js';
+
+/** Start a server on 127.0.0.1 with a free port. */
+export async function startServer(opts: Partial<ServerOptions> = {}): Promise<{ wss: WebSocketServer; port: number; url: string }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', ...opts } as ServerOptions);
+  await once(wss, 'listening');
+  const port = (wss.address() as net.AddressInfo).port;
+  return { wss, port, url: `ws://127.0.0.1:${port}` };
+}
+
+/** Close a server, bounded in time. */
+export function stopServer(wss: WebSocketServer, ms = 5000): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    wss.close(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+export const TEST_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/** A hand-driven client: raw TCP, our own handshake bytes, frames parsed as a client would. */
+export class RawClient {
+  socket!: net.Socket;
+  frames: Frame[] = [];
+  response = '';
+  closed = false;
+  private parser = new FrameParser({ role: 'client', maxPayload: 1 << 30 });
+  private waiters: (() => void)[] = [];
+
+  static async connect(port: number, request?: string): Promise<RawClient> {
+    const c = new RawClient();
+    c.socket = net.connect(port, '127.0.0.1');
+    c.socket.on('error', () => {});
+    await once(c.socket, 'connect');
+    let head = Buffer.alloc(0);
+    let upgraded = false;
+    c.socket.on('data', (chunk: Buffer) => {
+      if (!upgraded) {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        c.response = head.subarray(0, end).toString('latin1');
+        upgraded = true;
+        chunk = head.subarray(end + 4);
+        c.wake();
+      }
+      try {
+        c.frames.push(...c.parser.push(chunk));
+      } catch {
+        // a malformed server frame: tests look at frames
+      }
+      c.wake();
+    });
+    c.socket.on('close', () => {
+      c.closed = true;
+      c.wake();
+    });
+    c.socket.write(request ?? upgradeRequest('/'));
+    await c.until(() => c.response !== '' || c.closed);
+    return c;
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Wait until `pred` holds (re-checked on every event), at most `ms`. */
+  until(pred: () => boolean, ms = 5000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('timed out waiting')), ms);
+      const check = () => {
+        if (pred()) {
+          clearTimeout(t);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  /** The close frame the server sent, as [code, reason]. */
+  closeFrame(): [number, string] | undefined {
+    const f = this.frames.find((x) => x.opcode === 8);
+    if (!f) return undefined;
+    return f.payload.length >= 2 ? [f.payload.readUInt16BE(0), f.payload.subarray(2).toString()] : [1005, ''];
+  }
+
+  send(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+}
+
+export function upgradeRequest(path: string, extra: Record<string, string> = {}): string {
+  const headers: Record<string, string> = {
+    Host: '127.0.0.1',
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': TEST_KEY,
+    'Sec-WebSocket-Version': '13',
+    ...extra,
+  };
+  return `GET ${path} HTTP/1.1\r\n` + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n';
+}
+
+/** Resolve when `emitter` emits `event`, or reject after `ms`. */
+export function eventually<T = unknown[]>(emitter: NodeJS.EventEmitter, event: string, ms = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
+    emitter.once(event, (...args: unknown[]) => {
+      clearTimeout(t);
+      resolve(args as T);
+    });
+  });
+}
