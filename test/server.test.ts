@@ -1,0 +1,314 @@
+// Server behaviour over real sockets: handshake statuses, lifecycle, limits, the connection API.
+import { afterEach, describe, expect, it } from 'vitest';
+import WS from 'ws';
+import * as net from 'node:net';
+import * as http from 'node:http';
+import { once } from 'node:events';
+import { WebSocket, WebSocketServer } from '../src/index.js';
+import { encodeClosePayload } from '../src/frame.js';
+import { RawClient, eventually, raw, startServer, stopServer, upgradeRequest } from './helpers.js';
+
+const K = [9, 8, 7, 6];
+const servers: WebSocketServer[] = [];
+async function server(opts: Parameters<typeof startServer>[0] = {}) {
+  const s = await startServer(opts);
+  servers.push(s.wss);
+  return s;
+}
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => stopServer(s)));
+});
+
+function status(res: string): number {
+  return Number(res.split(' ')[1]);
+}
+
+describe('handshake over real sockets', () => {
+  it('answers 101 with the RFC 6455 §1.3 accept value', async () => {
+    const { port } = await server();
+    const c = await RawClient.connect(port);
+    expect(status(c.response)).toBe(101);
+    expect(c.response).toMatch(/\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
+    c.socket.destroy();
+  });
+
+  const cases: [string, string, number][] = [
+    ['a wrong path', upgradeRequest('/nope'), 404],
+    ['version 8', upgradeRequest('/chat', { 'Sec-WebSocket-Version': '8' }), 426],
+    ['a missing key', upgradeRequest('/chat').replace(/Sec-WebSocket-Key: .*\r\n/, ''), 400],
+    ['a key of 15 bytes', upgradeRequest('/chat', { 'Sec-WebSocket-Key': Buffer.alloc(15).toString('base64') }), 400],
+    ['a duplicated key', upgradeRequest('/chat').replace('\r\n\r\n', `\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`), 400],
+    ['a foreign Origin', upgradeRequest('/chat', { Origin: 'https://evil.example' }), 403],
+    ['a bad subprotocol list', upgradeRequest('/chat', { 'Sec-WebSocket-Protocol': 'a,,b' }), 400],
+    ['POST', upgradeRequest('/chat').replace('GET', 'POST'), 405],
+  ];
+  it.each(cases)('refuses %s with the right status and closes the socket', async (_n, req, code) => {
+    const { port } = await server({ path: '/chat', allowedOrigins: ['https://good.example'] });
+    const c = await RawClient.connect(port, req);
+    expect(status(c.response)).toBe(code);
+    if (code === 426) expect(c.response).toMatch(/Sec-WebSocket-Version: 13/);
+    await c.until(() => c.closed);
+  });
+
+  it('accepts an allowed Origin and matches Upgrade/Connection tokens case-insensitively', async () => {
+    const { port } = await server({ path: '/chat', allowedOrigins: ['https://good.example'] });
+    const req = upgradeRequest('/chat', { Origin: 'https://GOOD.example', Connection: 'keep-alive, UPGRADE', Upgrade: 'WebSocket' });
+    const c = await RawClient.connect(port, req);
+    expect(status(c.response)).toBe(101);
+    c.socket.destroy();
+  });
+
+  it('answers a plain HTTP request with 426', async () => {
+    const { port } = await server();
+    const res = await new Promise<http.IncomingMessage>((resolve) => http.get(`http://127.0.0.1:${port}/`, resolve));
+    expect(res.statusCode).toBe(426);
+    res.resume();
+  });
+
+  it('refuses with 401 when verifyClient says no (sync and async)', async () => {
+    const { port } = await server({ verifyClient: () => false });
+    expect(status((await RawClient.connect(port)).response)).toBe(401);
+    const { port: p2 } = await server({ verifyClient: (_i: unknown, cb: (ok: boolean, code?: number) => void) => setTimeout(() => cb(false, 429), 5) });
+    expect(status((await RawClient.connect(p2)).response)).toBe(429);
+  });
+
+  it('lets a "headers" listener add response headers', async () => {
+    const { wss, port } = await server();
+    wss.on('headers', (headers: string[]) => headers.push('Set-Cookie: a=b'));
+    const c = await RawClient.connect(port);
+    expect(c.response).toMatch(/\r\nSet-Cookie: a=b/);
+    c.socket.destroy();
+  });
+
+  it('closes a socket whose handshake is not finished within handshakeTimeout', async () => {
+    const { port } = await server({ handshakeTimeout: 300 });
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    await once(s, 'connect');
+    s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    s.resume();
+    const t0 = Date.now();
+    await eventually(s, 'close', 5000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('works in noServer mode with handleUpgrade', async () => {
+    const wss = new WebSocketServer({ noServer: true });
+    const srv = http.createServer();
+    srv.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
+    wss.on('connection', (ws: WebSocket) => ws.send('from noServer'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const c = new WS(`ws://127.0.0.1:${(srv.address() as net.AddressInfo).port}`);
+      const [d] = await eventually<[Buffer]>(c, 'message');
+      expect(d.toString()).toBe('from noServer');
+      c.terminate();
+    } finally {
+      await stopServer(wss);
+      srv.close();
+    }
+  });
+});
+
+describe('protocol errors over real sockets', () => {
+  it.each([
+    ['an unmasked client frame', raw({ opcode: 1, payload: Buffer.from('x') }), 1002],
+    ['invalid UTF-8', raw({ opcode: 1, payload: Buffer.from([0xff]), key: K }), 1007],
+    ['a too-large declared length', raw({ opcode: 2, declared: 2n ** 40n, form: 64, key: K }), 1009],
+    ['RSV2', raw({ opcode: 1, rsv: 2, key: K }), 1002],
+  ])('closes with the right code on %s, even with no error listener, and the server keeps serving', async (_n, bytes, code) => {
+    const { wss, port, url } = await server();
+    const serverSideClose = new Promise<number>((r) => wss.once('connection', (ws: WebSocket) => ws.on('close', r)));
+    const bad = await RawClient.connect(port);
+    bad.send(bytes);
+    await bad.until(() => bad.closeFrame() !== undefined && bad.closed);
+    expect(bad.closeFrame()![0]).toBe(code);
+    expect(await serverSideClose).toBe(code);
+    // An innocent client still works.
+    const good = new WS(url);
+    wss.once('connection', (ws: WebSocket) => ws.on('message', (d: Buffer) => ws.send(d)));
+    await once(good, 'open');
+    good.send('still here');
+    const [d] = await eventually<[Buffer]>(good, 'message');
+    expect(d.toString()).toBe('still here');
+    good.terminate();
+  });
+});
+
+describe('connection lifecycle', () => {
+  it('heartbeat terminates a peer that never answers pings', async () => {
+    const { wss, port } = await server({ heartbeatInterval: 100 });
+    const closed = new Promise<number>((resolve) => wss.on('connection', (ws: WebSocket) => ws.on('close', resolve)));
+    const silent = await RawClient.connect(port);
+    silent.socket.pause(); // reads nothing, answers nothing
+    const t0 = Date.now();
+    expect(await closed).toBe(1006);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    silent.socket.destroy();
+  });
+
+  it('heartbeat keeps a peer that answers pings', async () => {
+    const { wss, url } = await server({ heartbeatInterval: 50 });
+    const c = new WS(url);
+    await once(c, 'open');
+    let pings = 0;
+    c.on('ping', () => pings++);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(pings).toBeGreaterThanOrEqual(3);
+    expect(c.readyState).toBe(WS.OPEN);
+    expect(wss.clients.size).toBe(1);
+    c.terminate();
+  });
+
+  it('closes an idle connection with 1001 after idleTimeout', async () => {
+    const { url } = await server({ idleTimeout: 200 });
+    const c = new WS(url);
+    const [code, reason] = await eventually<[number, Buffer]>(c, 'close', 3000);
+    expect([code, reason.toString()]).toEqual([1001, 'idle timeout']);
+  });
+
+  it('graceful shutdown sends 1001 to every client and emits close', async () => {
+    const { wss, url } = await startServer();
+    const clients = await Promise.all(Array.from({ length: 5 }, async () => {
+      const c = new WS(url);
+      await once(c, 'open');
+      return c;
+    }));
+    const codes = Promise.all(clients.map((c) => eventually<[number]>(c, 'close').then(([code]) => code)));
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+    expect(await codes).toEqual([1001, 1001, 1001, 1001, 1001]);
+    expect(wss.clients.size).toBe(0);
+    // The port is released: a new connection is refused.
+    const c = new WS(url);
+    const [err] = await eventually<[Error]>(c, 'error');
+    expect((err as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+  });
+
+  it('drops a slow reader that exceeds maxBackpressure with 1008, and other clients keep working', async () => {
+    const { wss, port, url } = await server({ maxBackpressure: 1 << 20 });
+    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const slow = await RawClient.connect(port);
+    slow.socket.pause();
+    const [ws] = await serverWs;
+    const closed = eventually<[number]>(ws, 'close', 10_000);
+    const chunk = Buffer.alloc(64 * 1024);
+    for (let i = 0; i < 200 && ws.readyState === WebSocket.OPEN; i++) {
+      ws.send(chunk);
+      await new Promise((r) => setImmediate(r));
+    }
+    const [code] = await closed;
+    expect(code).toBe(1008);
+    const good = new WS(url);
+    await once(good, 'open');
+    good.terminate();
+    slow.socket.destroy();
+  });
+
+  it('broadcasts the same frame to every client except one', async () => {
+    const { wss, url } = await server();
+    const conns: WebSocket[] = [];
+    wss.on('connection', (ws: WebSocket) => conns.push(ws));
+    const clients = await Promise.all(Array.from({ length: 4 }, async () => {
+      const c = new WS(url);
+      await once(c, 'open');
+      return c;
+    }));
+    await new Promise((r) => setTimeout(r, 20));
+    const got = clients.map((c) => new Promise<string>((r) => c.once('message', (d: Buffer) => r(d.toString()))));
+    expect(wss.broadcast('news', { except: conns[0] })).toBe(3);
+    const received = await Promise.race([Promise.all(got.slice(1)), new Promise((r) => setTimeout(r, 2000))]);
+    expect(received).toEqual(['news', 'news', 'news']);
+    let firstGot = false;
+    clients[0].on('message', () => (firstGot = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(firstGot).toBe(false);
+    clients.forEach((c) => c.terminate());
+  });
+
+  it('coalesces the frames sent in one tick into one write', async () => {
+    const { wss, url } = await server();
+    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const c = new WS(url);
+    await once(c, 'open');
+    const [ws] = await serverWs;
+    const socket = ws._socket as net.Socket;
+    let writes = 0;
+    const orig = socket.write.bind(socket);
+    socket.write = ((...a: Parameters<typeof orig>) => { writes++; return orig(...a); }) as typeof socket.write;
+    let n = 0;
+    const all = new Promise<void>((r) => c.on('message', () => { if (++n === 100) r(); }));
+    for (let i = 0; i < 100; i++) ws.send(`m${i}`);
+    await all;
+    expect(writes).toBe(1);
+    c.terminate();
+  });
+});
+
+describe('connection API', () => {
+  it('iterates messages with for await, pausing the socket while the consumer lags', async () => {
+    const { wss, url } = await server();
+    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const c = new WS(url);
+    await once(c, 'open');
+    const [ws] = await serverWs;
+    const it = ws[Symbol.asyncIterator]();
+    for (let i = 0; i < 200; i++) c.send(i % 2 ? Buffer.from([i]) : `t${i}`);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ws.isPaused).toBe(true); // 64 buffered: the socket stopped reading
+    const got: (string | Buffer)[] = [];
+    for (let i = 0; i < 200; i++) got.push((await it.next()).value as string | Buffer);
+    expect(got[0]).toBe('t0');
+    expect(Buffer.isBuffer(got[1]) && got[1][0]).toBe(1);
+    expect(got[198]).toBe('t198');
+    expect(ws.isPaused).toBe(false);
+    c.close();
+    expect((await it.next()).done).toBe(true);
+  });
+
+  it('supports addEventListener and on* properties with browser-style events', async () => {
+    const { wss, url } = await server();
+    wss.on('connection', (ws: WebSocket) => ws.send('hi'));
+    const c = new WebSocket(url);
+    const events: string[] = [];
+    c.onopen = () => events.push('open');
+    const msg = new Promise<string>((r) => c.addEventListener('message', (ev: { data: string }) => r(ev.data), { once: true }));
+    expect(await msg).toBe('hi');
+    const closed = new Promise<{ code: number; wasClean: boolean }>((r) => (c.onclose = r as never));
+    c.close(1000);
+    expect(await closed).toMatchObject({ code: 1000, wasClean: true });
+    expect(events).toEqual(['open']);
+  });
+
+  it('validates close codes and reasons, and ping size', async () => {
+    const { url } = await server();
+    const c = new WebSocket(url);
+    await once(c, 'open');
+    expect(() => c.close(1005)).toThrow(TypeError);
+    expect(() => c.close(1000, 'x'.repeat(124))).toThrow(RangeError);
+    expect(() => c.ping(Buffer.alloc(126))).toThrow(RangeError);
+    c.terminate();
+  });
+
+  it('reports bufferedAmount and calls send callbacks once written', async () => {
+    const { url } = await server();
+    const c = new WebSocket(url);
+    await once(c, 'open');
+    c.send(Buffer.alloc(1000));
+    expect(c.bufferedAmount).toBeGreaterThanOrEqual(1000);
+    await new Promise<void>((resolve, reject) => c.send('x', (err) => (err ? reject(err) : resolve())));
+    c.terminate();
+  });
+
+  it('echoes the close the peer sends with a reason, and the server side gets code and reason', async () => {
+    const { wss, port } = await server();
+    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const c = await RawClient.connect(port);
+    const [ws] = await serverWs;
+    const closed = eventually<[number, Buffer]>(ws, 'close');
+    c.send(raw({ opcode: 8, payload: encodeClosePayload(3001, 'app'), key: K }));
+    await c.until(() => c.closeFrame() !== undefined && c.closed);
+    expect(c.closeFrame()).toEqual([3001, '']);
+    const [code, reason] = await closed;
+    expect([code, reason.toString()]).toEqual([3001, 'app']);
+  });
+});
