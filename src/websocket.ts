@@ -239,7 +239,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
 
   /** A slow reader let more than maxBackpressure bytes pile up: policy is to drop it (1008). */
   private onBackpressure(): void {
-    if (this.readyState === CLOSED || this.closeTimer && this.readyState === CLOSING && this._protocol?.failed) return;
+    if (this.readyState === CLOSED || this.closeCode === 1008) return;
     this.closeCode = 1008;
     this.closeReason = Buffer.from('backpressure limit exceeded');
     const err = new ProtocolError('backpressure', `more than ${this.opts.maxBackpressure} bytes waiting for a slow peer`);
