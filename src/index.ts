@@ -14,3 +14,5 @@ export {
   acceptKey, generateKey, validateUpgrade, buildAcceptResponse, buildErrorResponse, buildUpgradeRequest, validateAcceptResponse,
 } from './handshake.js';
 export { WebSocket as default } from './websocket.js';
+export { serveCluster, ClusterHub, workerCount, type ClusterOptions, type ClusterHandle, type WorkerInfo } from './cluster.js';
+export { mask, unmask } from './bufferutil.js';
