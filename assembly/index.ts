@@ -5,13 +5,14 @@
 //
 // Memory layout (all offsets in bytes; constants mirrored in src/codec/layout.ts):
 //
-//   0 ─────────── RESULT block, 5 × u32 (on SCAN_ERR_*, `consumed` is the bad frame's offset)
+//   0 ─────────── RESULT block, 6 × u32 (on SCAN_ERR_*, `consumed` is the bad frame's offset)
 //                   [0] count     complete frames written to the table
 //                   [1] consumed  bytes of the region fully handled (complete frames + a partial
 //                                 frame's header and available payload)
 //                   [2] status    SCAN_* below
 //                   [3] partial   for SCAN_PARTIAL_PAYLOAD: payload length, low 32 bits
 //                   [4] partialHi                         payload length, high 32 bits
+//                   [5] touched   1 when some payload bytes were unmasked (JS must copy them back)
 //  64 ─────────── TABLE, capacity × 4 × u32, one row per frame:
 //                   [0] b0 | b1 << 8   the first two header bytes (FIN, RSV1-3, opcode | MASK, len7)
 //                   [1] payload offset, relative to the scanned region's start
@@ -87,6 +88,7 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
   let count: u32 = 0;
   let status = SCAN_OK;
   let row = TABLE;
+  let touched: u32 = 0;
   while (pos < len) {
     if (count >= capacity) break;
     const avail = len - pos;
@@ -121,7 +123,10 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
     store<u32>(row, key, 12);
     if (plen > <u64>have) {
       // Payload continues in a later chunk: unmask what is here, report the full length.
-      if (masked) maskTo(ptr + off, ptr + off, have, key, 0);
+      if (masked && have > 0) {
+        maskTo(ptr + off, ptr + off, have, key, 0);
+        touched = 1;
+      }
       store<u32>(row, <u32>have, 8);
       store<u32>(RESULT, <u32>plen, 12);
       store<u32>(RESULT, <u32>(plen >> 32), 16);
@@ -130,7 +135,10 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
       break;
     }
     const n = <usize>plen;
-    if (masked) maskTo(ptr + off, ptr + off, n, key, 0);
+    if (masked && n > 0) {
+      maskTo(ptr + off, ptr + off, n, key, 0);
+      touched = 1;
+    }
     store<u32>(row, <u32>n, 8);
     row += ROW;
     count++;
@@ -139,5 +147,6 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
   store<u32>(RESULT, count);
   store<u32>(RESULT, <u32>pos, 4);
   store<u32>(RESULT, status, 8);
+  store<u32>(RESULT, touched, 20);
   return count;
 }

@@ -4,7 +4,7 @@ import { WasmCodec } from '../src/codec/wasm.js';
 
 /** Both backends; the wasm one with the small-size fallback disabled so wasm runs every case. */
 export const BACKENDS: [string, Codec][] = [
-  ['wasm', new WasmCodec({ maskMin: 0 })],
+  ['wasm', new WasmCodec({ maskMin: 0, scanMin: 0 })],
   ['ts', createCodec({ backend: 'ts' })],
 ];
 

@@ -1,6 +1,6 @@
 // Linear-memory layout of the wasm codec; mirrors the comment at the top of assembly/index.ts.
 
-/** RESULT block: count, consumed, status, partial length (lo, hi) as u32. */
+/** RESULT block: count, consumed, status, partial length (lo, hi), touched, as u32. */
 export const RESULT_PTR = 0;
 /** First row of the frame table; each row is 4 × u32 (b0|b1<<8, offset, length, key). */
 export const TABLE_PTR = 64;
