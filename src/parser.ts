@@ -148,7 +148,7 @@ export class FrameParser {
           this.remaining = r.partialLength;
           this.state = PAYLOAD;
           if (have > 0) {
-            const off = base + table[row + 1];
+            const off = r.dataOffset + table[row + 1];
             this.addPayload(data.subarray(off, off + have), frames);
           }
           break;
