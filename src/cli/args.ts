@@ -1,0 +1,131 @@
+// Command-line parsing for `wasmws serve`: flags, environment (PORT, HOST) and validation.
+// Every problem is a UsageError with a one-line message; main() prints it and exits 2.
+import { parseArgs } from 'node:util';
+import type { CodecBackend } from '../codec/index.js';
+
+export class UsageError extends Error {}
+
+export interface ServeOptions {
+  port: number;
+  host: string;
+  /** A count, or 'auto' (one per core). */
+  workers: number | 'auto';
+  /** Chat endpoint path (the echo endpoint is always /echo). */
+  path: string;
+  /** Extra allowed origins; ['*'] allows any. The page's own origin is always allowed. */
+  origins: string[];
+  maxPayload: number;
+  /** Ping interval in ms; 0 = off. */
+  heartbeat: number;
+  codec: CodecBackend;
+}
+
+export type Command = { command: 'help' } | { command: 'version' } | { command: 'serve'; options: ServeOptions };
+
+export const DEFAULTS = {
+  port: 8080,
+  host: '127.0.0.1',
+  workers: 1,
+  path: '/chat',
+  maxPayload: 1024 * 1024,
+  heartbeat: 30_000,
+  codec: 'auto' as CodecBackend,
+};
+
+export const HELP = `Usage: wasmws serve [options]
+
+Serve a chat page at /, a chat WebSocket endpoint (subprotocol "chat") and an echo endpoint (/echo).
+
+Options:
+  -p, --port <n>           TCP port; 0 picks a free one (default: $PORT or ${DEFAULTS.port})
+      --host <addr>        address to bind (default: $HOST or ${DEFAULTS.host}; 0.0.0.0 for all)
+  -w, --workers <n|auto>   processes sharing the port (node:cluster); auto = one per core (default: ${DEFAULTS.workers})
+      --path <path>        chat endpoint path (default: ${DEFAULTS.path})
+      --origin <url>       also accept WebSocket upgrades from this Origin (repeatable; "*" = any).
+                           The page's own origin and clients sending no Origin are always accepted.
+      --max-payload <n>    largest message accepted, in bytes (default: ${DEFAULTS.maxPayload})
+      --heartbeat <ms>     ping clients this often and drop silent ones; 0 = off (default: ${DEFAULTS.heartbeat})
+      --codec <name>       frame codec: auto, wasm or ts (default: auto; WASMWS_CODEC overrides auto)
+  -h, --help               show this help
+  -v, --version            print the version
+
+Endpoints:
+  GET /          the chat page          GET /stats     JSON: workers, connections, users
+  WS  /chat      chat (JSON messages)   WS  /echo      echoes every message (load tests)
+
+SIGINT/SIGTERM close every connection with 1001 (going away) and exit 0.
+`;
+
+function int(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name} must be a whole number (got "${raw}")`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max} (got ${raw})`);
+  return n;
+}
+
+/** Parse argv (without node and script) and the environment. Throws UsageError. */
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Command {
+  let args = argv;
+  let command = 'serve';
+  if (args.length > 0 && !args[0].startsWith('-')) {
+    command = args[0];
+    args = args.slice(1);
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string' },
+        workers: { type: 'string', short: 'w' },
+        path: { type: 'string' },
+        origin: { type: 'string', multiple: true },
+        'max-payload': { type: 'string' },
+        heartbeat: { type: 'string' },
+        codec: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    // parseArgs' messages are clear but long; keep their first sentence.
+    const msg = String((err as Error).message).split('. ')[0].replace(/\.$/, '');
+    throw new UsageError(msg);
+  }
+  const v = parsed.values;
+  if (v.help || command === 'help') return { command: 'help' };
+  if (v.version || command === 'version') return { command: 'version' };
+  if (command !== 'serve') throw new UsageError(`unknown command "${command}" (try "wasmws serve" or "wasmws --help")`);
+
+  const port = int('port', v.port ?? env.PORT ?? String(DEFAULTS.port), 0, 65535);
+  const host = (v.host ?? env.HOST ?? DEFAULTS.host).trim();
+  if (host === '') throw new UsageError('--host must not be empty');
+
+  let workers: number | 'auto' = DEFAULTS.workers;
+  if (v.workers !== undefined) workers = v.workers === 'auto' ? 'auto' : int('workers', v.workers, 1, 256);
+
+  const path = v.path ?? DEFAULTS.path;
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(path)) throw new UsageError(`--path must start with "/" and use only A-Z a-z 0-9 . _ ~ - / (got "${path}")`);
+  if (path === '/echo' || path === '/' || path === '/stats') throw new UsageError(`--path ${path} is reserved`);
+
+  const origins = v.origin ?? [];
+  for (const o of origins) {
+    if (o === '*') continue;
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new UsageError(`--origin must be a URL like https://example.com or "*" (got "${o}")`);
+    }
+    if (u.origin === 'null') throw new UsageError(`--origin must be an http(s) origin (got "${o}")`);
+  }
+
+  const maxPayload = v['max-payload'] === undefined ? DEFAULTS.maxPayload : int('max-payload', v['max-payload'], 1, 2 ** 31 - 1);
+  const heartbeat = v.heartbeat === undefined ? DEFAULTS.heartbeat : int('heartbeat', v.heartbeat, 0, 2 ** 31 - 1);
+  const codec = (v.codec ?? DEFAULTS.codec) as CodecBackend;
+  if (codec !== 'auto' && codec !== 'wasm' && codec !== 'ts') throw new UsageError(`--codec must be auto, wasm or ts (got "${codec}")`);
+  return { command: 'serve', options: { port, host, workers, path, origins, maxPayload, heartbeat, codec } };
+}

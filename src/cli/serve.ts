@@ -1,0 +1,212 @@
+// `wasmws serve`: one http server per process routing upgrades by path to two WebSocketServers
+// (noServer): /chat (the chat room) and /echo. With --workers N, node:cluster runs N of them on
+// one port and the ClusterHub relays chat messages and presence between them.
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type ServerOptions, type VerifyClientInfo } from '../server.js';
+import type { WebSocket } from '../websocket.js';
+import { requestPath, buildErrorResponse } from '../handshake.js';
+import { createCodec } from '../codec/index.js';
+import { ClusterHub, serveCluster, workerCount, type ClusterHandle } from '../cluster.js';
+import { ChatRoom } from './chat.js';
+import { findPublicDir, staticFiles } from './static.js';
+import type { ServeOptions } from './args.js';
+
+/** A failure to start, with a message fit for a terminal (no stack trace). */
+export class StartError extends Error {}
+
+export interface App {
+  server: http.Server;
+  chat: WebSocketServer;
+  echo: WebSocketServer;
+  room: ChatRoom;
+  hub: ClusterHub;
+  /** http://host:port/ */
+  url: string;
+  /** Graceful: close 1001 to every client, wait for their close handshakes (bounded), stop listening. */
+  close(): Promise<void>;
+}
+
+const CLOSE_TIMEOUT = 5000;
+
+/** Same-origin, clients without an Origin header (non-browsers), plus `--origin` values. */
+function originCheck(origins: string[]) {
+  const any = origins.includes('*');
+  const extra = new Set(origins.filter((o) => o !== '*').map((o) => new URL(o).origin));
+  return (info: VerifyClientInfo, cb: (ok: boolean, code?: number, message?: string) => void): void => {
+    const origin = info.origin;
+    if (any || origin === undefined) return cb(true);
+    let host: string;
+    let norm: string;
+    try {
+      const u = new URL(origin);
+      host = u.host;
+      norm = u.origin;
+    } catch {
+      return cb(false, 403, 'Origin not allowed');
+    }
+    if (host === info.req.headers.host || extra.has(norm)) return cb(true);
+    cb(false, 403, 'Origin not allowed');
+  };
+}
+
+function listenError(err: NodeJS.ErrnoException, port: number, host: string): StartError {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartError(`port ${port} on ${host} is already in use (stop the other server, or pick another --port; 0 picks a free one)`);
+    case 'EACCES':
+      return new StartError(`permission denied to listen on ${host}:${port} (ports below 1024 need privileges)`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartError(`cannot listen on host "${host}": address not available on this machine`);
+    default:
+      return new StartError(`cannot listen on ${host}:${port}: ${err.message}`);
+  }
+}
+
+export function formatUrl(host: string, port: number, scheme = 'http'): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `${scheme}://${h}:${port}`;
+}
+
+/** Start the http server, the chat room and the echo endpoint in this process. */
+export async function startServer(o: ServeOptions, hub: ClusterHub = new ClusterHub()): Promise<App> {
+  const handler = staticFiles(findPublicDir(), o.path);
+  const common: ServerOptions = {
+    noServer: true,
+    maxPayload: o.maxPayload,
+    heartbeatInterval: o.heartbeat,
+    codec: o.codec,
+    closeTimeout: CLOSE_TIMEOUT,
+    verifyClient: originCheck(o.origins),
+  };
+  // A client that offers no subprotocol (wscat, curl) is still served; one offering "chat" gets it.
+  const chat = new WebSocketServer({ ...common, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+  const echo = new WebSocketServer({ ...common });
+  hub.attach(chat, 'chat');
+  hub.attach(echo, 'echo');
+  const room = new ChatRoom(chat, hub);
+  echo.on('connection', (ws: WebSocket) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
+  });
+  const backend = createCodec({ backend: o.codec }).backend;
+
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+    const path = requestPath(req.url);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('Method Not Allowed\n');
+      return;
+    }
+    if (handler(req, res)) return;
+    if (path === '/stats') {
+      const body = JSON.stringify({
+        pid: process.pid,
+        worker: hub.id,
+        codec: backend,
+        connections: hub.connections,
+        workers: hub.workers(),
+        users: room.online,
+      });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(body);
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === o.path || path === '/echo') {
+      res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' }).end('Upgrade Required: this is a WebSocket endpoint\n');
+      return;
+    }
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found\n');
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = requestPath(req.url);
+    const wss = path === o.path ? chat : path === '/echo' ? echo : null;
+    if (!wss) {
+      socket.on('error', () => {});
+      socket.end(buildErrorResponse(404, 'Not found'));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => reject(listenError(err, o.port, o.host));
+    server.once('error', onError);
+    server.listen(o.port, o.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> =>
+    (closing ??= new Promise<void>((resolve) => {
+      server.close();
+      server.closeIdleConnections();
+      let left = 2;
+      const done = () => {
+        if (--left > 0) return;
+        clearTimeout(force);
+        server.closeAllConnections();
+        resolve();
+      };
+      // Peers that never answer our close frame are cut after the close timeout.
+      const force = setTimeout(() => {
+        for (const ws of [...chat.clients, ...echo.clients]) ws.terminate();
+      }, CLOSE_TIMEOUT + 500);
+      force.unref();
+      chat.close(() => done());
+      echo.close(() => done());
+    }));
+  hub.onShutdown(close);
+  return { server, chat, echo, room, hub, url: formatUrl(o.host, port) + '/', close };
+}
+
+/** Run `wasmws serve`: one process or a cluster; resolves once listening. */
+export async function runServe(o: ServeOptions, log: (line: string) => void = console.log): Promise<ClusterHandle> {
+  const workers = workerCount(o.workers);
+  const handle = await serveCluster({
+    workers,
+    shutdownTimeout: CLOSE_TIMEOUT + 2000,
+    worker: async (hub) => (await startServer(o, hub)).server,
+  });
+  if (handle.role === 'worker') return handle;
+  const port = handle.address?.port ?? o.port;
+  const base = formatUrl(o.host, port);
+  const ws = formatUrl(o.host, port, 'ws');
+  const backend = createCodec({ backend: o.codec }).backend;
+  log(`wasmws: listening on ${base}/`);
+  log(`  chat page  ${base}/`);
+  log(`  chat       ${ws}${o.path}  (subprotocol "chat")`);
+  log(`  echo       ${ws}/echo`);
+  log(`  codec ${backend} · ${workers} worker${workers === 1 ? '' : 's'} (${workers === 1 ? 'single process' : 'node:cluster'}) · pid ${process.pid}`);
+  log('Press Ctrl+C to stop.');
+  let stopping = false;
+  const bye = (signal: string) => {
+    stopping = true;
+    log(`wasmws: ${signal}, closing connections (1001) and exiting`);
+  };
+  process.once('SIGINT', () => bye('SIGINT'));
+  process.once('SIGTERM', () => bye('SIGTERM'));
+  if (handle.role === 'primary') {
+    handle.events.on('exit', (w, code, signal) => {
+      if (!stopping) log(`wasmws: worker ${w.id} (pid ${w.process.pid}) exited (${signal ?? code})`);
+    });
+    handle.events.on('respawn', (w) => log(`wasmws: started worker ${w.id} to replace it`));
+  }
+  return handle;
+}

@@ -1,0 +1,260 @@
+// The `wasmws` command as a subprocess (bin/wasmws.js → dist/esm/cli): flags, errors, endpoints,
+// --workers 2 fan-out, worker replacement and graceful SIGTERM.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as net from 'node:net';
+import { WebSocket } from '../src/index.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = join(root, 'bin', 'wasmws.js');
+const built = join(root, 'dist', 'esm', 'cli', 'main.js');
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** Build dist/ when it is missing or older than src/ (the CLI runs compiled code). */
+function ensureBuilt(): void {
+  if (existsSync(built) && statSync(built).mtimeMs >= newest(join(root, 'src'))) return;
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-ts.mjs')], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  // tsc emits even when a type error elsewhere fails the run; the CLI only needs dist/esm.
+  if (!existsSync(built)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+interface Run {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+const running: ChildProcess[] = [];
+
+function run(args: string[], env: Record<string, string> = {}): Run {
+  const proc = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(proc);
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  return { proc, out: () => out, err: () => err, exited };
+}
+
+/** Start `serve` and wait for its banner; returns the port it printed. */
+async function serve(args: string[], env: Record<string, string> = {}): Promise<Run & { port: number; base: string }> {
+  const r = run(['serve', ...args], env);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no banner within 15 s\nstdout: ${r.out()}\nstderr: ${r.err()}`)), 15_000);
+    const check = () => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(r.out());
+      if (m && /Press Ctrl\+C/.test(r.out())) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    };
+    r.proc.stdout!.on('data', check);
+    r.exited.then(({ code }) => reject(new Error(`exited ${code}\n${r.out()}\n${r.err()}`)));
+  });
+  return { ...r, port, base: `127.0.0.1:${port}` };
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  const timeout: Promise<never> = new Promise((_resolve, reject) => {
+    setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]);
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined | false>, what: string, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+type Msg = { type: string; [k: string]: any };
+class ChatClient {
+  readonly ws: WebSocket;
+  readonly got: Msg[] = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<number>;
+  constructor(url: string) {
+    this.ws = new WebSocket(url, 'chat');
+    this.ws.on('message', (d: Buffer) => this.got.push(JSON.parse(d.toString())));
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => this.ws.on('close', (code: number) => resolve(code)));
+  }
+  lastPresence(): string[] | undefined {
+    for (let i = this.got.length - 1; i >= 0; i--) if (this.got[i].type === 'presence') return this.got[i].users;
+    return undefined;
+  }
+  messages(): Msg[] {
+    return this.got.filter((m) => m.type === 'message');
+  }
+}
+
+const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at .+[:(]\d+/);
+
+beforeAll(() => ensureBuilt(), 180_000);
+afterAll(() => {
+  for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
+
+describe('wasmws CLI', () => {
+  it('--help documents every flag and exits 0', async () => {
+    const r = run(['--help']);
+    expect((await r.exited).code).toBe(0);
+    for (const flag of ['--port', '--host', '--workers', '--path', '--origin', '--max-payload', '--heartbeat', '--codec', '--help']) {
+      expect(r.out()).toContain(flag);
+    }
+    const r2 = run(['serve', '--help']);
+    expect((await r2.exited).code).toBe(0);
+    expect(r2.out()).toContain('Usage: wasmws serve');
+  });
+
+  it.each([
+    [['serve', '--bogus'], /Unknown option '--bogus'/],
+    [['serve', '--port', 'http'], /--port must be a whole number/],
+    [['serve', '--port', '70000'], /--port must be between 0 and 65535/],
+    [['serve', '--workers', '0'], /--workers must be between 1/],
+    [['serve', '--codec', 'rust'], /--codec must be auto, wasm or ts/],
+    [['serve', '--path', 'chat'], /--path must start with "\/"/],
+    [['serve', '--origin', 'not a url'], /--origin must be a URL/],
+    [['launch'], /unknown command "launch"/],
+  ])('%j → usage error, exit 2, no stack trace', async (args, message) => {
+    const r = run(args as string[]);
+    const { code } = await r.exited;
+    expect(code).toBe(2);
+    expect(r.err()).toMatch(message as RegExp);
+    expect(r.err()).toContain('wasmws --help');
+    noStack(r.err());
+  });
+
+  it('a port in use → clear message, exit 1, no stack trace (1 and 2 workers)', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      for (const workers of ['1', '2']) {
+        const r = run(['serve', '--port', String(port), '--workers', workers]);
+        const { code } = await within(r.exited, 10_000, 'exit on EADDRINUSE');
+        expect(code).toBe(1);
+        expect(r.err()).toMatch(new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+        noStack(r.err());
+      }
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('serves page and /echo (PORT/HOST from env); SIGTERM → 1001 to clients, exit 0', async () => {
+    const s = await serve([], { PORT: '0', HOST: '127.0.0.1' });
+    expect(s.out()).toMatch(/codec (wasm|ts) · 1 worker \(single process\)/);
+    expect(s.out()).toContain(`ws://${s.base}/chat`);
+    const page = await fetch(`http://${s.base}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>wasmws chat</title>');
+
+    const echo = new WebSocket(`ws://${s.base}/echo`);
+    await new Promise((r, j) => echo.once('open', r).once('error', j));
+    const replies: [string, boolean][] = [];
+    const two = new Promise<void>((r) => echo.on('message', (d: Buffer, bin: boolean) => { replies.push([d.toString('hex'), bin]); if (replies.length === 2) r(); }));
+    echo.send('ping');
+    echo.send(Buffer.from([1, 2, 250]));
+    await within(two, 5000, 'echo replies');
+    expect(replies).toEqual([[Buffer.from('ping').toString('hex'), false], ['0102fa', true]]);
+
+    const chat = new ChatClient(`ws://${s.base}/chat`);
+    await chat.opened;
+    expect(chat.ws.protocol).toBe('chat');
+    const echoClosed = new Promise<number>((r) => echo.on('close', (code: number) => r(code)));
+
+    const t0 = Date.now();
+    s.proc.kill('SIGTERM');
+    expect(await within(chat.closed, 5000, 'chat close')).toBe(1001);
+    expect(await within(echoClosed, 5000, 'echo close')).toBe(1001);
+    const { code, signal } = await within(s.exited, 5000, 'process exit');
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    noStack(s.err());
+  });
+
+  it('--workers 2: every client gets every message, presence and counts aggregated, a dead worker is replaced', async () => {
+    const s = await serve(['--port', '0', '--workers', '2', '--heartbeat', '0']);
+    expect(s.out()).toMatch(/2 workers \(node:cluster\)/);
+    const url = `ws://${s.base}/chat`;
+    const stats = async () => (await fetch(`http://${s.base}/stats`)).json() as Promise<any>;
+    await waitFor(async () => (await stats()).workers.length === 2, 'both workers report');
+
+    // Connections are handed out round-robin by the primary: 8 clients land on both workers.
+    const N = 8;
+    const clients = Array.from({ length: N }, () => new ChatClient(url));
+    await Promise.all(clients.map((c) => c.opened));
+    clients.forEach((c, i) => c.ws.send(JSON.stringify({ type: 'join', name: `user${i}` })));
+    const everyone = clients.map((_, i) => `user${i}`).sort();
+    await waitFor(async () => clients.every((c) => JSON.stringify(c.lastPresence()) === JSON.stringify(everyone)), 'aggregated presence at every client');
+
+    const st = await waitFor(async () => {
+      const v = await stats();
+      return v.connections === N && v;
+    }, 'aggregated connection count');
+    expect(st.workers).toHaveLength(2);
+    const perWorker = st.workers.map((w: any) => w.connections.chat);
+    expect(perWorker.every((n: number) => n > 0)).toBe(true); // clients really are on both workers
+    expect(perWorker.reduce((a: number, b: number) => a + b, 0)).toBe(N);
+    expect(st.users).toEqual(everyone);
+
+    clients.forEach((c, i) => c.ws.send(JSON.stringify({ type: 'message', text: `hello from ${i}` })));
+    await waitFor(async () => clients.every((c) => c.messages().length === N), 'every message at every client');
+    for (const c of clients) {
+      expect(c.messages().map((m) => m.text).sort()).toEqual(clients.map((_, i) => `hello from ${i}`).sort());
+    }
+    // One order everywhere: messages are relayed through the primary.
+    const order = JSON.stringify(clients[0].messages().map((m) => m.text));
+    for (const c of clients) expect(JSON.stringify(c.messages().map((m) => m.text))).toBe(order);
+
+    // Kill one worker: its clients drop, the others see them leave, a new worker takes its place.
+    const victim = st.workers[0];
+    const before = new Set(st.workers.map((w: any) => w.pid));
+    process.kill(victim.pid, 'SIGKILL');
+    const after = await waitFor(async () => {
+      const v = await stats();
+      return v.workers.length === 2 && v.workers.some((w: any) => !before.has(w.pid)) && v;
+    }, 'replacement worker', 10_000);
+    const survivors = after.connections;
+    expect(survivors).toBe(N - victim.connections.chat);
+    const alive = clients.filter((c) => c.ws.readyState === WebSocket.OPEN);
+    expect(alive).toHaveLength(survivors);
+    await waitFor(async () => alive.every((c) => c.lastPresence()?.length === survivors), 'presence after the worker died');
+    expect(s.out()).toMatch(/worker \d+ \(pid \d+\) exited \(SIGKILL\)/);
+
+    // Newcomers, some on the replacement worker, see the whole room from their first presence.
+    const names = alive.map((c) => c.lastPresence()!).at(0)!;
+    const late = Array.from({ length: 4 }, () => new ChatClient(url));
+    await Promise.all(late.map((c) => c.opened));
+    await waitFor(async () => late.every((c) => JSON.stringify(c.lastPresence()) === JSON.stringify(names)), 'presence on the new worker');
+    late.forEach((c) => c.ws.close());
+    await Promise.all(late.map((c) => c.closed));
+
+    // Graceful stop of the whole cluster.
+    s.proc.kill('SIGTERM');
+    const codes = await within(Promise.all(alive.map((c) => c.closed)), 6000, 'clients closed');
+    expect(codes.every((c) => c === 1001)).toBe(true);
+    expect(await within(s.exited, 8000, 'primary exit')).toEqual({ code: 0, signal: null });
+    noStack(s.err());
+  });
+});
