@@ -6,6 +6,8 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket, ConnectionOptions } from './websocket.js';
 import { buildUpgradeHeaders, generateKey, validateAcceptResponse } from './handshake.js';
 import type { PerMessageDeflateOptions } from './extensions.js';
+import { DEFAULT_MAX_PAYLOAD } from './constants.js';
+import { acceptClient, clientOffer } from './deflate.js';
 
 /** Options of `new WebSocket(url, protocols, options)`. */
 export interface ClientOptions extends ConnectionOptions {
@@ -24,11 +26,17 @@ export interface ClientOptions extends ConnectionOptions {
   localAddress?: string;
 }
 
-/** Client-side permessage-deflate hook, installed by src/deflate.ts when present. */
+/** Client-side permessage-deflate (src/deflate.ts); replaceable for tests. */
 export const clientExtensions: {
-  offer?: (opts: ClientOptions) => string | undefined;
-  accept?: (ws: WebSocket, header: string | undefined, opts: ClientOptions) => import('./protocol.js').MessageCompressor | null;
-} = {};
+  offer: (opts: ClientOptions) => string | undefined;
+  accept: (ws: WebSocket, header: string | undefined, opts: ClientOptions) => import('./protocol.js').MessageCompressor | null;
+} = {
+  offer: (opts) => clientOffer(opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate),
+  accept: (_ws, header, opts) => {
+    if (header === undefined) return null; // the server declined: no compression
+    return acceptClient(header, opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+  },
+};
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
 

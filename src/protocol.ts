@@ -12,14 +12,19 @@ import { Utf8Validator } from './utf8.js';
 import { isUtf8 } from 'node:buffer';
 import type { Codec } from './codec/index.js';
 
-/** Per-message compression hooks (permessage-deflate, RFC 7692); absent when not negotiated. */
+/**
+ * Per-message compression hooks (permessage-deflate, RFC 7692); absent when not negotiated.
+ * The Protocol keeps at most one decompress and one compress in flight at a time; callbacks are
+ * always asynchronous; after release() pending callbacks are never called.
+ */
 export interface MessageCompressor {
-  /** Inflate one whole message's payload; calls back with the data or an error (1007 / 1009). */
+  /** Inflate one whole message's payload; calls back with the data or a ProtocolError (1007 / 1009). */
   decompress(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
-  /** Deflate a message's payload for sending; `null` out means send uncompressed. */
+  /** Deflate a message's payload for sending (the frame payload, RFC 7692 §7.2.1). */
   compress(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
   /** Messages at least this long are compressed. */
   readonly threshold: number;
+  /** Free the compression contexts. */
   release(): void;
 }
 
@@ -33,6 +38,13 @@ export interface ProtocolSink {
   /** The connection failed; the close frame with the error's code is already written. */
   onError(err: Error): void;
   write(chunks: Buffer[], cb?: (err?: Error | null) => void): void;
+  /**
+   * Optional flow control: frames that arrive while a message is being inflated wait in a backlog;
+   * past BACKLOG_HIGH_WATER bytes the protocol asks the transport to stop reading, and to start again
+   * once the backlog is drained. Independent of the application's own pause()/resume().
+   */
+  pauseReading?(): void;
+  resumeReading?(): void;
 }
 
 export interface ProtocolOptions {
@@ -68,6 +80,15 @@ export class Protocol {
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   private inflating = false;
   private backlog: Frame[] = [];
+  private backlogBytes = 0;
+  private readingPaused = false;
+  // Sending: while a compressed message is being deflated, later frames (data, control, close)
+  // wait here so that nothing overtakes it. `sendGen` identifies the compression in flight.
+  private compressing = false;
+  private sendGen = 0;
+  private sendingCb: ((err?: Error | null) => void) | undefined = undefined;
+  private sendQueue: { run: () => void; bytes: number; cb?: (err?: Error | null) => void }[] = [];
+  private sendQueueBytes = 0;
 
   constructor(sink: ProtocolSink, opts: ProtocolOptions) {
     this.sink = sink;
@@ -105,10 +126,30 @@ export class Protocol {
       if (this.failed || this.closeReceived) return;
       if (this.inflating) {
         this.backlog.push(frames[i]);
+        this.backlogBytes += frames[i].payload.length + FRAME_OVERHEAD;
         continue;
       }
       this.handleFrame(frames[i]);
     }
+    if (this.inflating && !this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
+      this.readingPaused = true;
+      this.sink.pauseReading();
+    }
+  }
+
+  /** Bytes of frames waiting while a message is inflated. */
+  get backlogSize(): number {
+    return this.backlogBytes;
+  }
+
+  /** Bytes of messages waiting to be sent behind a compression in flight (count them in bufferedAmount). */
+  get queuedBytes(): number {
+    return this.sendQueueBytes;
+  }
+
+  /** The negotiated compressor, if any. */
+  get compression(): MessageCompressor | null {
+    return this.compressor;
   }
 
   private handleFrame(f: Frame): void {
@@ -165,7 +206,12 @@ export class Protocol {
       this.sink.onMessage(out!, isBinary);
       const backlog = this.backlog;
       this.backlog = [];
+      this.backlogBytes = 0;
       this.handleFrames(backlog);
+      if (this.readingPaused && (!this.inflating || this.backlogBytes < BACKLOG_LOW_WATER)) {
+        this.readingPaused = false;
+        this.sink.resumeReading?.();
+      }
     });
   }
 
@@ -178,11 +224,17 @@ export class Protocol {
       return this.fail(err as Error);
     }
     this.closeReceived = true;
+    this.backlog = [];
+    this.backlogBytes = 0;
     if (!this.closeSent) {
       // Echo the status code (§5.5.1); 1005 means the peer sent none, so neither do we.
       this.sendClose(info.code === 1005 ? undefined : info.code, '');
     }
-    this.sink.onClose(info.code, payload.length > 2 ? payload.subarray(2) : EMPTY);
+    const reason = payload.length > 2 ? payload.subarray(2) : EMPTY;
+    // §5.5.1 lets us finish the message being compressed before our close: tell the sink only once
+    // our close frame is written, since it ends the transport.
+    if (this.compressing) this.enqueueSend(() => this.sink.onClose(info.code, reason), 0);
+    else this.sink.onClose(info.code, reason);
   }
 
   private failWith(kind: ConstructorParameters<typeof ProtocolError>[0], message: string): void {
@@ -198,6 +250,9 @@ export class Protocol {
     this.failed = true;
     this.fragments = [];
     this.backlog = [];
+    this.backlogBytes = 0;
+    // Failing: drop what waits to be sent (and the compression in flight) so the close frame goes now.
+    this.abortSends(new Error('WebSocket connection failed'));
     if (!this.closeSent) {
       if (err instanceof ProtocolError) this.sendClose(err.code, err.message.slice(0, 123));
       else this.sendClose(1011, '');
@@ -205,8 +260,25 @@ export class Protocol {
     this.sink.onError(err);
   }
 
-  /** Frame `data` as one message (or one fragment with fin false) and write it. */
+  /** Frame `data` as one message (or one fragment with fin false) and write it, after any compression in flight. */
   sendFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
+    if (this.compressing) {
+      this.enqueueSend(() => this.writeFrame(opcode, data, fin, rsv1, cb), data.length, cb);
+      return;
+    }
+    this.writeFrame(opcode, data, fin, rsv1, cb);
+  }
+
+  /** Write pre-encoded frame bytes (broadcast), after any compression in flight. */
+  sendRaw(frame: Buffer, cb?: (err?: Error | null) => void): void {
+    if (this.compressing) {
+      this.enqueueSend(() => this.sink.write([frame], cb), frame.length, cb);
+      return;
+    }
+    this.sink.write([frame], cb);
+  }
+
+  private writeFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
     const len = data.length;
     if (len <= SMALL_FRAME) {
       // One buffer for header and payload: cheaper than two writev entries for small frames.
@@ -225,15 +297,83 @@ export class Protocol {
   sendMessage(data: Buffer, isBinary: boolean, compress: boolean, cb?: (err?: Error | null) => void): void {
     const opcode = isBinary ? Opcode.BINARY : Opcode.TEXT;
     const c = this.compressor;
+    if (this.closeSent || this.failed) {
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
     if (!c || !compress || data.length < c.threshold) return this.sendFrame(opcode, data, true, false, cb);
-    c.compress(data, (err, out) => {
-      if (err) {
-        cb?.(err);
-        return this.fail(err);
-      }
-      if (this.closeSent) return cb?.(new Error('WebSocket is not open'));
-      this.sendFrame(opcode, out!, true, true, cb);
-    });
+    this.sendCompressed(opcode, (done) => c.compress(data, done), data.length, cb);
+  }
+
+  /**
+   * Send a message whose compressed payload `produce` delivers (broadcast shares one compression
+   * among connections). Ordered like sendMessage: nothing sent later overtakes it.
+   */
+  sendPrecompressed(isBinary: boolean, produce: (done: (err: Error | null, payload?: Buffer) => void) => void, cb?: (err?: Error | null) => void): void {
+    if (this.closeSent || this.failed || !this.compressor) {
+      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
+      return;
+    }
+    this.sendCompressed(isBinary ? Opcode.BINARY : Opcode.TEXT, produce, 0, cb);
+  }
+
+  private sendCompressed(
+    opcode: number,
+    produce: (done: (err: Error | null, payload?: Buffer) => void) => void,
+    bytes: number,
+    cb?: (err?: Error | null) => void,
+  ): void {
+    const start = () => {
+      this.compressing = true;
+      this.sendingCb = cb;
+      const gen = ++this.sendGen;
+      produce((err, out) => {
+        if (gen !== this.sendGen || !this.compressing) return; // aborted (failure or release)
+        this.compressing = false;
+        this.sendingCb = undefined;
+        if (err) {
+          cb?.(err);
+          this.fail(err);
+          return;
+        }
+        this.writeFrame(opcode, out!, true, true, cb);
+        this.drainSends();
+      });
+    };
+    if (this.compressing) this.enqueueSend(start, bytes, cb);
+    else start();
+  }
+
+  private enqueueSend(run: () => void, bytes: number, cb?: (err?: Error | null) => void): void {
+    this.sendQueue.push({ run, bytes, cb });
+    this.sendQueueBytes += bytes;
+  }
+
+  /** Run queued sends in order until one starts a new compression. */
+  private drainSends(): void {
+    const q = this.sendQueue;
+    let i = 0;
+    while (i < q.length && !this.compressing && this.sendQueue === q) {
+      const item = q[i++];
+      this.sendQueueBytes -= item.bytes;
+      item.run();
+    }
+    // Sends queued meanwhile were appended to the same array; an abort replaced it.
+    if (this.sendQueue === q) this.sendQueue = i === q.length ? [] : q.slice(i);
+  }
+
+  /** Drop queued sends and the compression in flight; their callbacks get `err`. */
+  private abortSends(err: Error): void {
+    if (!this.compressing && this.sendQueue.length === 0) return;
+    const inflight = this.compressing ? this.sendingCb : undefined;
+    this.compressing = false;
+    this.sendingCb = undefined;
+    this.sendGen++;
+    const q = this.sendQueue;
+    this.sendQueue = [];
+    this.sendQueueBytes = 0;
+    if (inflight) process.nextTick(inflight, err);
+    for (const item of q) if (item.cb) process.nextTick(item.cb, err);
   }
 
   ping(data: Buffer = EMPTY, cb?: (err?: Error | null) => void): void {
@@ -251,10 +391,12 @@ export class Protocol {
     this.sendFrame(Opcode.CLOSE, encodeClosePayload(code, reason), true, false, cb);
   }
 
-  /** Drop per-connection state (compression contexts, fragments). */
+  /** Drop per-connection state (compression contexts, fragments, queued sends). */
   release(): void {
     this.fragments = [];
     this.backlog = [];
+    this.backlogBytes = 0;
+    this.abortSends(new Error('WebSocket is not open'));
     this.compressor?.release();
     this.compressor = null;
   }
@@ -263,3 +405,8 @@ export class Protocol {
 const EMPTY = Buffer.alloc(0);
 /** Frames up to this size are written as one buffer (header + payload copied together). */
 const SMALL_FRAME = 1024;
+/** Backlog (bytes of frames waiting behind an inflation) above which reading pauses, and below which it resumes. */
+const BACKLOG_HIGH_WATER = 1024 * 1024;
+const BACKLOG_LOW_WATER = 256 * 1024;
+/** Bookkeeping cost counted per backlogged frame, so a flood of empty frames also pauses reading. */
+const FRAME_OVERHEAD = 64;

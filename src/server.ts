@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, OPEN, type ConnectionOptions, type Data } from './websocket.js';
 import { buildAcceptResponse, buildErrorResponse, requestPath, validateUpgrade } from './handshake.js';
 import { encodeFrame } from './frame.js';
-import { Opcode } from './constants.js';
-import type { MessageCompressor } from './protocol.js';
+import { DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
 import type { PerMessageDeflateOptions } from './extensions.js';
+import { negotiateServer, PerMessageDeflate } from './deflate.js';
 
 export interface VerifyClientInfo {
   origin: string | undefined;
@@ -41,12 +41,32 @@ export interface ServerOptions extends ConnectionOptions {
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
-/** Server-side permessage-deflate hook, installed by src/deflate.ts. */
-export const serverExtensions: {
-  negotiate?: (header: string | undefined, opts: PerMessageDeflateOptions | true) => { response: string; create: () => MessageCompressor } | null;
-} = {};
+/** Server-side permessage-deflate negotiation (src/deflate.ts); replaceable for tests. */
+export const serverExtensions = { negotiate: negotiateServer };
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+/** One compression of a broadcast payload, awaited by every connection that shares it. */
+interface SharedPayload {
+  wait: (done: (err: Error | null, payload?: Buffer) => void) => void;
+}
+
+function sharePayload(c: PerMessageDeflate, payload: Buffer): SharedPayload {
+  let result: [Error | null, Buffer?] | null = null;
+  let waiters: ((err: Error | null, payload?: Buffer) => void)[] | null = [];
+  c.compressShared(payload, (err, out) => {
+    result = [err, out];
+    const w = waiters!;
+    waiters = null;
+    for (const done of w) done(err, out);
+  });
+  return {
+    wait: (done) => {
+      if (result) process.nextTick(done, result[0], result[1]);
+      else waiters!.push(done);
+    },
+  };
+}
 const kHandled = Symbol('wasmws.handled');
 const noop = () => {};
 
@@ -142,10 +162,10 @@ export class WebSocketServer extends EventEmitter {
     if (!check.ok) return abortHandshake(socket, check.status, check.message, check.headers);
 
     // Extensions (RFC 7692): a malformed offer header fails the handshake with 400.
-    let ext: { response: string; create: () => MessageCompressor } | null = null;
-    if (o.perMessageDeflate && serverExtensions.negotiate) {
+    let ext: ReturnType<typeof negotiateServer> = null;
+    if (o.perMessageDeflate) {
       try {
-        ext = serverExtensions.negotiate(check.extensions, o.perMessageDeflate);
+        ext = serverExtensions.negotiate(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
       } catch {
         return abortHandshake(socket, 400, 'Invalid Sec-WebSocket-Extensions header');
       }
@@ -229,21 +249,34 @@ export class WebSocketServer extends EventEmitter {
 
   /**
    * Send one message to every open client: framed once, the same bytes written to each.
-   * `except` skips one client (typically the sender).
+   * `except` skips one client (typically the sender). With permessage-deflate, connections whose
+   * server_no_context_takeover makes every message stand alone share one compression per window
+   * size (RFC 7692 §7.1.1.1); connections with context takeover compress with their own context.
    */
   broadcast(data: Data, opts: { binary?: boolean; except?: WebSocket } = {}): number {
     const binary = opts.binary ?? typeof data !== 'string';
     const payload = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
     let frame: Buffer | null = null;
+    let shared: Map<string, SharedPayload> | null = null;
     let sent = 0;
     for (const ws of this.conns) {
       if (ws === opts.except || ws.readyState !== OPEN) continue;
-      if (ws.extensions) {
-        // A compressing connection frames per its own deflate context.
-        ws.send(payload, { binary });
-      } else {
+      const proto = ws._protocol;
+      const c = proto?.compression;
+      if (!proto || !c || payload.length < c.threshold) {
         frame ??= encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload);
-        ws._sendRaw(frame);
+        // Through the protocol so that it waits behind a compression in flight.
+        if (proto) proto.sendRaw(frame);
+        else ws._sendRaw(frame);
+      } else {
+        const key = c instanceof PerMessageDeflate ? c.shareKey : null;
+        if (key === null) ws.send(payload, { binary });
+        else {
+          shared ??= new Map();
+          let s = shared.get(key);
+          if (!s) shared.set(key, (s = sharePayload(c as PerMessageDeflate, payload)));
+          proto.sendPrecompressed(binary, s.wait);
+        }
       }
       sent++;
     }

@@ -1,0 +1,326 @@
+// permessage-deflate (RFC 7692) on Node's zlib: the MessageCompressor the Protocol uses once the
+// extension is negotiated (negotiation itself lives in extensions.ts).
+//
+//   send:    payload ─▶ DeflateRaw.write + flush(Z_SYNC_FLUSH) ─▶ strip 00 00 ff ff ─▶ RSV1 frame
+//   receive: payload ─▶ InflateRaw.write(payload + 00 00 ff ff) + flush ─▶ message
+//                        └─ inflated bytes counted per 'data' chunk: > maxPayload ⇒ 1009 at once
+//
+// Every zlib job of the process goes through one Limiter per concurrency value (as ws), so many
+// connections cannot queue unbounded work on the libuv thread pool. Per connection, the Protocol
+// runs at most one compression and one decompression at a time (it queues the rest in order).
+import * as zlib from 'node:zlib';
+import { ProtocolError } from './errors.js';
+import type { MessageCompressor } from './protocol.js';
+import {
+  acceptDeflateResponseClient, buildDeflateOffer, negotiateDeflateServer, zlibWindowBits,
+  type DeflateParams, type PerMessageDeflateOptions,
+} from './extensions.js';
+
+/** RFC 7692 §7.2.1: the tail every Z_SYNC_FLUSH leaves, removed on send and restored on receive. */
+const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const EMPTY_BLOCK = Buffer.from([0x00]);
+const EMPTY = Buffer.alloc(0);
+/** Messages shorter than this are sent uncompressed (ws's default). */
+export const DEFAULT_THRESHOLD = 1024;
+/** Concurrent zlib jobs per process (ws's default). */
+export const DEFAULT_CONCURRENCY = 10;
+/** zlib's default memLevel: 2^(memLevel+9) bytes of deflate hash state. */
+const DEFAULT_MEM_LEVEL = 8;
+
+type Done = () => void;
+
+/** A FIFO of jobs of which at most `concurrency` run at once. */
+export class Limiter {
+  readonly concurrency: number;
+  private running = 0;
+  private queue: ((done: Done) => void)[] = [];
+  private head = 0;
+  private draining = false;
+
+  constructor(concurrency: number) {
+    this.concurrency = concurrency > 0 && Number.isFinite(concurrency) ? Math.floor(concurrency) : Infinity;
+  }
+
+  /** Jobs started and not yet done. */
+  get active(): number {
+    return this.running;
+  }
+
+  /** Jobs waiting for a slot. */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Run `job` when a slot is free; it must call `done` exactly once (later calls are ignored). */
+  add(job: (done: Done) => void): void {
+    this.queue.push(job);
+    this.drain();
+  }
+
+  private drain(): void {
+    if (this.draining) return; // a job finished synchronously inside the loop below
+    this.draining = true;
+    while (this.running < this.concurrency && this.head < this.queue.length) {
+      const job = this.queue[this.head]!;
+      this.queue[this.head++] = undefined as never;
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      this.running++;
+      let called = false;
+      job(() => {
+        if (called) return;
+        called = true;
+        this.running--;
+        this.drain();
+      });
+    }
+    this.draining = false;
+  }
+}
+
+const limiters = new Map<number, Limiter>();
+
+/** The process-wide limiter for a concurrency value. */
+export function sharedLimiter(concurrency = DEFAULT_CONCURRENCY): Limiter {
+  let l = limiters.get(concurrency);
+  if (!l) limiters.set(concurrency, (l = new Limiter(concurrency)));
+  return l;
+}
+
+type Cb = (err: Error | null, out?: Buffer) => void;
+
+/** One job in flight on a zlib stream: its output chunks, and a once-only finish. */
+interface Job {
+  chunks: Buffer[];
+  bytes: number;
+  cb: Cb | null;
+  done: Done;
+}
+
+/** The permessage-deflate MessageCompressor of one connection. */
+export class PerMessageDeflate implements MessageCompressor {
+  readonly params: DeflateParams;
+  readonly role: 'server' | 'client';
+  readonly threshold: number;
+  readonly maxPayload: number;
+  private readonly opts: PerMessageDeflateOptions;
+  private readonly limiter: Limiter;
+  // Our direction: server_* params on the server, client_* on the client (RFC 7692 §7.1).
+  private readonly deflateBits: number;
+  private readonly deflateReset: boolean;
+  // The peer's direction.
+  private readonly inflateBits: number;
+  private readonly inflateReset: boolean;
+  // Created lazily on first use, so an idle connection holds no zlib state.
+  private deflater: zlib.DeflateRaw | null = null;
+  private inflater: zlib.InflateRaw | null = null;
+  private deflateJob: Job | null = null;
+  private inflateJob: Job | null = null;
+  private released = false;
+
+  constructor(params: DeflateParams, role: 'server' | 'client', opts: PerMessageDeflateOptions = {}, maxPayload = Infinity) {
+    this.params = params;
+    this.role = role;
+    this.opts = opts;
+    this.threshold = opts.threshold ?? DEFAULT_THRESHOLD;
+    this.maxPayload = maxPayload;
+    this.limiter = sharedLimiter(opts.concurrencyLimit ?? DEFAULT_CONCURRENCY);
+    const server = role === 'server';
+    this.deflateBits = server ? params.serverMaxWindowBits : params.clientMaxWindowBits;
+    this.deflateReset = server ? params.serverNoContextTakeover : params.clientNoContextTakeover;
+    this.inflateBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
+    this.inflateReset = server ? params.clientNoContextTakeover : params.serverNoContextTakeover;
+  }
+
+  /**
+   * Frames of this connection can be shared with others of the same key: our direction keeps no
+   * context between messages, so a message compressed once is valid for every such peer. null when
+   * context takeover is on (our window would no longer match the peer's).
+   */
+  get shareKey(): string | null {
+    return this.deflateReset ? `${this.role}:${this.deflateBits}` : null;
+  }
+
+  /** Inflate one message's payload (RFC 7692 §7.2.2); 1009 as soon as it exceeds maxPayload, 1007 if corrupt. */
+  decompress(data: Buffer, cb: Cb): void {
+    if (this.released) return;
+    // A zero-length payload is no deflate data at all; take it as an empty message (as ws does)
+    // without feeding the inflater a half block.
+    if (data.length === 0) return process.nextTick(() => !this.released && cb(null, EMPTY));
+    this.limiter.add((done) => {
+      if (this.released) return done();
+      const inf = (this.inflater ??= this.createInflater());
+      const job: Job = { chunks: [], bytes: 0, cb, done };
+      this.inflateJob = job;
+      // One write (one thread-pool trip): the streams are created with flush = Z_SYNC_FLUSH.
+      inf.write(Buffer.concat([data, TRAILER], data.length + 4), () => {
+        if (this.inflateJob !== job) return; // failed or released meanwhile
+        this.inflateJob = null;
+        const out = job.chunks.length === 1 ? job.chunks[0]! : Buffer.concat(job.chunks, job.bytes);
+        // §7.2.2: with the peer's no_context_takeover it starts every message from an empty window.
+        if (this.inflateReset) inf.reset();
+        finish(job, null, out);
+      });
+    });
+  }
+
+  /** Deflate one message's payload (RFC 7692 §7.2.1): Z_SYNC_FLUSH, then drop the 00 00 ff ff tail. */
+  compress(data: Buffer, cb: Cb): void {
+    if (this.released) return;
+    // §7.2.3.6: an empty message is one empty stored block, 0x00 once the tail is removed. (zlib
+    // would emit nothing for a second sync flush in a row.) It leaves the window unchanged.
+    if (data.length === 0) return process.nextTick(() => !this.released && cb(null, EMPTY_BLOCK));
+    this.limiter.add((done) => {
+      if (this.released) return done();
+      const def = (this.deflater ??= this.createDeflater());
+      const job: Job = { chunks: [], bytes: 0, cb, done };
+      this.deflateJob = job;
+      def.write(data, () => {
+        if (this.deflateJob !== job) return;
+        this.deflateJob = null;
+        let out = job.chunks.length === 1 ? job.chunks[0]! : Buffer.concat(job.chunks, job.bytes);
+        if (out.length >= 4) out = out.subarray(0, out.length - 4);
+        // §7.1.1: with our no_context_takeover every message starts from an empty window.
+        if (this.deflateReset) def.reset();
+        finish(job, null, out);
+      });
+    });
+  }
+
+  /**
+   * Compress without touching this connection's stream (one-shot zlib): the payload of a frame to
+   * share among connections with the same shareKey. Only valid when shareKey is not null.
+   */
+  compressShared(data: Buffer, cb: Cb): void {
+    const limiter = this.limiter;
+    const opts = { ...this.deflateOptions(), flush: zlib.constants.Z_NO_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+    limiter.add((done) => {
+      zlib.deflateRaw(data, opts, (err, out) => {
+        done();
+        if (err) return cb(err);
+        cb(null, out.length >= 4 ? out.subarray(0, out.length - 4) : out);
+      });
+    });
+  }
+
+  /** Free both zlib contexts (on close); callbacks still pending are dropped, their limiter slots freed. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const d = this.deflateJob;
+    const i = this.inflateJob;
+    this.deflateJob = this.inflateJob = null;
+    if (d) finish(d, null, undefined, true);
+    if (i) finish(i, null, undefined, true);
+    this.deflater?.close();
+    this.inflater?.close();
+    this.deflater = this.inflater = null;
+  }
+
+  private deflateOptions(): zlib.ZlibOptions {
+    return {
+      memLevel: DEFAULT_MEM_LEVEL,
+      ...(this.opts.zlibDeflateOptions as zlib.ZlibOptions | undefined),
+      windowBits: zlibWindowBits(this.deflateBits),
+      // Every write ends with a sync flush (§7.2.1), so a message costs one thread-pool trip.
+      flush: zlib.constants.Z_SYNC_FLUSH,
+    };
+  }
+
+  private createDeflater(): zlib.DeflateRaw {
+    const def = zlib.createDeflateRaw(this.deflateOptions());
+    def.on('data', (chunk: Buffer) => {
+      const job = this.deflateJob;
+      if (!job) return;
+      job.chunks.push(chunk);
+      job.bytes += chunk.length;
+    });
+    def.on('error', (err: Error) => {
+      // Deflate does not fail on input; this is an internal zlib fault (1011).
+      const job = this.deflateJob;
+      this.deflateJob = null;
+      if (this.deflater === def) this.deflater = null;
+      def.close();
+      if (job) finish(job, err);
+    });
+    return def;
+  }
+
+  private createInflater(): zlib.InflateRaw {
+    const inf = zlib.createInflateRaw({
+      ...(this.opts.zlibInflateOptions as zlib.ZlibOptions | undefined),
+      windowBits: zlibWindowBits(this.inflateBits),
+      flush: zlib.constants.Z_SYNC_FLUSH,
+    });
+    inf.on('data', (chunk: Buffer) => {
+      const job = this.inflateJob;
+      if (!job) return;
+      job.bytes += chunk.length;
+      if (job.bytes > this.maxPayload) {
+        // Decompression bomb: stop now, not after inflating it all (CVE-2016-10544 checked only the
+        // compressed size). Closing the stream frees its state; the partial output is dropped.
+        job.chunks = [];
+        this.dropInflater(inf);
+        finish(job, new ProtocolError('too_big', `inflated message exceeds maxPayload (${this.maxPayload} bytes)`));
+        return;
+      }
+      job.chunks.push(chunk);
+    });
+    inf.on('error', (err: Error) => {
+      const job = this.inflateJob;
+      this.dropInflater(inf);
+      if (job) finish(job, new ProtocolError('bad_deflate', `invalid compressed data: ${err.message}`));
+    });
+    return inf;
+  }
+
+  private dropInflater(inf: zlib.InflateRaw): void {
+    this.inflateJob = null;
+    if (this.inflater === inf) this.inflater = null;
+    inf.removeAllListeners('data');
+    inf.on('error', noop); // a late error from the closed stream must not crash the process
+    inf.close();
+  }
+}
+
+function noop(): void {}
+
+/** Free the job's limiter slot and call its callback once (unless `silent`). */
+function finish(job: Job, err: Error | null, out?: Buffer, silent = false): void {
+  const cb = job.cb;
+  job.cb = null;
+  job.done();
+  if (cb && !silent) cb(err, out);
+}
+
+function deflateOpts(o: true | PerMessageDeflateOptions | undefined): PerMessageDeflateOptions {
+  return o === true || o === undefined ? {} : o;
+}
+
+/**
+ * Server side: accept the first acceptable offer of a Sec-WebSocket-Extensions header. null means
+ * continue without compression; throws SyntaxError on a malformed header (answer 400).
+ */
+export function negotiateServer(
+  header: string | undefined,
+  options: true | PerMessageDeflateOptions,
+  maxPayload: number,
+): { response: string; params: DeflateParams; create: () => PerMessageDeflate } | null {
+  const opts = deflateOpts(options);
+  const r = negotiateDeflateServer(header, opts);
+  if (!r) return null;
+  return { response: r.response, params: r.params, create: () => new PerMessageDeflate(r.params, 'server', opts, maxPayload) };
+}
+
+/** Client side: the offer to send (RFC 7692 §7.1). */
+export function clientOffer(options: true | PerMessageDeflateOptions | undefined): string {
+  return buildDeflateOffer(deflateOpts(options));
+}
+
+/** Client side: check the server's answer against our offer and build the compressor; throws if unacceptable. */
+export function acceptClient(header: string, options: true | PerMessageDeflateOptions | undefined, maxPayload: number): PerMessageDeflate {
+  const opts = deflateOpts(options);
+  return new PerMessageDeflate(acceptDeflateResponseClient(header, opts), 'client', opts, maxPayload);
+}
