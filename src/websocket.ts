@@ -113,7 +113,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
 
   /** Bytes queued but not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.outBytes + (this._socket ? this._socket.writableLength : 0);
+    return this.outBytes + (this._protocol ? this._protocol.queuedBytes : 0) + (this._socket ? this._socket.writableLength : 0);
   }
 
   /**
@@ -191,6 +191,19 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     // Never throw out of the event loop for a peer's fault: emit only to listeners.
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
+
+  /** @internal Flow control from the protocol (a backlog behind an inflation); independent of pause(). */
+  pauseReading(): void {
+    this.protoPaused = true;
+    this._socket?.pause();
+  }
+
+  /** @internal */
+  resumeReading(): void {
+    this.protoPaused = false;
+    if (!this.paused) this._socket?.resume();
+  }
+  private protoPaused = false;
 
   /** @internal Queue bytes; they leave in one write at the end of this tick. */
   write(chunks: Buffer[], cb?: Cb): void {
@@ -343,7 +356,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   /** @internal Send pre-encoded frame bytes (broadcast frames once, sends many). */
   _sendRaw(frame: Buffer, cb?: Cb): boolean {
     if (this.readyState !== OPEN) return false;
-    this.write([frame], cb);
+    this._protocol!.sendRaw(frame, cb);
     return true;
   }
 
@@ -389,11 +402,11 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       return;
     }
     this.readyState = CLOSING;
-    proto.sendClose(code, r);
     if (proto.closeReceived) {
-      this._flush();
-      this._socket?.end();
-    }
+      // The peer's close came first (we answered it only now): end TCP once ours is written, which
+      // may be after a compression still in flight.
+      proto.sendClose(code, r, () => this._socket?.end());
+    } else proto.sendClose(code, r);
     this.armCloseTimer();
   }
 
@@ -420,7 +433,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   resume(): void {
     if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
     this.paused = false;
-    this._socket?.resume();
+    if (!this.protoPaused) this._socket?.resume();
   }
 
   get isPaused(): boolean {
