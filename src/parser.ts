@@ -6,6 +6,7 @@
 //                   [HEADER_PARTIAL: ≤ 14 bytes kept]           └─ last frame incomplete: keep its state
 import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
 import { fail, ProtocolError } from './errors.js';
+import { Accumulator } from './accumulator.js';
 import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
 import {
   MAX_SCAN, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
@@ -58,8 +59,7 @@ export class FrameParser {
   private key = 0;
   private phase = 0;
   private remaining = 0;
-  private parts: Buffer[] = [];
-  private partsLen = 0;
+  private payload = new Accumulator();
   // Fragmentation state (§5.4): inside an unfinished data message, and its size so far.
   private inMessage = false;
   private messageBytes = 0;
@@ -79,7 +79,7 @@ export class FrameParser {
 
   /** Bytes held for an incomplete frame (header bytes and payload received so far). */
   get bufferedBytes(): number {
-    return this.hdrLen + this.partsLen;
+    return this.hdrLen + this.payload.length;
   }
 
   /**
@@ -96,8 +96,7 @@ export class FrameParser {
     } catch (err) {
       this.state = FAILED;
       this.hdr = null;
-      this.parts = [];
-      this.partsLen = 0;
+      this.payload.clear();
       if (err instanceof ProtocolError) err.frames = frames;
       throw err;
     }
@@ -169,16 +168,13 @@ export class FrameParser {
 
   /** Take payload bytes of the frame in progress; completes it when the last byte arrives. */
   private addPayload(part: Buffer, frames: Frame[]): void {
-    this.parts.push(part);
-    this.partsLen += part.length;
-    this.phase = (this.phase + part.length) & 3;
     this.remaining -= part.length;
+    // Capacity never exceeds the frame's length, which checkHeader already held to maxPayload.
+    this.payload.push(part, this.payload.length + part.length + this.remaining);
+    this.phase = (this.phase + part.length) & 3;
     if (this.remaining > 0) return;
-    const payload = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLen);
-    this.parts = [];
-    this.partsLen = 0;
     this.state = HEADER;
-    frames.push(makeFrame(this.b0, payload));
+    frames.push(makeFrame(this.b0, this.payload.take()));
   }
 
   /** HEADER_PARTIAL: complete the header from the chunk's first bytes; returns the new position. */

@@ -9,6 +9,7 @@ import { ProtocolError } from './errors.js';
 import { FrameParser, type Frame } from './parser.js';
 import { decodeClosePayload, encodeClosePayload, encodeFrameParts, headerSize, randomMaskKey, writeHeader } from './frame.js';
 import { Utf8Validator } from './utf8.js';
+import { Accumulator } from './accumulator.js';
 import { isUtf8 } from 'node:buffer';
 import type { Codec } from './codec/index.js';
 
@@ -74,8 +75,7 @@ export class Protocol {
   // The data message being reassembled (§5.4).
   private msgOpcode = 0;
   private msgCompressed = false;
-  private fragments: Buffer[] = [];
-  private fragmentsLen = 0;
+  private fragments = new Accumulator();
   private utf8: Utf8Validator | null = null;
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   private inflating = false;
@@ -180,13 +180,10 @@ export class Protocol {
   private addFragment(f: Frame): void {
     if (f.payload.length > 0) {
       if (this.utf8 && !this.utf8.push(f.payload)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
-      this.fragments.push(f.payload);
-      this.fragmentsLen += f.payload.length;
+      this.fragments.push(f.payload, this.parser.maxPayload);
     }
     if (!f.fin) return;
-    const data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments, this.fragmentsLen);
-    this.fragments = [];
-    this.fragmentsLen = 0;
+    const data = this.fragments.take();
     if (this.utf8 && !this.utf8.end()) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
     this.utf8 = null;
     const isBinary = this.msgOpcode === Opcode.BINARY;
@@ -248,7 +245,7 @@ export class Protocol {
   fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
-    this.fragments = [];
+    this.fragments.clear();
     this.backlog = [];
     this.backlogBytes = 0;
     // Failing: drop what waits to be sent (and the compression in flight) so the close frame goes now.
@@ -393,7 +390,7 @@ export class Protocol {
 
   /** Drop per-connection state (compression contexts, fragments, queued sends). */
   release(): void {
-    this.fragments = [];
+    this.fragments.clear();
     this.backlog = [];
     this.backlogBytes = 0;
     this.abortSends(new Error('WebSocket is not open'));

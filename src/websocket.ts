@@ -135,20 +135,25 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     const s = socket as Duplex & { setNoDelay?: (b: boolean) => void; setTimeout?: (ms: number) => void };
     s.setNoDelay?.(true);
     s.setTimeout?.(this.opts.idleTimeout);
-    socket.on('data', (chunk: Buffer) => {
-      this.isAlive = true;
-      proto.receive(chunk);
-    });
     socket.on('end', () => this.onSocketEnd());
     socket.on('close', () => this.onSocketClose());
     socket.on('error', (err: Error) => this.onSocketError(err));
     socket.on('timeout', () => this.onIdle());
     socket.on('drain', () => this.emit('drain'));
     this.readyState = OPEN;
-    if (head && head.length > 0) proto.receive(head);
-    // Emit 'open' on the next tick so that listeners attached after construction see it.
+    // Emit 'open' and start reading on the next tick, so that the application (the 'connection'
+    // handler, or listeners attached after `new WebSocket`) sees every message, including any that
+    // came with the handshake (`head`). Node holds socket data until a 'data' listener exists.
     process.nextTick(() => {
       if (this.readyState === OPEN || this.readyState === CLOSING) this.emit('open');
+      if (head && head.length > 0) {
+        this.isAlive = true;
+        proto.receive(head);
+      }
+      socket.on('data', (chunk: Buffer) => {
+        this.isAlive = true;
+        proto.receive(chunk);
+      });
     });
   }
 
