@@ -3,13 +3,14 @@
 //
 //   receive(bytes) ─▶ FrameParser ─▶ handleFrame ─▶ sink.onMessage / onPing / onPong / onClose
 //                                        │ auto pong, close echo
-//   sendMessage / ping / close ──────────┴─▶ sink.write([header, payload, …])
+//   sendMessage / ping / close ──────────┴─▶ out (OutQueue) ─▶ sink.onOutput() ─▶ transport takes out.take()
 import { Opcode } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { FrameParser, type Frame } from './parser.js';
-import { decodeClosePayload, encodeClosePayload, encodeFrameParts, headerSize, randomMaskKey, writeHeader } from './frame.js';
+import { decodeClosePayload, encodeClosePayload, headerSize, randomMaskKey, writeHeader } from './frame.js';
 import { Utf8Validator } from './utf8.js';
 import { Accumulator } from './accumulator.js';
+import { OutQueue } from './outqueue.js';
 import { isUtf8 } from 'node:buffer';
 import type { Codec } from './codec/index.js';
 
@@ -38,7 +39,8 @@ export interface ProtocolSink {
   onClose(code: number, reason: Buffer): void;
   /** The connection failed; the close frame with the error's code is already written. */
   onError(err: Error): void;
-  write(chunks: Buffer[], cb?: (err?: Error | null) => void): void;
+  /** Bytes were queued in `protocol.out`; `cb` wants to hear when they are written. */
+  onOutput(cb?: (err?: Error | null) => void): void;
   /**
    * Optional flow control: frames that arrive while a message is being inflated wait in a backlog;
    * past BACKLOG_HIGH_WATER bytes the protocol asks the transport to stop reading, and to start again
@@ -61,6 +63,8 @@ export interface ProtocolOptions {
 /** The one connection-level state machine shared by server and client connections. */
 export class Protocol {
   readonly parser: FrameParser;
+  /** Bytes to send (what `dataToSend()` would return in a pull-style sans-I/O API). */
+  readonly out = new OutQueue();
   readonly role: 'server' | 'client';
   private readonly sink: ProtocolSink;
   private readonly mask: boolean;
@@ -269,26 +273,44 @@ export class Protocol {
   /** Write pre-encoded frame bytes (broadcast), after any compression in flight. */
   sendRaw(frame: Buffer, cb?: (err?: Error | null) => void): void {
     if (this.compressing) {
-      this.enqueueSend(() => this.sink.write([frame], cb), frame.length, cb);
+      this.enqueueSend(() => this.writeRaw(frame, cb), frame.length, cb);
       return;
     }
-    this.sink.write([frame], cb);
+    this.writeRaw(frame, cb);
+  }
+
+  private writeRaw(frame: Buffer, cb?: (err?: Error | null) => void): void {
+    this.out.push(frame);
+    this.sink.onOutput(cb);
   }
 
   private writeFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
     const len = data.length;
+    const out = this.out;
+    const masked = this.mask;
+    const key = masked ? randomMaskKey() : 0;
+    const hs = headerSize(len, masked);
     if (len <= SMALL_FRAME) {
-      // One buffer for header and payload: cheaper than two writev entries for small frames.
-      const key = this.mask ? randomMaskKey() : 0;
-      const out = Buffer.allocUnsafe(headerSize(len, this.mask) + len);
-      const h = writeHeader(out, 0, opcode, len, fin, rsv1, this.mask, key);
-      if (this.mask) this.codec.mask(data, key, out, h, len);
-      else data.copy(out, h);
-      this.sink.write([out], cb);
+      // Header and payload straight into the outgoing slab: no allocation, one segment per flush.
+      const at = out.reserve(hs + len);
+      const buf = out.buf;
+      writeHeader(buf, at, opcode, len, fin, rsv1, masked, key);
+      if (masked) this.codec.mask(data, key, buf, at + hs, len);
+      else if (len <= INLINE_COPY) for (let i = 0, p = at + hs; i < len; i++) buf[p + i] = data[i];
+      else data.copy(buf, at + hs);
     } else {
-      this.sink.write(encodeFrameParts(opcode, data, { fin, rsv1, mask: this.mask, codec: this.codec }), cb);
+      const at = out.reserve(hs);
+      writeHeader(out.buf, at, opcode, len, fin, rsv1, masked, key);
+      if (masked) {
+        // Masking must not change the caller's buffer.
+        const body = Buffer.allocUnsafe(len);
+        this.codec.mask(data, key, body, 0, len);
+        out.push(body);
+      } else out.push(data); // zero copy: the socket writes the caller's buffer
     }
+    this.sink.onOutput(cb);
   }
+
 
   /** Send a whole message, compressed when permessage-deflate is on and it is long enough. */
   sendMessage(data: Buffer, isBinary: boolean, compress: boolean, cb?: (err?: Error | null) => void): void {
@@ -400,8 +422,10 @@ export class Protocol {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Frames up to this size are written as one buffer (header + payload copied together). */
+/** Frames up to this size are copied into the outgoing slab with their header; larger ones go zero-copy. */
 const SMALL_FRAME = 1024;
+/** Payloads up to this size are copied by a JS loop (cheaper than a native copy call). */
+const INLINE_COPY = 32;
 /** Backlog (bytes of frames waiting behind an inflation) above which reading pauses, and below which it resumes. */
 const BACKLOG_HIGH_WATER = 1024 * 1024;
 const BACKLOG_LOW_WATER = 256 * 1024;

@@ -82,8 +82,6 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   /** @internal */ _protocol: Protocol | null = null;
   private opts: Required<Pick<ConnectionOptions, 'maxPayload' | 'closeTimeout' | 'idleTimeout' | 'maxBackpressure'>> & ConnectionOptions;
   private codec!: Codec;
-  private out: Buffer[] = [];
-  private outBytes = 0;
   private outCbs: Cb[] | null = null;
   private flushScheduled = false;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -113,7 +111,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
 
   /** Bytes queued but not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.outBytes + (this._protocol ? this._protocol.queuedBytes : 0) + (this._socket ? this._socket.writableLength : 0);
+    const p = this._protocol;
+    return (p ? p.out.bytes + p.queuedBytes : 0) + (this._socket ? this._socket.writableLength : 0);
   }
 
   /**
@@ -210,15 +209,12 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   }
   private protoPaused = false;
 
-  /** @internal Queue bytes; they leave in one write at the end of this tick. */
-  write(chunks: Buffer[], cb?: Cb): void {
+  /** @internal The protocol queued bytes: they leave in one write at the end of this tick. */
+  onOutput(cb?: Cb): void {
     if (!this._socket || this._socket.destroyed) {
+      this._protocol?.out.clear();
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
-    }
-    for (let i = 0; i < chunks.length; i++) {
-      this.out.push(chunks[i]);
-      this.outBytes += chunks[i].length;
     }
     if (cb) (this.outCbs ??= []).push(cb);
     if (!this.flushScheduled) {
@@ -231,20 +227,19 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   /** @internal Hand the queued frames to the socket: one write (or one corked writev). */
   _flush(): void {
     this.flushScheduled = false;
-    const n = this.out.length;
-    if (n === 0) return;
+    const proto = this._protocol;
+    if (!proto || proto.out.bytes === 0) return;
     const socket = this._socket!;
-    const bufs = this.out;
-    const bytes = this.outBytes;
+    const bytes = proto.out.bytes;
+    const bufs = proto.out.take();
     const cbs = this.outCbs;
-    this.out = [];
-    this.outBytes = 0;
     this.outCbs = null;
     const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;
     if (socket.destroyed || !socket.writable) {
       if (done) done(new Error('WebSocket is not open'));
       return;
     }
+    const n = bufs.length;
     if (n === 1) socket.write(bufs[0], done);
     else if (bytes <= COALESCE_MAX) socket.write(Buffer.concat(bufs, bytes), done);
     else {
@@ -261,9 +256,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     this.closeCode = 1008;
     this.closeReason = Buffer.from('backpressure limit exceeded');
     const err = new ProtocolError('backpressure', `more than ${this.opts.maxBackpressure} bytes waiting for a slow peer`);
-    if (this._protocol) this._protocol.failed = true;
-    this.out = [];
-    this.outBytes = 0;
+    if (this._protocol) {
+      this._protocol.failed = true;
+      this._protocol.out.clear();
+    }
     if (this.listenerCount('error') > 0) this.emit('error', err);
     this.terminate();
   }
@@ -302,9 +298,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       // No close frame from the peer: abnormal closure (1006), unless we failed it ourselves.
       if (!proto.closeReceived && !proto.failed && this.closeCode !== 1008) this.closeCode = 1006;
       proto.release();
+      proto.out.clear();
     }
-    this.out = [];
-    this.outBytes = 0;
     if (this.outCbs) {
       const cbs = this.outCbs;
       this.outCbs = null;

@@ -380,7 +380,8 @@ function sink() {
     onPong: (d: Buffer) => s.events.push(`pong:${d}`),
     onClose: (code: number) => s.events.push(`close:${code}`),
     onError: (e: Error) => s.events.push(`error:${(e as ProtocolError).code ?? e.message}`),
-    write: (chunks: Buffer[]) => { s.written.push(Buffer.concat(chunks)); },
+    p: null as Protocol | null,
+    onOutput: () => { s.written.push(Buffer.concat(s.p!.out.take())); },
     pauseReading: () => { s.paused++; },
     resumeReading: () => { s.resumed++; },
   };
@@ -402,6 +403,7 @@ function frames(written: Buffer[]): string[] {
 function proto(c: MessageCompressor) {
   const s = sink();
   const p = new Protocol(s as ProtocolSink, { role: 'server', maxPayload: 1 * MiB, codec: createCodec({ backend: 'ts' }) });
+  s.p = p;
   p.setCompressor(c);
   return { s, p };
 }

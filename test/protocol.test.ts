@@ -16,7 +16,8 @@ class Recorder implements ProtocolSink {
   onPong(data: Buffer) { this.events.push(['pong', data.toString()]); }
   onClose(code: number, reason: Buffer) { this.events.push(['close', code, reason.toString()]); }
   onError(err: Error) { this.events.push(['error', (err as { code?: number }).code]); }
-  write(chunks: Buffer[]) { this.out.push(...chunks); }
+  p!: Protocol;
+  onOutput() { this.out.push(...this.p.out.take()); }
   /** What we sent, parsed as the client would. */
   sent(): Frame[] {
     return new FrameParser({ role: 'client' }).push(Buffer.concat(this.out));
@@ -26,7 +27,9 @@ class Recorder implements ProtocolSink {
 describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
   const make = (maxPayload = 1 << 20) => {
     const rec = new Recorder();
-    return { rec, p: new Protocol(rec, { role: 'server', maxPayload, codec }) };
+    const p = new Protocol(rec, { role: 'server', maxPayload, codec });
+    rec.p = p;
+    return { rec, p };
   };
 
   it('delivers text and binary messages, and reassembles fragments around control frames', () => {
@@ -109,6 +112,7 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
   it('masks what a client sends and leaves server frames unmasked', () => {
     const rec = new Recorder();
     const client = new Protocol(rec, { role: 'client', maxPayload: 1 << 20, codec });
+    rec.p = client;
     client.sendMessage(Buffer.from('hi'), false, false);
     expect(rec.out[0][1] & 0x80).toBe(0x80);
     expect(new FrameParser({ role: 'server' }).push(Buffer.concat(rec.out))[0].payload.toString()).toBe('hi');

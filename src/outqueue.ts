@@ -1,0 +1,79 @@
+// Outgoing bytes of one connection, between the protocol that frames them and the socket write at
+// the end of the tick. Small frames are written straight into a process-wide slab (no allocation
+// per frame, no concat at flush): consecutive frames of one connection form one contiguous segment,
+// handed to the socket as a single Buffer. Large payloads are queued as they are (zero copy).
+//
+//   reserve(n) ──▶ [slab: …|conn A seg|conn B seg|free…]      push(buf) ──▶ list
+//   take() ──▶ [segment views and pushed buffers, in order] ──▶ socket.write / writev
+
+const SLAB_SIZE = 64 * 1024;
+
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabUsed = 0;
+
+/** One connection's queue of bytes to send. */
+export class OutQueue {
+  /** Bytes queued and not yet taken. */
+  bytes = 0;
+  private list: Buffer[] = [];
+  // The open segment: slab[segStart, segEnd), still growing while it ends where the slab's free space begins.
+  private seg: Buffer | null = null;
+  private segStart = 0;
+  private segEnd = 0;
+
+  /**
+   * Reserve `n` bytes; the caller writes them into `queue.buf` at the returned offset at once,
+   * before anything else reserves. Bytes written are never touched again by anyone.
+   */
+  reserve(n: number): number {
+    this.bytes += n;
+    if (this.seg === slab && this.segEnd === slabUsed && slabUsed + n <= SLAB_SIZE) {
+      slabUsed += n;
+      this.segEnd = slabUsed;
+      return slabUsed - n;
+    }
+    this.seal();
+    if (slabUsed + n > slab.length) {
+      slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
+      slabUsed = 0;
+    }
+    this.seg = slab;
+    this.segStart = slabUsed;
+    slabUsed += n;
+    this.segEnd = slabUsed;
+    return this.segStart;
+  }
+
+  /** The buffer that the last `reserve` points into. */
+  get buf(): Buffer {
+    return this.seg!;
+  }
+
+  /** Queue a buffer as it is (a large payload, a pre-encoded broadcast frame). */
+  push(b: Buffer): void {
+    this.seal();
+    this.list.push(b);
+    this.bytes += b.length;
+  }
+
+  private seal(): void {
+    if (this.seg === null) return;
+    this.list.push(this.seg.subarray(this.segStart, this.segEnd));
+    this.seg = null;
+  }
+
+  /** Everything queued, in order; the queue is empty afterwards. */
+  take(): Buffer[] {
+    this.seal();
+    const l = this.list;
+    this.list = [];
+    this.bytes = 0;
+    return l;
+  }
+
+  clear(): void {
+    this.seg = null;
+    this.list = [];
+    this.bytes = 0;
+  }
+}
