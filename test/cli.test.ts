@@ -118,7 +118,7 @@ describe('wasmws CLI', () => {
   it('--help documents every flag and exits 0', async () => {
     const r = run(['--help']);
     expect((await r.exited).code).toBe(0);
-    for (const flag of ['--port', '--host', '--workers', '--path', '--origin', '--max-payload', '--heartbeat', '--codec', '--help']) {
+    for (const flag of ['--port', '--host', '--workers', '--path', '--origin', '--max-payload', '--heartbeat', '--codec', '--deflate', '--help']) {
       expect(r.out()).toContain(flag);
     }
     const r2 = run(['serve', '--help']);
@@ -163,7 +163,7 @@ describe('wasmws CLI', () => {
 
   it('serves page and /echo (PORT/HOST from env); SIGTERM → 1001 to clients, exit 0', async () => {
     const s = await serve([], { PORT: '0', HOST: '127.0.0.1' });
-    expect(s.out()).toMatch(/codec (wasm|ts) · 1 worker \(single process\)/);
+    expect(s.out()).toMatch(/codec (wasm|ts) · permessage-deflate off · 1 worker \(single process\)/);
     expect(s.out()).toContain(`ws://${s.base}/chat`);
     const page = await fetch(`http://${s.base}/`);
     expect(page.status).toBe(200);
@@ -191,6 +191,20 @@ describe('wasmws CLI', () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(5000);
     noStack(s.err());
+  });
+
+  it('--deflate negotiates permessage-deflate on /echo and echoes compressed messages', async () => {
+    const s = await serve(['--port', '0', '--deflate']);
+    expect(s.out()).toContain('permessage-deflate on');
+    const echo = new WebSocket(`ws://${s.base}/echo`);
+    await new Promise((r, j) => echo.once('open', r).once('error', j));
+    expect(echo.extensions).toMatch(/^permessage-deflate/);
+    const text = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ i, name: `item ${i}` })) });
+    const reply = new Promise<string>((r) => echo.once('message', (d: Buffer) => r(d.toString())));
+    echo.send(text);
+    expect(await within(reply, 5000, 'compressed echo')).toBe(text);
+    s.proc.kill('SIGTERM');
+    expect((await within(s.exited, 5000, 'process exit')).code).toBe(0);
   });
 
   it('--workers 2: every client gets every message, presence and counts aggregated, a dead worker is replaced', async () => {

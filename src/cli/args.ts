@@ -18,6 +18,8 @@ export interface ServeOptions {
   /** Ping interval in ms; 0 = off. */
   heartbeat: number;
   codec: CodecBackend;
+  /** Accept permessage-deflate (RFC 7692) offers. */
+  deflate: boolean;
 }
 
 export type Command = { command: 'help' } | { command: 'version' } | { command: 'serve'; options: ServeOptions };
@@ -27,9 +29,11 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   workers: 1,
   path: '/chat',
-  maxPayload: 1024 * 1024,
+  // Large enough for conformance suites' 16 MiB messages on /echo; the chat room limits texts itself.
+  maxPayload: 64 * 1024 * 1024,
   heartbeat: 30_000,
   codec: 'auto' as CodecBackend,
+  deflate: false,
 };
 
 export const HELP = `Usage: wasmws serve [options]
@@ -46,6 +50,8 @@ Options:
       --max-payload <n>    largest message accepted, in bytes (default: ${DEFAULTS.maxPayload})
       --heartbeat <ms>     ping clients this often and drop silent ones; 0 = off (default: ${DEFAULTS.heartbeat})
       --codec <name>       frame codec: auto, wasm or ts (default: auto; WASMWS_CODEC overrides auto)
+      --deflate            accept permessage-deflate (RFC 7692) offers (default: off; ~250 KiB per
+                           connection that uses it)
   -h, --help               show this help
   -v, --version            print the version
 
@@ -86,6 +92,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'max-payload': { type: 'string' },
         heartbeat: { type: 'string' },
         codec: { type: 'string' },
+        deflate: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -127,5 +134,6 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const heartbeat = v.heartbeat === undefined ? DEFAULTS.heartbeat : int('heartbeat', v.heartbeat, 0, 2 ** 31 - 1);
   const codec = (v.codec ?? DEFAULTS.codec) as CodecBackend;
   if (codec !== 'auto' && codec !== 'wasm' && codec !== 'ts') throw new UsageError(`--codec must be auto, wasm or ts (got "${codec}")`);
-  return { command: 'serve', options: { port, host, workers, path, origins, maxPayload, heartbeat, codec } };
+  const deflate = v.deflate === true;
+  return { command: 'serve', options: { port, host, workers, path, origins, maxPayload, heartbeat, codec, deflate } };
 }

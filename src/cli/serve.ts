@@ -79,6 +79,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
     maxPayload: o.maxPayload,
     heartbeatInterval: o.heartbeat,
     codec: o.codec,
+    perMessageDeflate: o.deflate,
     closeTimeout: CLOSE_TIMEOUT,
     verifyClient: originCheck(o.origins),
   };
@@ -193,7 +194,7 @@ export async function runServe(o: ServeOptions, log: (line: string) => void = co
   log(`  chat page  ${base}/`);
   log(`  chat       ${ws}${o.path}  (subprotocol "chat")`);
   log(`  echo       ${ws}/echo`);
-  log(`  codec ${backend} · ${workers} worker${workers === 1 ? '' : 's'} (${workers === 1 ? 'single process' : 'node:cluster'}) · pid ${process.pid}`);
+  log(`  codec ${backend} · permessage-deflate ${o.deflate ? "on" : "off"} · ${workers} worker${workers === 1 ? '' : 's'} (${workers === 1 ? 'single process' : 'node:cluster'}) · pid ${process.pid}`);
   log('Press Ctrl+C to stop.');
   let stopping = false;
   const bye = (signal: string) => {
