@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { Protocol, type ProtocolSink, type MessageCompressor } from './protocol.js';
 import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
-import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, Opcode } from './constants.js';
+import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
 import { isValidCloseCode } from './frame.js';
 import { ProtocolError } from './errors.js';
 import { initAsClient, type ClientOptions } from './client.js';
@@ -360,28 +360,25 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     return true;
   }
 
+  /** Send a ping (≤ 125 bytes); the peer's pong arrives as a 'pong' event. */
   ping(data?: Data, mask?: boolean | Cb, cb?: Cb): void {
-    if (typeof mask === 'function') cb = mask;
-    if (this.readyState !== OPEN) {
-      if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
-      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
-      return;
-    }
-    const buf = toBuffer(data as Data);
-    if (buf.length > 125) throw new RangeError('The data size must not be greater than 125 bytes');
-    this._protocol!.ping(buf, cb);
+    this.control(Opcode.PING, data, typeof mask === 'function' ? mask : cb);
   }
 
+  /** Send an unsolicited pong (≤ 125 bytes; pings are answered automatically). */
   pong(data?: Data, mask?: boolean | Cb, cb?: Cb): void {
-    if (typeof mask === 'function') cb = mask;
+    this.control(Opcode.PONG, data, typeof mask === 'function' ? mask : cb);
+  }
+
+  private control(opcode: number, data: Data | undefined, cb: Cb | undefined): void {
     if (this.readyState !== OPEN) {
       if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
     }
-    const buf = toBuffer(data as Data);
-    if (buf.length > 125) throw new RangeError('The data size must not be greater than 125 bytes');
-    this._protocol!.pong(buf, cb);
+    const buf = toBuffer(data);
+    if (buf.length > MAX_CONTROL_PAYLOAD) throw new RangeError('The data size must not be greater than 125 bytes');
+    this._protocol!.sendFrame(opcode, buf, true, false, cb);
   }
 
   /** Start the closing handshake (RFC 6455 §7.1.2). */
@@ -494,7 +491,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
 
   // ── browser-style API ───────────────────────────────────────────────────────────────────
 
-  private handlers = new Map<string, Map<unknown, (...args: any[]) => void>>();
+  private handlers: Map<string, Map<unknown, (...args: any[]) => void>> | null = null;
 
   addEventListener(type: string, listener: ((ev: any) => void) | { handleEvent(ev: any): void }, opts?: { once?: boolean }): void {
     const call = typeof listener === 'function' ? listener : (ev: any) => listener.handleEvent(ev);
@@ -508,6 +505,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     } else if (type === 'open') {
       wrapped = () => call({ type, target: this });
     } else return;
+    this.handlers ??= new Map();
     let m = this.handlers.get(type);
     if (!m) this.handlers.set(type, (m = new Map()));
     if (m.has(listener)) return;
@@ -523,7 +521,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   }
 
   removeEventListener(type: string, listener: unknown): void {
-    const m = this.handlers.get(type);
+    const m = this.handlers?.get(type);
     const w = m?.get(listener);
     if (!w) return;
     m!.delete(listener);
