@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { Bench } from 'tinybench';
 
-import { WasmCodec, loadWasm } from '../dist/esm/codec/wasm.js';
+import { WasmCodec, wasmExports } from '../dist/esm/codec/wasm.js';
 import { TsCodec, mask as tsMask, unmask as tsUnmask } from '../dist/esm/codec/ts.js';
 import { DATA_PTR } from '../dist/esm/codec/layout.js';
 import { FrameParser } from '../dist/esm/parser.js';
@@ -364,7 +364,7 @@ async function childMain(argv) {
 function makeEnv() {
   const wasmDefault = new WasmCodec();
   const wasmZero = new WasmCodec({ maskMin: 0 });
-  const ex = loadWasm();
+  const ex = wasmExports();
   // Reserve the largest region once (2 × 1 MiB for in-memory mask) so linear memory never grows
   // during the run (growth would detach the scratch view).
   const scratch = wasmDefault.scratch(2 * MiB + 64);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Benchmark runner: `node --expose-gc bench/run.mjs [--suite codec|echo|all] [--quick]`.
+// Benchmark runner: `node --expose-gc bench/run.mjs [--suite codec|echo|memory|all] [--quick]`.
+// (`npm run bench:report` — bench/report.mjs — runs the same suites into one report and chart.)
 // Benchmarks import the built package (dist/esm); `npm run bench` builds first.
 // Each suite prints one report and writes bench/results/<suite>.json and <suite>.md.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -18,11 +19,11 @@ function parseArgs(argv) {
     else if (a === '--suite') opts.suite = argv[++i];
     else if (a.startsWith('--suite=')) opts.suite = a.slice('--suite='.length);
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node --expose-gc bench/run.mjs [--suite codec|echo|all] [--quick]');
+      console.log('usage: node --expose-gc bench/run.mjs [--suite codec|echo|memory|all] [--quick]');
       process.exit(0);
     } else throw new Error(`unknown argument: ${a}`);
   }
-  if (!['codec', 'echo', 'all'].includes(opts.suite)) throw new Error(`--suite must be codec, echo or all (got ${opts.suite})`);
+  if (!['codec', 'echo', 'memory', 'all'].includes(opts.suite)) throw new Error(`--suite must be codec, echo, memory or all (got ${opts.suite})`);
   return opts;
 }
 
@@ -101,6 +102,14 @@ async function main() {
       log(`echo suite: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       save('echo', env, result, 'wasmws echo benchmarks');
     }
+  }
+  // ── memory suite: server RSS / heap per idle connection (bench/memory.mjs) ──
+  if (opts.suite === 'memory' || opts.suite === 'all') {
+    const { runMemory } = await import('./memory.mjs');
+    const t0 = performance.now();
+    const result = await runMemory({ quick: opts.quick, log });
+    log(`memory suite: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    save('memory', env, result, 'wasmws memory per idle connection');
   }
   log(`total: ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -8,7 +8,7 @@ import { DATA_PTR, MAX_SAFE_LENGTH, MAX_SCAN, RESULT_PTR, ROW_WORDS, TABLE_CAPAC
 import { mask as tsMask, unmask as tsUnmask, TsCodec } from './ts.js';
 
 /** The typed view of the module's exports (assembly/index.ts). */
-interface CodecExports {
+export interface CodecExports {
   memory: WebAssembly.Memory;
   unmask(ptr: number, len: number, key: number, phase: number): void;
   maskTo(src: number, dst: number, len: number, key: number, phase: number): void;
@@ -140,4 +140,9 @@ export class WasmCodec implements Codec {
     const view = s.mem.subarray(DATA_PTR, DATA_PTR + n);
     return { view, unmaskInPlace: (key: number) => s.ex.unmask(DATA_PTR, n, key, 0) };
   }
+}
+
+/** The raw exports of the shared instance (benchmarks measure unmasking in linear memory with it). */
+export function wasmExports(): CodecExports {
+  return loadWasm().ex;
 }
