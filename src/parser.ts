@@ -59,7 +59,8 @@ export class FrameParser {
   private key = 0;
   private phase = 0;
   private remaining = 0;
-  private payload = new Accumulator();
+  /** Payload of a frame arriving over several reads (created on first use: idle parsers stay small). */
+  private payload: Accumulator | null = null;
   // Fragmentation state (§5.4): inside an unfinished data message, and its size so far.
   private inMessage = false;
   private messageBytes = 0;
@@ -79,7 +80,7 @@ export class FrameParser {
 
   /** Bytes held for an incomplete frame (header bytes and payload received so far). */
   get bufferedBytes(): number {
-    return this.hdrLen + this.payload.length;
+    return this.hdrLen + (this.payload ? this.payload.length : 0);
   }
 
   /**
@@ -96,7 +97,7 @@ export class FrameParser {
     } catch (err) {
       this.state = FAILED;
       this.hdr = null;
-      this.payload.clear();
+      this.payload = null;
       if (err instanceof ProtocolError) err.frames = frames;
       throw err;
     }
@@ -170,11 +171,12 @@ export class FrameParser {
   private addPayload(part: Buffer, frames: Frame[]): void {
     this.remaining -= part.length;
     // Capacity never exceeds the frame's length, which checkHeader already held to maxPayload.
-    this.payload.push(part, this.payload.length + part.length + this.remaining);
+    const acc = (this.payload ??= new Accumulator());
+    acc.push(part, acc.length + part.length + this.remaining);
     this.phase = (this.phase + part.length) & 3;
     if (this.remaining > 0) return;
     this.state = HEADER;
-    frames.push(makeFrame(this.b0, this.payload.take()));
+    frames.push(makeFrame(this.b0, acc.take()));
   }
 
   /** HEADER_PARTIAL: complete the header from the chunk's first bytes; returns the new position. */

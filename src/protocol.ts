@@ -79,7 +79,7 @@ export class Protocol {
   // The data message being reassembled (§5.4).
   private msgOpcode = 0;
   private msgCompressed = false;
-  private fragments = new Accumulator();
+  private fragments: Accumulator | null = null;
   private utf8: Utf8Validator | null = null;
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   private inflating = false;
@@ -184,10 +184,10 @@ export class Protocol {
   private addFragment(f: Frame): void {
     if (f.payload.length > 0) {
       if (this.utf8 && !this.utf8.push(f.payload)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
-      this.fragments.push(f.payload, this.parser.maxPayload);
+      (this.fragments ??= new Accumulator()).push(f.payload, this.parser.maxPayload);
     }
     if (!f.fin) return;
-    const data = this.fragments.take();
+    const data = this.fragments ? this.fragments.take() : EMPTY;
     if (this.utf8 && !this.utf8.end()) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
     this.utf8 = null;
     const isBinary = this.msgOpcode === Opcode.BINARY;
@@ -249,7 +249,7 @@ export class Protocol {
   fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
-    this.fragments.clear();
+    this.fragments = null;
     this.backlog = [];
     this.backlogBytes = 0;
     // Failing: drop what waits to be sent (and the compression in flight) so the close frame goes now.
@@ -412,7 +412,7 @@ export class Protocol {
 
   /** Drop per-connection state (compression contexts, fragments, queued sends). */
   release(): void {
-    this.fragments.clear();
+    this.fragments = null;
     this.backlog = [];
     this.backlogBytes = 0;
     this.abortSends(new Error('WebSocket is not open'));

@@ -198,17 +198,7 @@ export class WebSocketServer extends EventEmitter {
       const extra: string[] = [];
       this.emit('headers', extra, req);
       socket.write(buildAcceptResponse({ key: check.key, protocol, extensions: ext?.response, extraHeaders: extra }));
-      socket.off('error', noop);
-      const ws = new WebSocket(null);
-      ws.protocol = protocol;
-      ws.extensions = ext?.response ?? '';
-      ws._setSocket(socket, head, 'server', o, ext ? ext.create() : null);
-      this.conns.add(ws);
-      ws.on('close', () => {
-        this.conns.delete(ws);
-        if (this.state === 'closing' && this.conns.size === 0) this.finishClose();
-      });
-      cb(ws, req);
+      cb(this.accept(socket, head, protocol, ext), req);
     };
 
     if (!o.verifyClient) return complete();
@@ -232,6 +222,26 @@ export class WebSocketServer extends EventEmitter {
       return abortHandshake(socket, 401, 'Unauthorized');
     }
     complete();
+  }
+
+  /**
+   * Create and track the connection. Kept apart from handleUpgrade so that nothing a connection
+   * keeps alive (its listeners) captures the request, the handshake timer or their closures.
+   */
+  private accept(socket: Duplex, head: Buffer, protocol: string, ext: ReturnType<typeof negotiateServer>): WebSocket {
+    socket.off('error', noop);
+    const ws = new WebSocket(null);
+    ws.protocol = protocol;
+    ws.extensions = ext?.response ?? '';
+    ws._setSocket(socket, head, 'server', this.options, ext ? ext.create() : null);
+    this.conns.add(ws);
+    ws.on('close', () => this.untrack(ws));
+    return ws;
+  }
+
+  private untrack(ws: WebSocket): void {
+    this.conns.delete(ws);
+    if (this.state === 'closing' && this.conns.size === 0) this.finishClose();
   }
 
   /** Heartbeat: terminate peers silent since the last ping, ping the rest. */

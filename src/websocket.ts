@@ -57,6 +57,31 @@ function flushTick(ws: WebSocket): void {
   ws._flush();
 }
 
+/** Back-reference from a socket to its WebSocket, for the module-level socket listeners below. */
+const kWebSocket = Symbol('wasmws.websocket');
+type BoundSocket = Duplex & { [kWebSocket]: WebSocket };
+
+function socketOnData(this: BoundSocket, chunk: Buffer): void {
+  const ws = this[kWebSocket];
+  ws.isAlive = true;
+  ws._protocol!.receive(chunk);
+}
+function socketOnEnd(this: BoundSocket): void {
+  this[kWebSocket].onSocketEnd();
+}
+function socketOnClose(this: BoundSocket): void {
+  this[kWebSocket].onSocketClose();
+}
+function socketOnError(this: BoundSocket, err: Error): void {
+  this[kWebSocket].onSocketError(err);
+}
+function socketOnTimeout(this: BoundSocket): void {
+  this[kWebSocket].onIdle();
+}
+function socketOnDrain(this: BoundSocket): void {
+  this[kWebSocket].emit('drain');
+}
+
 /** A WebSocket connection, client or server side. */
 export class WebSocket extends EventEmitter implements ProtocolSink {
   static readonly CONNECTING = CONNECTING;
@@ -131,14 +156,17 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     if (compressor) proto.setCompressor(compressor);
     this._protocol = proto;
     this._socket = socket;
-    const s = socket as Duplex & { setNoDelay?: (b: boolean) => void; setTimeout?: (ms: number) => void };
+    const s = socket as Duplex & { setNoDelay?: (b: boolean) => void; setTimeout?: (ms: number) => void; [kWebSocket]?: WebSocket };
     s.setNoDelay?.(true);
-    s.setTimeout?.(this.opts.idleTimeout);
-    socket.on('end', () => this.onSocketEnd());
-    socket.on('close', () => this.onSocketClose());
-    socket.on('error', (err: Error) => this.onSocketError(err));
-    socket.on('timeout', () => this.onIdle());
-    socket.on('drain', () => this.emit('drain'));
+    if (this.opts.idleTimeout > 0) s.setTimeout?.(this.opts.idleTimeout);
+    // Module-level listeners with a back-reference: no closures per connection (memory per idle
+    // connection is a figure of merit for servers holding many).
+    s[kWebSocket] = this;
+    socket.on('end', socketOnEnd);
+    socket.on('close', socketOnClose);
+    socket.on('error', socketOnError);
+    socket.on('timeout', socketOnTimeout);
+    socket.on('drain', socketOnDrain);
     this.readyState = OPEN;
     // Emit 'open' and start reading on the next tick, so that the application (the 'connection'
     // handler, or listeners attached after `new WebSocket`) sees every message, including any that
@@ -149,10 +177,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
         this.isAlive = true;
         proto.receive(head);
       }
-      socket.on('data', (chunk: Buffer) => {
-        this.isAlive = true;
-        proto.receive(chunk);
-      });
+      socket.on('data', socketOnData);
     });
   }
 
@@ -270,7 +295,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     this.closeTimer.unref?.();
   }
 
-  private onSocketEnd(): void {
+  /** @internal */
+  onSocketEnd(): void {
     // The peer half-closed: finish our side too.
     this.readyState = CLOSING;
     this._flush();
@@ -278,18 +304,21 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     this.armCloseTimer();
   }
 
-  private onSocketError(err: Error): void {
+  /** @internal */
+  onSocketError(err: Error): void {
     // A reset socket: 'close' follows with 1006 (no listener needed, no crash).
     this._socket?.destroy();
     void err;
   }
 
-  private onIdle(): void {
+  /** @internal */
+  onIdle(): void {
     if (this.readyState === OPEN) this.close(1001, 'idle timeout');
     else this._socket?.destroy();
   }
 
-  private onSocketClose(): void {
+  /** @internal */
+  onSocketClose(): void {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     this.readyState = CLOSED;
@@ -552,7 +581,16 @@ export interface WebSocket {
   onerror: ((ev: { type: 'error'; target: WebSocket; error: Error; message: string }) => void) | null;
 }
 
+const normalized = new WeakMap<ConnectionOptions, WebSocket['opts']>();
+
+/** Defaults applied once per options object (a server's options serve all its connections). */
 function normalize(o: ConnectionOptions): WebSocket['opts'] {
+  let n = normalized.get(o);
+  if (!n) normalized.set(o, (n = fill(o)));
+  return n;
+}
+
+function fill(o: ConnectionOptions): WebSocket['opts'] {
   return {
     ...o,
     maxPayload: o.maxPayload ?? DEFAULT_MAX_PAYLOAD,
