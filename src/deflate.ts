@@ -26,6 +26,98 @@ export const DEFAULT_THRESHOLD = 1024;
 export const DEFAULT_CONCURRENCY = 10;
 /** zlib's default memLevel: 2^(memLevel+9) bytes of deflate hash state. */
 const DEFAULT_MEM_LEVEL = 8;
+/**
+ * Small messages are (de)compressed synchronously on the main thread: a thread-pool round trip
+ * costs far more than deflating a few KiB. Compressed input ≤ 4 KiB inflates to at most ~4 MiB
+ * (deflate's ratio is bounded near 1032:1), so the event loop is never held for long; larger
+ * messages go to the thread pool, counted and limited as before.
+ */
+const SYNC_INFLATE_MAX = 4 * 1024;
+const SYNC_DEFLATE_MAX = 32 * 1024;
+
+/**
+ * The zlib stream internals that zlib's own *Sync functions drive (lib/zlib.js processChunkSync):
+ * the native handle's writeSync, its [availOut, availIn] state, and the stream's output buffer.
+ * processChunkSync itself closes the stream when done, which would lose the LZ77 window that
+ * context takeover keeps, so syncWrite below runs the same loop and leaves the stream open.
+ */
+interface ZlibInternals {
+  _handle: { writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void } | null;
+  _writeState: Uint32Array;
+  _outBuffer: Buffer;
+  _outOffset: number;
+  _chunkSize: number;
+  destroyed: boolean;
+}
+
+function hasSyncInternals(z: unknown): boolean {
+  const s = z as Partial<ZlibInternals>;
+  return typeof s._handle?.writeSync === 'function' && s._writeState instanceof Uint32Array &&
+    Buffer.isBuffer(s._outBuffer) && typeof s._outOffset === 'number' && typeof s._chunkSize === 'number';
+}
+
+const HAS_SYNC = (() => {
+  try {
+    const probe = zlib.createInflateRaw();
+    const ok = hasSyncInternals(probe);
+    probe.close();
+    return ok;
+  } catch {
+    return false;
+  }
+})();
+
+class TooLarge extends Error {}
+
+/**
+ * Feed `input` with Z_SYNC_FLUSH and return all output, synchronously, keeping the stream (and its
+ * window) for the next message. Throws TooLarge past `maxOut` bytes; returns null if zlib failed
+ * (the stream destroys itself and emits 'error' on the next tick).
+ */
+function syncWrite(stream: zlib.Inflate | zlib.Deflate | zlib.InflateRaw | zlib.DeflateRaw, input: Buffer, maxOut: number): Buffer | null {
+  const z = stream as unknown as ZlibInternals;
+  const handle = z._handle!;
+  const state = z._writeState;
+  const chunkSize = z._chunkSize;
+  let out = z._outBuffer;
+  let outOff = z._outOffset;
+  let availOut = chunkSize - outOff;
+  let inOff = 0;
+  let availIn = input.length;
+  let parts: Buffer[] | null = null;
+  let first: Buffer | null = null;
+  let total = 0;
+  for (;;) {
+    handle.writeSync(zlib.constants.Z_SYNC_FLUSH, input, inOff, availIn, out, outOff, availOut);
+    if (z.destroyed) return null;
+    const outLeft = state[0];
+    const inLeft = state[1];
+    const have = availOut - outLeft;
+    if (have > 0) {
+      const piece = out.subarray(outOff, outOff + have);
+      outOff += have;
+      total += have;
+      if (total > maxOut) throw new TooLarge();
+      if (first === null) first = piece;
+      else (parts ??= [first]).push(piece);
+    }
+    if (outLeft === 0 || outOff >= chunkSize) {
+      // Output buffer full: the bytes handed out stay with their slices, a fresh buffer continues.
+      out = Buffer.allocUnsafe(chunkSize);
+      outOff = 0;
+      availOut = chunkSize;
+    } else {
+      availOut = outLeft;
+    }
+    if (outLeft !== 0) break;
+    inOff += availIn - inLeft;
+    availIn = inLeft;
+  }
+  z._outBuffer = out;
+  z._outOffset = outOff;
+  if (first === null) return EMPTY;
+  return parts ? Buffer.concat(parts, total) : first;
+}
 
 type Done = () => void;
 
@@ -164,6 +256,42 @@ export class PerMessageDeflate implements MessageCompressor {
         finish(job, null, out);
       });
     });
+  }
+
+  /**
+   * Inflate a small message on the spot; undefined when it must go through decompress() (large, a
+   * job in flight, no sync zlib). Throws ProtocolError: 1009 past maxPayload, 1007 if corrupt.
+   */
+  decompressSync(data: Buffer): Buffer | undefined {
+    if (!HAS_SYNC || this.released || this.inflateJob || data.length > SYNC_INFLATE_MAX) return undefined;
+    if (data.length === 0) return EMPTY;
+    const inf = (this.inflater ??= this.createInflater());
+    let out: Buffer | null;
+    try {
+      out = syncWrite(inf, Buffer.concat([data, TRAILER], data.length + 4), this.maxPayload);
+    } catch (err) {
+      if (!(err instanceof TooLarge)) throw err;
+      this.dropInflater(inf);
+      throw new ProtocolError('too_big', `inflated message exceeds maxPayload (${this.maxPayload} bytes)`);
+    }
+    if (out === null) {
+      this.dropInflater(inf);
+      throw new ProtocolError('bad_deflate', 'invalid compressed data');
+    }
+    // §7.2.2: with the peer's no_context_takeover it starts every message from an empty window.
+    if (this.inflateReset) inf.reset();
+    return out;
+  }
+
+  /** Deflate a small message on the spot; undefined when it must go through compress(). */
+  compressSync(data: Buffer): Buffer | undefined {
+    if (!HAS_SYNC || this.released || this.deflateJob || data.length > SYNC_DEFLATE_MAX) return undefined;
+    if (data.length === 0) return EMPTY_BLOCK;
+    const def = (this.deflater ??= this.createDeflater());
+    const out = syncWrite(def, data, Infinity);
+    if (out === null) return undefined; // zlib fault: the async path reports it (1011)
+    if (this.deflateReset) def.reset();
+    return out.length >= 4 ? out.subarray(0, out.length - 4) : out;
   }
 
   /** Deflate one message's payload (RFC 7692 §7.2.1): Z_SYNC_FLUSH, then drop the 00 00 ff ff tail. */

@@ -24,6 +24,9 @@ export interface MessageCompressor {
   decompress(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
   /** Deflate a message's payload for sending (the frame payload, RFC 7692 §7.2.1). */
   compress(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
+  /** Optional synchronous fast paths for small messages; undefined = use the async method. Throw ProtocolError. */
+  decompressSync?(data: Buffer): Buffer | undefined;
+  compressSync?(data: Buffer): Buffer | undefined;
   /** Messages at least this long are compressed. */
   readonly threshold: number;
   /** Free the compression contexts. */
@@ -198,13 +201,21 @@ export class Protocol {
   private inflate(data: Buffer, isBinary: boolean): void {
     const c = this.compressor;
     if (!c) return this.failWith('reserved_bits', 'RSV1 set without a negotiated extension');
+    if (c.decompressSync) {
+      let out: Buffer | undefined;
+      try {
+        out = c.decompressSync(data);
+      } catch (err) {
+        return this.fail(err as Error);
+      }
+      if (out !== undefined) return this.deliverInflated(out, isBinary);
+    }
     this.inflating = true;
     c.decompress(data, (err, out) => {
       this.inflating = false;
       if (this.failed) return;
       if (err) return this.fail(err);
-      if (!isBinary && !this.skipUtf8 && !isUtf8(out!)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
-      this.sink.onMessage(out!, isBinary);
+      this.deliverInflated(out!, isBinary);
       const backlog = this.backlog;
       this.backlog = [];
       this.backlogBytes = 0;
@@ -214,6 +225,11 @@ export class Protocol {
         this.sink.resumeReading?.();
       }
     });
+  }
+
+  private deliverInflated(out: Buffer, isBinary: boolean): void {
+    if (!isBinary && !this.skipUtf8 && !isUtf8(out)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
+    this.sink.onMessage(out, isBinary);
   }
 
   /** §5.5.1: the peer's close; answer with our own unless we sent one already. */
@@ -321,6 +337,10 @@ export class Protocol {
       return;
     }
     if (!c || !compress || data.length < c.threshold) return this.sendFrame(opcode, data, true, false, cb);
+    if (!this.compressing && c.compressSync) {
+      const out = c.compressSync(data);
+      if (out !== undefined) return this.writeFrame(opcode, out, true, true, cb);
+    }
     this.sendCompressed(opcode, (done) => c.compress(data, done), data.length, cb);
   }
 

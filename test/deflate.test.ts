@@ -741,6 +741,31 @@ describe('edge cases', () => {
     await Promise.all([closeServer(ours as any), closeServer(theirs as any)]);
   });
 
+  it('fails a small bomb (≤ 4 KiB, inflated on the spot) with 1009 at maxPayload', async () => {
+    const s = await ourServer({ perMessageDeflate: true, maxPayload: 256 * 1024 });
+    echo(s);
+    // ~1 KB of deflate that inflates to 1 MiB of zeros: small enough for the synchronous path.
+    const small = zlib.deflateRawSync(Buffer.alloc(MiB), { finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, -4);
+    expect(small.length).toBeLessThanOrEqual(4096);
+    const c = await rawConnect(port(s), 'permessage-deflate');
+    c.socket.write(raw({ opcode: OP_BINARY, rsv: RSV1, payload: small, key: KEY }));
+    expect(await closeCode(c)).toBe(1009);
+    await closeServer(s as any);
+  });
+
+  it('keeps context takeover intact when small (on the spot) and large (thread pool) messages alternate', async () => {
+    const s = await ourServer({ perMessageDeflate: true, maxPayload: 8 * MiB });
+    echo(s);
+    const c = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true, maxPayload: 8 * MiB });
+    await once(c, 'open');
+    const msgs = [text(2000, 1), text(300_000, 2), text(3000, 3), randomBytes(200_000).toString('base64'), text(1500, 4), text(60_000, 5), text(2000, 6)];
+    const got = collect(c, msgs.length, 20_000);
+    for (const m of msgs) c.send(m);
+    expect(await got).toEqual(msgs);
+    c.close();
+    await closeServer(s as any);
+  });
+
   it('fails a decompression bomb (≈1 MB inflating to 1 GiB) with 1009 while another client keeps working, memory bounded', async () => {
     const s = await ourServer({ perMessageDeflate: true, maxPayload: 2 * MiB });
     echo(s);
@@ -902,13 +927,16 @@ describe('broadcast', () => {
     await Promise.all(clients.map((c) => once(c, 'open')));
     await until(() => s.clients.size === clients.length);
     const own = vi.spyOn(PerMessageDeflate.prototype, 'compress');
+    const ownSync = vi.spyOn(PerMessageDeflate.prototype, 'compressSync');
     const msgs = [text(5000, 1), 'tiny', text(5000, 1), 'tiny2'];
     const got = Promise.all(clients.map((c) => collect(c, msgs.length + 1)));
     for (const m of msgs) s.broadcast(m);
     for (const ws of s.clients) ws.send('direct');
     for (const g of await got) expect(g).toEqual([...msgs, 'direct']);
-    expect(own).toHaveBeenCalledTimes(2 * 3);
+    // Each connection compresses each big message once with its own context (small ones on the spot).
+    expect(own.mock.calls.length + ownSync.mock.calls.filter((c) => (c[0] as Buffer).length >= 1024).length).toBe(2 * 3);
     own.mockRestore();
+    ownSync.mockRestore();
     for (const c of clients) c.close();
     await closeServer(s as any);
   });
