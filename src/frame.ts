@@ -51,7 +51,8 @@ export function writeHeader(out: Buffer, at: number, opcode: number, length: num
     out[at + 1] = m | length;
   } else if (length <= LEN16_MAX) {
     out[at + 1] = m | LEN16_MARK;
-    out.writeUInt16BE(length, p);
+    out[p] = length >>> 8;
+    out[p + 1] = length & 0xff;
     p += 2;
   } else {
     out[at + 1] = m | LEN64_MARK;
@@ -60,7 +61,10 @@ export function writeHeader(out: Buffer, at: number, opcode: number, length: num
     p += 8;
   }
   if (masked) {
-    out.writeUInt32LE(key, p);
+    out[p] = key & 0xff;
+    out[p + 1] = (key >>> 8) & 0xff;
+    out[p + 2] = (key >>> 16) & 0xff;
+    out[p + 3] = key >>> 24;
     p += MASK_KEY_SIZE;
   }
   return p - at;

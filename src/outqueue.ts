@@ -6,7 +6,7 @@
 //   reserve(n) ──▶ [slab: …|conn A seg|conn B seg|free…]      push(buf) ──▶ list
 //   take() ──▶ [segment views and pushed buffers, in order] ──▶ socket.write / writev
 
-const SLAB_SIZE = 64 * 1024;
+const SLAB_SIZE = 256 * 1024;
 
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabUsed = 0;

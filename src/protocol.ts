@@ -313,7 +313,7 @@ export class Protocol {
       writeHeader(buf, at, opcode, len, fin, rsv1, masked, key);
       if (masked) this.codec.mask(data, key, buf, at + hs, len);
       else if (len <= INLINE_COPY) for (let i = 0, p = at + hs; i < len; i++) buf[p + i] = data[i];
-      else data.copy(buf, at + hs);
+      else buf.set(data, at + hs); // TypedArray#set: a plain memcpy (Buffer#copy builds a view per call)
     } else {
       const at = out.reserve(hs);
       writeHeader(out.buf, at, opcode, len, fin, rsv1, masked, key);

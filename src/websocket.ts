@@ -34,8 +34,12 @@ export const CLOSED = 3;
 
 const DEFAULT_CLOSE_TIMEOUT = 30_000;
 const DEFAULT_MAX_BACKPRESSURE = 64 * 1024 * 1024;
-/** Writes of at most this many bytes queued in one tick are joined into one buffer. */
+/**
+ * Pieces queued in one tick are joined into one buffer when they total at most COALESCE_MAX bytes
+ * and average under COALESCE_AVG bytes; otherwise they go out as one writev (no copy).
+ */
 const COALESCE_MAX = 64 * 1024;
+const COALESCE_AVG = 512;
 /** Messages buffered for `for await` before the socket is paused. */
 const ITER_HIGH_WATER = 64;
 const EMPTY = Buffer.alloc(0);
@@ -246,8 +250,14 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       this.flushScheduled = true;
       process.nextTick(flushTick, this);
     }
-    if (this.bufferedAmount > this.opts.maxBackpressure) this.onBackpressure();
+    // The socket's queue only shrinks between flushes, so its length sampled at the last flush bounds
+    // it: the exact (slower) sum is needed only when the bound crosses the limit.
+    const p = this._protocol!;
+    if (p.out.bytes + p.queuedBytes + this.socketQueued > this.opts.maxBackpressure &&
+      this.bufferedAmount > this.opts.maxBackpressure) this.onBackpressure();
   }
+  /** The socket's writableLength as of the last flush. */
+  private socketQueued = 0;
 
   /** @internal Hand the queued frames to the socket: one write (or one corked writev). */
   _flush(): void {
@@ -266,13 +276,16 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     }
     const n = bufs.length;
     if (n === 1) socket.write(bufs[0], done);
-    else if (bytes <= COALESCE_MAX) socket.write(Buffer.concat(bufs, bytes), done);
-    else {
+    else if (bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG) {
+      // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
+      socket.write(Buffer.concat(bufs, bytes), done);
+    } else {
       (socket as Duplex & { cork(): void }).cork();
       for (let i = 0; i < n - 1; i++) socket.write(bufs[i]);
       socket.write(bufs[n - 1], done);
       (socket as Duplex & { uncork(): void }).uncork();
     }
+    this.socketQueued = socket.writableLength;
   }
 
   /** A slow reader let more than maxBackpressure bytes pile up: policy is to drop it (1008). */
