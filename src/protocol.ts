@@ -42,8 +42,8 @@ export interface ProtocolSink {
   onClose(code: number, reason: Buffer): void;
   /** The connection failed; the close frame with the error's code is already written. */
   onError(err: Error): void;
-  /** Bytes were queued in `protocol.out`; `cb` wants to hear when they are written. */
-  onOutput(cb?: (err?: Error | null) => void): void;
+  /** `added` bytes were queued in `protocol.out`; `cb` wants to hear when they are written. */
+  onOutput(cb: ((err?: Error | null) => void) | undefined, added: number): void;
   /**
    * Optional flow control: frames that arrive while a message is being inflated wait in a backlog;
    * past BACKLOG_HIGH_WATER bytes the protocol asks the transport to stop reading, and to start again
@@ -297,7 +297,7 @@ export class Protocol {
 
   private writeRaw(frame: Buffer, cb?: (err?: Error | null) => void): void {
     this.out.push(frame);
-    this.sink.onOutput(cb);
+    this.sink.onOutput(cb, frame.length);
   }
 
   private writeFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
@@ -324,7 +324,7 @@ export class Protocol {
         out.push(body);
       } else out.push(data); // zero copy: the socket writes the caller's buffer
     }
-    this.sink.onOutput(cb);
+    this.sink.onOutput(cb, hs + len);
   }
 
 

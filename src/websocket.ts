@@ -239,7 +239,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   private protoPaused = false;
 
   /** @internal The protocol queued bytes: they leave in one write at the end of this tick. */
-  onOutput(cb?: Cb): void {
+  onOutput(cb: Cb | undefined, added: number): void {
     if (!this._socket || this._socket.destroyed) {
       this._protocol?.out.clear();
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
@@ -250,11 +250,15 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       this.flushScheduled = true;
       process.nextTick(flushTick, this);
     }
-    // The socket's queue only shrinks between flushes, so its length sampled at the last flush bounds
-    // it: the exact (slower) sum is needed only when the bound crosses the limit.
+    // Policy: a peer is too slow when more than maxBackpressure bytes were already waiting for it
+    // when more is queued (so one large message on an idle connection always goes). The socket's
+    // queue only shrinks between flushes, so its length at the last flush bounds it: the exact
+    // (slower) sum is taken only when that bound crosses the limit.
     const p = this._protocol!;
-    if (p.out.bytes + p.queuedBytes + this.socketQueued > this.opts.maxBackpressure &&
-      this.bufferedAmount > this.opts.maxBackpressure) this.onBackpressure();
+    const max = this.opts.maxBackpressure;
+    if (p.out.bytes + p.queuedBytes + this.socketQueued - added > max && this.bufferedAmount - added > max) {
+      this.onBackpressure();
+    }
   }
   /** The socket's writableLength as of the last flush. */
   private socketQueued = 0;

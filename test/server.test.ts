@@ -204,6 +204,16 @@ describe('connection lifecycle', () => {
     slow.socket.destroy();
   });
 
+  it('sends one message larger than maxBackpressure on an idle connection (only a backlog counts)', async () => {
+    const { wss, url } = await server({ maxBackpressure: 64 * 1024 });
+    wss.on('connection', (ws: WebSocket) => ws.send(Buffer.alloc(1 << 20, 7)));
+    const c = new WS(url);
+    const [data] = await eventually<[Buffer]>(c, 'message');
+    expect(data.length).toBe(1 << 20);
+    expect(c.readyState).toBe(WS.OPEN);
+    c.terminate();
+  });
+
   it('broadcasts the same frame to every client except one', async () => {
     const { wss, url } = await server();
     const conns: WebSocket[] = [];
