@@ -196,6 +196,15 @@ describe('chat room over sockets', () => {
     expect(status).toBe(404);
   });
 
+  it('serves the echo endpoint for a WebSocket upgrade on /', async () => {
+    const ws = new WebSocket(wsUrl);
+    await new Promise((r, j) => ws.once('open', r).once('error', j));
+    const reply = new Promise<string>((r) => ws.once('message', (d: Buffer) => r(d.toString())));
+    ws.send('root echo');
+    expect(await reply).toBe('root echo');
+    ws.close();
+  });
+
   it('rejects a foreign Origin with 403 but accepts its own', async () => {
     const foreign = new WebSocket(wsUrl + 'chat', 'chat', { origin: 'https://evil.example' });
     const err = await new Promise<Error>((resolve) => foreign.on('error', resolve));

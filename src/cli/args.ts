@@ -57,7 +57,7 @@ Options:
 
 Endpoints:
   GET /          the chat page          GET /stats     JSON: workers, connections, users
-  WS  /chat      chat (JSON messages)   WS  /echo      echoes every message (load tests)
+  WS  /chat      chat (JSON messages)   WS  /echo      echoes every message (load tests; also WS /)
 
 SIGINT/SIGTERM close every connection with 1001 (going away) and exit 0.
 `;

@@ -129,7 +129,9 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = requestPath(req.url);
-    const wss = path === o.path ? chat : path === '/echo' ? echo : null;
+    // The echo endpoint also answers upgrades on "/" (load generators and conformance suites often
+    // connect there by default); a plain GET / still serves the page.
+    const wss = path === o.path ? chat : path === '/echo' || path === '/' ? echo : null;
     if (!wss) {
       socket.on('error', () => {});
       socket.end(buildErrorResponse(404, 'Not found'));
