@@ -106,7 +106,7 @@ export class WebSocketServer extends EventEmitter {
         headersTimeout: hs,
         requestTimeout: hs,
         connectionsCheckingInterval: Math.max(100, Math.min(1000, hs / 2)),
-      } as http.ServerOptions, (req, res) => {
+      } as http.ServerOptions, (_req, res) => {
         const body = http.STATUS_CODES[426]!;
         res.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': body.length, Upgrade: 'websocket' });
         res.end(body);

@@ -68,7 +68,7 @@ export class ChatRoom {
   private presence = '{"type":"presence","users":[]}';
   private users: string[] = [];
 
-  constructor(private readonly wss: WebSocketServer, private readonly hub: ClusterHub) {
+  constructor(wss: WebSocketServer, private readonly hub: ClusterHub) {
     hub.on('message', (channel: string, data: string | Buffer) => {
       // A chat message published by any worker, this one included: frame once, send to all.
       if (channel === CHANNEL) wss.broadcast(String(data));
