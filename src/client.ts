@@ -26,18 +26,6 @@ export interface ClientOptions extends ConnectionOptions {
   localAddress?: string;
 }
 
-/** Client-side permessage-deflate (src/deflate.ts); replaceable for tests. */
-export const clientExtensions: {
-  offer: (opts: ClientOptions) => string | undefined;
-  accept: (ws: WebSocket, header: string | undefined, opts: ClientOptions) => import('./protocol.js').MessageCompressor | null;
-} = {
-  offer: (opts) => clientOffer(opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate),
-  accept: (_ws, header, opts) => {
-    if (header === undefined) return null; // the server declined: no compression
-    return acceptClient(header, opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
-  },
-};
-
 const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
 
 /** @internal Start the opening handshake for a client WebSocket. */
@@ -56,7 +44,8 @@ export function initAsClient(ws: WebSocket, address: string | URL, protocols: st
   if (url.hash) throw new SyntaxError('The URL contains a fragment identifier');
   const secure = url.protocol === 'wss:';
   const key = generateKey();
-  const extOffer = opts.perMessageDeflate !== false ? clientExtensions.offer?.(opts) : undefined;
+  const deflateOpts = opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate;
+  const extOffer = opts.perMessageDeflate !== false ? clientOffer(deflateOpts) : undefined;
   const headers = buildUpgradeHeaders({ key, protocols, origin: opts.origin, extensions: extOffer, headers: opts.headers });
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const req = (secure ? https : http).request({
@@ -109,11 +98,12 @@ export function initAsClient(ws: WebSocket, address: string | URL, protocols: st
       socket.destroy();
       return failHandshake(new Error(check.message));
     }
+    // RFC 7692 §7.1: no header means the server declined and we go on without compression.
     let compressor = null;
-    if (check.extensions !== undefined || extOffer !== undefined) {
+    if (check.extensions !== undefined) {
       try {
-        if (check.extensions !== undefined && extOffer === undefined) throw new Error('Server sent a Sec-WebSocket-Extensions header but no extension was requested');
-        compressor = clientExtensions.accept?.(ws, check.extensions, opts) ?? null;
+        if (extOffer === undefined) throw new Error('Server sent a Sec-WebSocket-Extensions header but no extension was requested');
+        compressor = acceptClient(check.extensions, deflateOpts, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
       } catch (err) {
         socket.destroy();
         return failHandshake(err as Error);

@@ -41,8 +41,6 @@ export interface ServerOptions extends ConnectionOptions {
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
-/** Server-side permessage-deflate negotiation (src/deflate.ts); replaceable for tests. */
-export const serverExtensions = { negotiate: negotiateServer };
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
@@ -165,7 +163,7 @@ export class WebSocketServer extends EventEmitter {
     let ext: ReturnType<typeof negotiateServer> = null;
     if (o.perMessageDeflate) {
       try {
-        ext = serverExtensions.negotiate(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+        ext = negotiateServer(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
       } catch {
         return abortHandshake(socket, 400, 'Invalid Sec-WebSocket-Extensions header');
       }
