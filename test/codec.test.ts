@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { createCodec } from '../src/codec/index.js';
 import { FrameParser, type Frame } from '../src/parser.js';
 import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/frame.js';
@@ -46,6 +47,18 @@ describe('createCodec', () => {
       else process.env.WASMWS_CODEC = prev;
     }
   });
+  it('falls back to the TS twin where WebAssembly is unavailable (node --jitless), from ESM and CJS', () => {
+    const root = new URL('..', import.meta.url).pathname;
+    const esm = spawnSync(process.execPath, ['--jitless', '--input-type=module', '-e',
+      "import { createCodec, FrameParser, encodeFrame } from './dist/esm/index.js';" +
+      "const p = new FrameParser({ role: 'server' });" +
+      "console.log(createCodec().backend, p.push(encodeFrame(1, 'héllo', { mask: true }))[0].payload.toString());"],
+    { cwd: root, encoding: 'utf8' });
+    expect(esm.stdout.trim()).toBe('ts héllo');
+    const cjs = spawnSync(process.execPath, ['--jitless', '-e', "console.log(require('./dist/cjs/index.js').createCodec().backend)"], { cwd: root, encoding: 'utf8' });
+    expect(cjs.stdout.trim()).toBe('ts');
+  });
+
   it('rejects an unknown backend', () => {
     expect(() => createCodec({ backend: 'gpu' as never })).toThrow(/unknown codec backend/);
   });
