@@ -1,5 +1,6 @@
 // The `wasmws` command as a subprocess (bin/wasmws.js → dist/esm/cli): flags, errors, endpoints,
 // --workers 2 fan-out, worker replacement and graceful SIGTERM.
+import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -163,7 +164,8 @@ describe('wasmws CLI', () => {
 
   it('serves page and /echo (PORT/HOST from env); SIGTERM → 1001 to clients, exit 0', async () => {
     const s = await serve([], { PORT: '0', HOST: '127.0.0.1' });
-    expect(s.out()).toMatch(/codec (wasm|ts) · permessage-deflate off · 1 worker \(single process\)/);
+    // Default --workers auto: one per core (a single process on a 1-core machine).
+    expect(s.out()).toMatch(new RegExp(`codec (wasm|ts) · permessage-deflate off · ${os.cpus().length} worker`));
     expect(s.out()).toContain(`ws://${s.base}/chat`);
     const page = await fetch(`http://${s.base}/`);
     expect(page.status).toBe(200);

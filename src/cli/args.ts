@@ -27,7 +27,8 @@ export type Command = { command: 'help' } | { command: 'version' } | { command: 
 export const DEFAULTS = {
   port: 8080,
   host: '127.0.0.1',
-  workers: 1,
+  // Every core by default: node:cluster workers share the port; chat fans out through the primary.
+  workers: 'auto' as number | 'auto',
   path: '/chat',
   // Large enough for conformance suites' 16 MiB messages on /echo; the chat room limits texts itself.
   maxPayload: 64 * 1024 * 1024,
