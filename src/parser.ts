@@ -7,6 +7,8 @@
 import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
 import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
+import { Utf8Validator } from './utf8.js';
+import { isUtf8 } from 'node:buffer';
 import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
 import {
   MAX_SCAN, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
@@ -30,6 +32,11 @@ export interface ParserOptions {
   codec?: Codec | CodecBackend;
   /** RSV1 is allowed on the first frame of a data message (permessage-deflate negotiated). */
   allowRsv1?: boolean;
+  /**
+   * Validate uncompressed text messages as UTF-8 as their bytes arrive, failing with 1007 at the
+   * first byte known to be invalid, even inside a frame still arriving (RFC 6455 §8.1); default false.
+   */
+  validateUtf8?: boolean;
 }
 
 // Parser states.
@@ -63,6 +70,11 @@ export class FrameParser {
   private payload: Accumulator | null = null;
   // Fragmentation state (§5.4): inside an unfinished data message, and its size so far.
   private inMessage = false;
+  private readonly validateUtf8: boolean;
+  /** The current message is uncompressed text (validated when validateUtf8). */
+  private textMessage = false;
+  /** UTF-8 state of a text message that spans frames or reads (null while none does). */
+  private utf8: Utf8Validator | null = null;
   private messageBytes = 0;
 
   constructor(opts: ParserOptions) {
@@ -71,6 +83,7 @@ export class FrameParser {
     this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.codec = resolveCodec(opts.codec);
     this.allowRsv1 = opts.allowRsv1 === true;
+    this.validateUtf8 = opts.validateUtf8 === true;
   }
 
   /** True once a ProtocolError was thrown: further input is discarded (§7.1.7). */
@@ -129,12 +142,15 @@ export class FrameParser {
         const bits = table[row];
         const len = table[row + 2];
         const b0 = bits & 0xff;
+        const payload = len === 0 ? EMPTY : new FastBuffer(ab, base + table[row + 1], len);
         if ((b0 === 0x81 || b0 === 0x82) && (bits & 0x8000) === maskBit && !this.inMessage && len <= this.maxPayload) {
           this.messageBytes = 0;
+          if (b0 === 0x81 && this.validateUtf8 && !isUtf8(payload)) fail('invalid_utf8', 'text message is not valid UTF-8');
         } else {
           this.checkHeader(b0, bits >>> 8, len);
+          if (this.textMessage && (b0 & 0x0f) < Opcode.CLOSE) this.checkText(payload, (b0 & 0x80) !== 0, true);
         }
-        frames.push(makeFrame(b0, len === 0 ? EMPTY : new FastBuffer(ab, base + table[row + 1], len)));
+        frames.push(makeFrame(b0, payload));
       }
       switch (r.status) {
         case SCAN_PARTIAL_PAYLOAD: {
@@ -170,6 +186,7 @@ export class FrameParser {
   /** Take payload bytes of the frame in progress; completes it when the last byte arrives. */
   private addPayload(part: Buffer, frames: Frame[]): void {
     this.remaining -= part.length;
+    if (this.textMessage && (this.b0 & 0x0f) < Opcode.CLOSE) this.checkText(part, (this.b0 & 0x80) !== 0, this.remaining === 0);
     // Capacity never exceeds the frame's length, which checkHeader already held to maxPayload.
     const acc = (this.payload ??= new Accumulator());
     acc.push(part, acc.length + part.length + this.remaining);
@@ -212,6 +229,24 @@ export class FrameParser {
     return pos;
   }
 
+  /**
+   * RFC 6455 §8.1: validate the next bytes of the current text message. `lastOfFrame` marks the end
+   * of a frame, and with `fin` the end of the message. A message that is one whole frame is checked
+   * in one call; anything longer keeps an incremental validator.
+   */
+  private checkText(bytes: Buffer, fin: boolean, lastOfFrame: boolean): void {
+    if (fin && lastOfFrame && this.utf8 === null) {
+      if (!isUtf8(bytes)) fail('invalid_utf8', 'text message is not valid UTF-8');
+      return;
+    }
+    const v = (this.utf8 ??= new Utf8Validator());
+    if (!v.push(bytes)) fail('invalid_utf8', 'text message is not valid UTF-8');
+    if (fin && lastOfFrame) {
+      this.utf8 = null;
+      if (!v.end()) fail('invalid_utf8', 'text message is not valid UTF-8');
+    }
+  }
+
   /** RFC 6455 §5.2–§5.5 rules for one frame header, checked before its payload is buffered. */
   private checkHeader(b0: number, b1: number, length: number): void {
     const opcode = b0 & 0x0f;
@@ -233,6 +268,9 @@ export class FrameParser {
       if (this.inMessage) fail('unfinished_message', 'new data frame before the fragmented message ended');
       if (rsv1 && !this.allowRsv1) fail('reserved_bits', 'RSV1 set without a negotiated extension');
       this.messageBytes = 0;
+      // Compressed text is validated by the protocol once inflated.
+      this.textMessage = this.validateUtf8 && opcode === Opcode.TEXT && !rsv1;
+      this.utf8 = null;
       this.addMessageBytes(length, fin);
     } else {
       fail('bad_opcode', `reserved opcode ${opcode}`);

@@ -8,7 +8,6 @@ import { Opcode } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { FrameParser, type Frame } from './parser.js';
 import { decodeClosePayload, encodeClosePayload, headerSize, randomMaskKey, writeHeader } from './frame.js';
-import { Utf8Validator } from './utf8.js';
 import { Accumulator } from './accumulator.js';
 import { OutQueue } from './outqueue.js';
 import { isUtf8 } from 'node:buffer';
@@ -83,7 +82,6 @@ export class Protocol {
   private msgOpcode = 0;
   private msgCompressed = false;
   private fragments: Accumulator | null = null;
-  private utf8: Utf8Validator | null = null;
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   private inflating = false;
   private backlog: Frame[] = [];
@@ -104,7 +102,8 @@ export class Protocol {
     this.codec = opts.codec;
     this.autoPong = opts.autoPong !== false;
     this.skipUtf8 = opts.skipUtf8Validation === true;
-    this.parser = new FrameParser({ role: opts.role, maxPayload: opts.maxPayload, codec: opts.codec });
+    // Uncompressed text is validated by the parser as bytes arrive (fail fast, §8.1); inflated text here.
+    this.parser = new FrameParser({ role: opts.role, maxPayload: opts.maxPayload, codec: opts.codec, validateUtf8: !this.skipUtf8 });
   }
 
   /** Enable permessage-deflate after negotiation. */
@@ -163,14 +162,12 @@ export class Protocol {
     const op = f.opcode;
     if (op === Opcode.TEXT || op === Opcode.BINARY) {
       if (f.fin && !f.rsv1) {
-        // Fast path: a whole uncompressed message in one frame.
-        if (op === Opcode.TEXT && !this.skipUtf8 && !isUtf8(f.payload)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
+        // Fast path: a whole uncompressed message in one frame (UTF-8 already checked by the parser).
         this.sink.onMessage(f.payload, op === Opcode.BINARY);
         return;
       }
       this.msgOpcode = op;
       this.msgCompressed = f.rsv1;
-      this.utf8 = op === Opcode.TEXT && !this.skipUtf8 && !f.rsv1 ? new Utf8Validator() : null;
       this.addFragment(f);
     } else if (op === Opcode.CONTINUATION) {
       this.addFragment(f);
@@ -186,13 +183,10 @@ export class Protocol {
 
   private addFragment(f: Frame): void {
     if (f.payload.length > 0) {
-      if (this.utf8 && !this.utf8.push(f.payload)) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
       (this.fragments ??= new Accumulator()).push(f.payload, this.parser.maxPayload);
     }
     if (!f.fin) return;
     const data = this.fragments ? this.fragments.take() : EMPTY;
-    if (this.utf8 && !this.utf8.end()) return this.failWith('invalid_utf8', 'text message is not valid UTF-8');
-    this.utf8 = null;
     const isBinary = this.msgOpcode === Opcode.BINARY;
     if (this.msgCompressed) return this.inflate(data, isBinary);
     this.sink.onMessage(data, isBinary);

@@ -209,6 +209,24 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       expect(e.code).toBe(code);
     });
 
+    it('with validateUtf8, fails with 1007 on the first invalid byte of a text frame still arriving', () => {
+      const p = server({ validateUtf8: true });
+      const frame = raw({ opcode: 1, payload: Buffer.from([0x61, 0x62, 0xff, 0x63, 0x64, 0x65, 0x66, 0x67]), key: KEY });
+      expect(p.push(Buffer.from(frame.subarray(0, 8)))).toEqual([]); // header + "ab": still valid
+      expect(errorOf(() => p.push(Buffer.from(frame.subarray(8, 10)))).code).toBe(1007);
+    });
+    it('with validateUtf8, accepts a code point split across frames and reads, and leaves binary alone', () => {
+      const euro = Buffer.from('x€y');
+      const bytes = Buffer.concat([
+        raw({ fin: false, opcode: 1, payload: euro.subarray(0, 2), key: KEY }),
+        raw({ opcode: 2 - 2, payload: euro.subarray(2), key: KEY }),
+        raw({ opcode: 2, payload: Buffer.from([0xff]), key: KEY }),
+      ]);
+      const got = pushAll(server({ validateUtf8: true }), Array.from(bytes, (b) => Buffer.from([b])));
+      expect(Buffer.concat(got.slice(0, 2).map((f) => f.payload)).toString()).toBe('x€y');
+      expect(got[2].payload[0]).toBe(0xff);
+    });
+
     it('allows RSV1 on the first data frame only when an extension allows it', () => {
       const p = server({ allowRsv1: true });
       expect(p.push(raw({ rsv: 4, fin: false, opcode: 1, key: KEY }))[0].rsv1).toBe(true);
