@@ -79,8 +79,8 @@ export function initAsClient(ws: WebSocket, address: string | URL, protocols: st
   req.on('response', (res) => {
     if (done) return;
     if (ws.listenerCount('unexpected-response') > 0) {
-      done = true;
-      ws.abortHandshake = undefined;
+      // The application handles the response; terminate()/close() still end the attempt (as in ws):
+      // abortHandshake stays set, so they destroy the request and emit 'error' and 'close'.
       ws.emit('unexpected-response', req, res);
       return;
     }

@@ -384,12 +384,14 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
       listened.delete(w.id);
       for (const [key, byWorker] of values) if (byWorker.delete(w.id)) sendAll(sharedMsg(key));
       events.emit('exit', w, code, signal);
-      if (stopping || opts.respawn === false) return;
+      if (stopping) return;
       if (!ready) {
+        // A worker that dies before listening fails the start, whether or not we respawn.
         const err = new Error(`worker ${w.id} exited (${signal ?? code}) before listening`);
         void shutdown().then(() => rejectReady(err));
         return;
       }
+      if (opts.respawn === false) return;
       // Replace it; back off if workers keep dying (a crash loop must not spin the CPU).
       const now = Date.now();
       deaths = deaths.filter((t) => now - t < 10_000);

@@ -50,6 +50,8 @@ export interface ProtocolSink {
    */
   pauseReading?(): void;
   resumeReading?(): void;
+  /** Optional: an inflation finished and every frame that waited behind it was handled. */
+  onBacklogDrained?(): void;
 }
 
 export interface ProtocolOptions {
@@ -83,7 +85,7 @@ export class Protocol {
   private msgCompressed = false;
   private fragments: Accumulator | null = null;
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
-  private inflating = false;
+  private inflatingNow = false;
   private backlog: Frame[] = [];
   private backlogBytes = 0;
   private readingPaused = false;
@@ -130,14 +132,14 @@ export class Protocol {
   private handleFrames(frames: Frame[]): void {
     for (let i = 0; i < frames.length; i++) {
       if (this.failed || this.closeReceived) return;
-      if (this.inflating) {
+      if (this.inflatingNow) {
         this.backlog.push(frames[i]);
         this.backlogBytes += frames[i].payload.length + FRAME_OVERHEAD;
         continue;
       }
       this.handleFrame(frames[i]);
     }
-    if (this.inflating && !this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
+    if (this.inflatingNow && !this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
       this.readingPaused = true;
       this.sink.pauseReading();
     }
@@ -204,20 +206,22 @@ export class Protocol {
       }
       if (out !== undefined) return this.deliverInflated(out, isBinary);
     }
-    this.inflating = true;
+    this.inflatingNow = true;
     c.decompress(data, (err, out) => {
-      this.inflating = false;
-      if (this.failed) return;
-      if (err) return this.fail(err);
-      this.deliverInflated(out!, isBinary);
-      const backlog = this.backlog;
-      this.backlog = [];
-      this.backlogBytes = 0;
-      this.handleFrames(backlog);
-      if (this.readingPaused && (!this.inflating || this.backlogBytes < BACKLOG_LOW_WATER)) {
-        this.readingPaused = false;
-        this.sink.resumeReading?.();
+      this.inflatingNow = false;
+      if (err) this.fail(err);
+      else if (!this.failed) {
+        this.deliverInflated(out!, isBinary);
+        const backlog = this.backlog;
+        this.backlog = [];
+        this.backlogBytes = 0;
+        this.handleFrames(backlog);
+        if (this.readingPaused && (!this.inflatingNow || this.backlogBytes < BACKLOG_LOW_WATER)) {
+          this.readingPaused = false;
+          this.sink.resumeReading?.();
+        }
       }
+      if (!this.inflatingNow) this.sink.onBacklogDrained?.();
     });
   }
 
@@ -420,8 +424,19 @@ export class Protocol {
   /** Send our close frame (once). */
   sendClose(code?: number, reason: string | Buffer = '', cb?: (err?: Error | null) => void): void {
     if (this.closeSent) return;
+    const payload = encodeClosePayload(code, reason); // may throw: before any state changes
     this.closeSent = true;
-    this.sendFrame(Opcode.CLOSE, encodeClosePayload(code, reason), true, false, cb);
+    this.sendFrame(Opcode.CLOSE, payload, true, false, cb);
+  }
+
+  /** A compression is in flight or sends wait behind one. */
+  get sendsPending(): boolean {
+    return this.compressing || this.sendQueue.length > 0;
+  }
+
+  /** A message is being inflated on the thread pool (frames behind it wait in the backlog). */
+  get inflating(): boolean {
+    return this.inflatingNow;
   }
 
   /** Drop per-connection state (compression contexts, fragments, queued sends). */

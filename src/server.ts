@@ -308,8 +308,13 @@ export class WebSocketServer extends EventEmitter {
     this.pending.clear();
     this.removeListeners();
     if (this.ownServer && this.server) {
+      // 'close' waits for the listening socket too (its callback comes once every socket is gone).
+      this.serverOpen = true;
       const server = this.server as http.Server;
-      server.close();
+      server.close(() => {
+        this.serverOpen = false;
+        if (this.conns.size === 0) this.finishClose();
+      });
       server.closeIdleConnections?.();
     }
     for (const ws of this.conns) {
@@ -317,9 +322,11 @@ export class WebSocketServer extends EventEmitter {
     }
     if (this.conns.size === 0) this.finishClose();
   }
+  /** Our own HTTP server is still closing. */
+  private serverOpen = false;
 
   private finishClose(): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.serverOpen) return;
     this.state = 'closed';
     process.nextTick(() => this.emit('close'));
   }

@@ -336,6 +336,28 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
 
   /** @internal */
   onSocketClose(): void {
+    const proto = this._protocol;
+    if (proto && proto.inflating && !this.closingAfterInflate) {
+      // The peer's last bytes were read but a message is still inflating, and frames behind it (its
+      // close frame, often) wait in the backlog: deliver them first, as ws does on EOF. Bounded by
+      // closeTimeout.
+      this.closingAfterInflate = true;
+      this.readyState = CLOSING;
+      if (this.closeTimer) clearTimeout(this.closeTimer);
+      this.closeTimer = setTimeout(() => this.finishClose(), this.opts.closeTimeout);
+      this.closeTimer.unref?.();
+      return;
+    }
+    this.finishClose();
+  }
+  private closingAfterInflate = false;
+
+  /** @internal The protocol delivered everything that waited behind an inflation. */
+  onBacklogDrained(): void {
+    if (this.closingAfterInflate) this.finishClose();
+  }
+
+  private finishClose(): void {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     this.readyState = CLOSED;
@@ -432,7 +454,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     if (code !== undefined && (!isValidCloseCode(code) || code === 1015)) {
       throw new TypeError('First argument must be a valid error code number');
     }
-    const r = reason === undefined ? EMPTY : typeof reason === 'string' ? Buffer.from(reason) : reason;
+    // As in ws, a reason without a code is ignored (a close payload cannot carry one alone).
+    const r = reason === undefined || code === undefined ? EMPTY : typeof reason === 'string' ? Buffer.from(reason) : reason;
     if (r.length > MAX_CLOSE_REASON) throw new RangeError('The message must not be greater than 123 bytes');
     if (this.readyState === CLOSED) return;
     if (this.readyState === CONNECTING) {
@@ -441,7 +464,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     }
     const proto = this._protocol!;
     if (proto.closeSent) {
-      if (proto.closeReceived) this._socket?.end();
+      // Both close frames are exchanged: end TCP, unless our close still waits behind a compression
+      // (the protocol reports onClose, which ends it, once that is written).
+      if (proto.closeReceived && !proto.sendsPending) this._socket?.end();
       return;
     }
     this.readyState = CLOSING;

@@ -942,6 +942,44 @@ describe('broadcast', () => {
   });
 });
 
+describe('closing while a message inflates or deflates', () => {
+  it('our client still delivers a large compressed message when the server closes TCP right after it', async () => {
+    const s = await ourServer({ perMessageDeflate: true });
+    const big = randomBytes(512 * 1024).toString('hex'); // compresses, but not below the on-the-spot limit
+    s.on('connection', (ws: any) => ws.on('message', (d: Buffer) => { if (String(d) === 'go') ws.send(big); }));
+    const c = new WebSocket(`ws://${HOST}:${port(s)}`);
+    await once(c, 'open');
+    const got: string[] = [];
+    c.on('message', (d: Buffer) => got.push(d.toString()));
+    const closed = new Promise<number>((r) => c.on('close', (code: number) => r(code)));
+    c.send('go');
+    c.close(1000, 'bye');
+    expect(await closed).toBe(1000);
+    expect(got).toEqual([big]);
+    await closeServer(s as any);
+  });
+
+  it('a server close() while its close reply waits behind a compression still sends both', async () => {
+    const s = await ourServer({ perMessageDeflate: true });
+    const big = randomBytes(1024 * 1024).toString('hex');
+    s.on('connection', (ws: any) => ws.on('message', (d: Buffer) => {
+      if (String(d) !== 'go') return;
+      ws.send(big);
+      setImmediate(() => ws.close(1001, 'shutdown'));
+    }));
+    const c = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true });
+    await once(c, 'open');
+    let msgs = 0;
+    c.on('message', () => msgs++);
+    const closed = new Promise<number>((r) => c.on('close', (code: number) => r(code)));
+    c.send('go');
+    c.close(1000, 'bye');
+    expect(await closed).toBe(1000);
+    expect(msgs).toBe(1);
+    await closeServer(s as any);
+  });
+});
+
 // ── resources ─────────────────────────────────────────────────────────────────────────────
 
 describe('resources', () => {

@@ -299,6 +299,39 @@ describe('connection API', () => {
     c.terminate();
   });
 
+  it('ignores a close reason given without a code (as ws) and completes the closing handshake', async () => {
+    const { wss, url } = await server();
+    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const c = new WS(url);
+    await once(c, 'open');
+    const [ws] = await serverWs;
+    const closed = eventually<[number]>(c, 'close');
+    ws.close(undefined, 'bye');
+    expect((await closed)[0]).toBe(1005);
+  });
+
+  it('lets terminate() end a handshake after an unexpected-response, emitting error and close', async () => {
+    const srv = http.createServer();
+    srv.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const c = new WebSocket(`ws://127.0.0.1:${(srv.address() as net.AddressInfo).port}`);
+      const errored = eventually<[Error]>(c, 'error');
+      const closed = eventually<[number]>(c, 'close');
+      c.on('unexpected-response', (_req: unknown, res: http.IncomingMessage) => {
+        expect(res.statusCode).toBe(403);
+        res.resume();
+        c.terminate();
+      });
+      await errored;
+      expect((await closed)[0]).toBe(1006);
+      expect(c.readyState).toBe(WebSocket.CLOSED);
+    } finally {
+      srv.closeAllConnections();
+      srv.close();
+    }
+  });
+
   it('reports bufferedAmount and calls send callbacks once written', async () => {
     const { url } = await server();
     const c = new WebSocket(url);
