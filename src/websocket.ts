@@ -228,15 +228,30 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   /** @internal Flow control from the protocol (a backlog behind an inflation); independent of pause(). */
   pauseReading(): void {
     this.protoPaused = true;
-    this._socket?.pause();
+    this.updateReading();
   }
 
   /** @internal */
   resumeReading(): void {
     this.protoPaused = false;
-    if (!this.paused) this._socket?.resume();
+    this.updateReading();
   }
   private protoPaused = false;
+  /** The `for await` consumer is behind (ITER_HIGH_WATER messages buffered). */
+  private iterPaused = false;
+
+  /** Reading pauses while the application, the protocol or the async iterator asks it to. */
+  private updateReading(): void {
+    const s = this._socket;
+    const want = this.paused || this.protoPaused || this.iterPaused;
+    // Touch the socket only on a change: a stray resume() before the 'data' listener is attached
+    // would switch it to flowing mode and drop data.
+    if (!s || want === this.socketPaused) return;
+    this.socketPaused = want;
+    if (want) s.pause();
+    else s.resume();
+  }
+  private socketPaused = false;
 
   /** @internal The protocol queued bytes: they leave in one write at the end of this tick. */
   onOutput(cb: Cb | undefined, added: number): void {
@@ -495,17 +510,18 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   pause(): void {
     if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
     this.paused = true;
-    this._socket?.pause();
+    this.updateReading();
   }
 
   resume(): void {
     if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
     this.paused = false;
-    if (!this.protoPaused) this._socket?.resume();
+    this.updateReading();
   }
 
+  /** Reading is paused (by pause(), or while a `for await` consumer is behind). */
   get isPaused(): boolean {
-    return this.paused;
+    return this.paused || this.iterPaused;
   }
 
   // ── async iteration: for await (const message of ws) ────────────────────────────────────
@@ -522,7 +538,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
           q.unshift(null);
           return Promise.resolve({ value: undefined, done: true });
         }
-        if (this.paused && q.length < ITER_HIGH_WATER / 2) this.resume();
+        if (this.iterPaused && q.length < ITER_HIGH_WATER / 2) {
+          this.iterPaused = false;
+          this.updateReading();
+        }
         return Promise.resolve({ value: item.data, done: false });
       }
       return new Promise((resolve) => { this.iterWaiter = resolve; });
@@ -531,7 +550,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       next,
       return: async () => {
         this.iterQueue = null;
-        if (this.paused) this.resume();
+        if (this.iterPaused) {
+          this.iterPaused = false;
+          this.updateReading();
+        }
         return { value: undefined, done: true };
       },
       [Symbol.asyncIterator]: () => it,
@@ -547,7 +569,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       return;
     }
     this.iterQueue!.push({ data });
-    if (this.iterQueue!.length >= ITER_HIGH_WATER && !this.paused) this.pause();
+    if (this.iterQueue!.length >= ITER_HIGH_WATER && !this.iterPaused) {
+      this.iterPaused = true;
+      this.updateReading();
+    }
   }
 
   private endIter(): void {

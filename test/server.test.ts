@@ -275,6 +275,24 @@ describe('connection API', () => {
     expect((await it.next()).done).toBe(true);
   });
 
+  it('keeps a pause() the application made while a for-await consumer drains', async () => {
+    const { wss, url } = await server();
+    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const c = new WS(url);
+    await once(c, 'open');
+    const [ws] = await serverWs;
+    const it = ws[Symbol.asyncIterator]();
+    for (let i = 0; i < 100; i++) c.send(`m${i}`);
+    await new Promise((r) => setTimeout(r, 150));
+    ws.pause(); // the application's own pause
+    for (let i = 0; i < 64; i++) await it.next(); // drains below the low-water mark
+    expect(ws.isPaused).toBe(true);
+    expect((ws._socket as net.Socket).isPaused()).toBe(true);
+    ws.resume();
+    expect((ws._socket as net.Socket).isPaused()).toBe(false);
+    c.terminate();
+  });
+
   it('supports addEventListener and on* properties with browser-style events', async () => {
     const { wss, url } = await server();
     wss.on('connection', (ws: WebSocket) => ws.send('hi'));
