@@ -24,6 +24,14 @@ export interface Frame {
   payload: Buffer;
 }
 
+/**
+ * Receives frames as the parser completes them, as (first header byte, unmasked payload): the
+ * allocation-free path the Protocol uses. Frames of one scan are delivered after the scan, in order.
+ */
+export interface FrameSink {
+  onFrame(b0: number, payload: Buffer): void;
+}
+
 export interface ParserOptions {
   /** `server` expects masked frames from clients; `client` expects unmasked frames (§5.1). */
   role: 'server' | 'client';
@@ -73,6 +81,10 @@ export class FrameParser {
   private readonly validateUtf8: boolean;
   /** The current message is uncompressed text (validated when validateUtf8). */
   private textMessage = false;
+  // Frames completed by the current scan, delivered once the scan's table is no longer read (a
+  // sink's callback may run user code that scans with the same shared codec).
+  private readonly doneB0: number[] = [];
+  private readonly donePayload: Buffer[] = [];
   /** UTF-8 state of a text message that spans frames or reads (null while none does). */
   private utf8: Utf8Validator | null = null;
   private messageBytes = 0;
@@ -103,26 +115,56 @@ export class FrameParser {
    */
   push(chunk: Uint8Array): Frame[] {
     const frames: Frame[] = [];
-    if (this.state === FAILED) return frames;
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     try {
-      this.consume(buf, frames);
+      this.parse(chunk, { onFrame: (b0, payload) => frames.push(makeFrame(b0, payload)) });
     } catch (err) {
-      this.state = FAILED;
-      this.hdr = null;
-      this.payload = null;
       if (err instanceof ProtocolError) err.frames = frames;
       throw err;
     }
     return frames;
   }
 
-  private consume(chunk: Buffer, frames: Frame[]): void {
+  /**
+   * Feed bytes; `sink.onFrame` gets each completed frame, in order. On a rule violation the frames
+   * before it are delivered first, then ProtocolError is thrown and later input is discarded.
+   */
+  parse(chunk: Uint8Array, sink: FrameSink): void {
+    if (this.state === FAILED) return;
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    try {
+      this.consume(buf, sink);
+    } catch (err) {
+      this.state = FAILED;
+      this.hdr = null;
+      this.payload = null;
+      this.deliver(sink);
+      throw err;
+    }
+  }
+
+  /** Hand the frames completed so far to the sink. */
+  private deliver(sink: FrameSink): void {
+    const b0s = this.doneB0;
+    const n = b0s.length;
+    if (n === 0) return;
+    const payloads = this.donePayload;
+    for (let i = 0; i < n; i++) sink.onFrame(b0s[i], payloads[i]);
+    b0s.length = 0;
+    payloads.length = 0;
+  }
+
+  private done(b0: number, payload: Buffer): void {
+    this.doneB0.push(b0);
+    this.donePayload.push(payload);
+  }
+
+  private consume(chunk: Buffer, sink: FrameSink): void {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
       if (this.state === HEADER_PARTIAL) {
-        pos = this.fillHeader(chunk, pos, frames);
+        pos = this.fillHeader(chunk, pos);
+        this.deliver(sink);
         continue;
       }
       const sliceEnd = Math.min(end, pos + MAX_SCAN);
@@ -130,7 +172,7 @@ export class FrameParser {
       const r = this.codec.scan(chunk, pos, sliceEnd, this.maxPayload, prefix, this.key, this.phase);
       const data = r.data;
       if (prefix > 0) {
-        this.addPayload(data.subarray(r.prefixOffset, r.prefixOffset + prefix), frames);
+        this.addPayload(data.subarray(r.prefixOffset, r.prefixOffset + prefix));
       }
       const table = r.table;
       const ab = data.buffer;
@@ -150,7 +192,7 @@ export class FrameParser {
           this.checkHeader(b0, bits >>> 8, len);
           if (this.textMessage && (b0 & 0x0f) < Opcode.CLOSE) this.checkText(payload, (b0 & 0x80) !== 0, true);
         }
-        frames.push(makeFrame(b0, payload));
+        this.done(b0, payload);
       }
       switch (r.status) {
         case SCAN_PARTIAL_PAYLOAD: {
@@ -165,7 +207,7 @@ export class FrameParser {
           this.state = PAYLOAD;
           if (have > 0) {
             const off = r.dataOffset + table[row + 1];
-            this.addPayload(data.subarray(off, off + have), frames);
+            this.addPayload(data.subarray(off, off + have));
           }
           break;
         }
@@ -180,11 +222,12 @@ export class FrameParser {
           fail('too_big', 'frame payload exceeds maxPayload');
       }
       pos = r.status === SCAN_PARTIAL_HEADER ? sliceEnd : pos + r.consumed;
+      this.deliver(sink);
     }
   }
 
   /** Take payload bytes of the frame in progress; completes it when the last byte arrives. */
-  private addPayload(part: Buffer, frames: Frame[]): void {
+  private addPayload(part: Buffer): void {
     this.remaining -= part.length;
     if (this.textMessage && (this.b0 & 0x0f) < Opcode.CLOSE) this.checkText(part, (this.b0 & 0x80) !== 0, this.remaining === 0);
     // Capacity never exceeds the frame's length, which checkHeader already held to maxPayload.
@@ -193,11 +236,11 @@ export class FrameParser {
     this.phase = (this.phase + part.length) & 3;
     if (this.remaining > 0) return;
     this.state = HEADER;
-    frames.push(makeFrame(this.b0, acc.take()));
+    this.done(this.b0, acc.take());
   }
 
   /** HEADER_PARTIAL: complete the header from the chunk's first bytes; returns the new position. */
-  private fillHeader(chunk: Buffer, pos: number, frames: Frame[]): number {
+  private fillHeader(chunk: Buffer, pos: number): number {
     const hdr = this.hdr!;
     const need = (n: number): boolean => {
       while (this.hdrLen < n && pos < chunk.length) hdr[this.hdrLen++] = chunk[pos++];
@@ -225,7 +268,7 @@ export class FrameParser {
     this.remaining = length;
     this.hdrLen = 0;
     this.state = PAYLOAD;
-    if (length === 0) this.addPayload(EMPTY, frames);
+    if (length === 0) this.addPayload(EMPTY);
     return pos;
   }
 
@@ -288,7 +331,8 @@ export class FrameParser {
   }
 }
 
-function makeFrame(b0: number, payload: Buffer): Frame {
+/** The Frame object for a first header byte and payload. */
+export function makeFrame(b0: number, payload: Buffer): Frame {
   return {
     fin: (b0 & 0x80) !== 0,
     rsv1: (b0 & 0x40) !== 0,

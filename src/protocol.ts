@@ -6,7 +6,7 @@
 //   sendMessage / ping / close ──────────┴─▶ out (OutQueue) ─▶ sink.onOutput() ─▶ transport takes out.take()
 import { Opcode } from './constants.js';
 import { ProtocolError } from './errors.js';
-import { FrameParser, type Frame } from './parser.js';
+import { FrameParser, type FrameSink } from './parser.js';
 import { decodeClosePayload, encodeClosePayload, headerSize, randomMaskKey, writeHeader } from './frame.js';
 import { Accumulator } from './accumulator.js';
 import { OutQueue } from './outqueue.js';
@@ -65,7 +65,7 @@ export interface ProtocolOptions {
 }
 
 /** The one connection-level state machine shared by server and client connections. */
-export class Protocol {
+export class Protocol implements FrameSink {
   readonly parser: FrameParser;
   /** Bytes to send (what `dataToSend()` would return in a pull-style sans-I/O API). */
   readonly out = new OutQueue();
@@ -86,7 +86,7 @@ export class Protocol {
   private fragments: Accumulator | null = null;
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   private inflatingNow = false;
-  private backlog: Frame[] = [];
+  private backlog: { b0: number; payload: Buffer }[] = [];
   private backlogBytes = 0;
   private readingPaused = false;
   // Sending: while a compressed message is being deflated, later frames (data, control, close)
@@ -117,29 +117,22 @@ export class Protocol {
   /** Feed bytes from the transport. Input after a failure or after the peer's close is discarded. */
   receive(chunk: Uint8Array): void {
     if (this.failed || this.closeReceived) return;
-    let frames: Frame[];
     try {
-      frames = this.parser.push(chunk);
+      this.parser.parse(chunk, this);
     } catch (err) {
+      // The frames before the violation were delivered already (FrameSink contract).
       if (!(err instanceof ProtocolError)) throw err;
-      this.handleFrames(err.frames as Frame[]);
       this.fail(err);
-      return;
     }
-    this.handleFrames(frames);
   }
 
-  private handleFrames(frames: Frame[]): void {
-    for (let i = 0; i < frames.length; i++) {
-      if (this.failed || this.closeReceived) return;
-      if (this.inflatingNow) {
-        this.backlog.push(frames[i]);
-        this.backlogBytes += frames[i].payload.length + FRAME_OVERHEAD;
-        continue;
-      }
-      this.handleFrame(frames[i]);
-    }
-    if (this.inflatingNow && !this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
+  /** @internal FrameSink: one frame from the parser. */
+  onFrame(b0: number, payload: Buffer): void {
+    if (this.failed || this.closeReceived) return;
+    if (!this.inflatingNow) return this.handleFrame(b0, payload);
+    this.backlog.push({ b0, payload });
+    this.backlogBytes += payload.length + FRAME_OVERHEAD;
+    if (!this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
       this.readingPaused = true;
       this.sink.pauseReading();
     }
@@ -160,34 +153,34 @@ export class Protocol {
     return this.compressor;
   }
 
-  private handleFrame(f: Frame): void {
-    const op = f.opcode;
+  private handleFrame(b0: number, payload: Buffer): void {
+    const op = b0 & 0x0f;
     if (op === Opcode.TEXT || op === Opcode.BINARY) {
-      if (f.fin && !f.rsv1) {
+      if ((b0 & 0xc0) === 0x80) {
         // Fast path: a whole uncompressed message in one frame (UTF-8 already checked by the parser).
-        this.sink.onMessage(f.payload, op === Opcode.BINARY);
+        this.sink.onMessage(payload, op === Opcode.BINARY);
         return;
       }
       this.msgOpcode = op;
-      this.msgCompressed = f.rsv1;
-      this.addFragment(f);
+      this.msgCompressed = (b0 & 0x40) !== 0;
+      this.addFragment(payload, (b0 & 0x80) !== 0);
     } else if (op === Opcode.CONTINUATION) {
-      this.addFragment(f);
+      this.addFragment(payload, (b0 & 0x80) !== 0);
     } else if (op === Opcode.PING) {
-      if (this.autoPong && !this.closeSent) this.pong(f.payload);
-      this.sink.onPing(f.payload);
+      if (this.autoPong && !this.closeSent) this.pong(payload);
+      this.sink.onPing(payload);
     } else if (op === Opcode.PONG) {
-      this.sink.onPong(f.payload);
+      this.sink.onPong(payload);
     } else {
-      this.receiveClose(f.payload);
+      this.receiveClose(payload);
     }
   }
 
-  private addFragment(f: Frame): void {
-    if (f.payload.length > 0) {
-      (this.fragments ??= new Accumulator()).push(f.payload, this.parser.maxPayload);
+  private addFragment(payload: Buffer, fin: boolean): void {
+    if (payload.length > 0) {
+      (this.fragments ??= new Accumulator()).push(payload, this.parser.maxPayload);
     }
-    if (!f.fin) return;
+    if (!fin) return;
     const data = this.fragments ? this.fragments.take() : EMPTY;
     const isBinary = this.msgOpcode === Opcode.BINARY;
     if (this.msgCompressed) return this.inflate(data, isBinary);
@@ -215,7 +208,7 @@ export class Protocol {
         const backlog = this.backlog;
         this.backlog = [];
         this.backlogBytes = 0;
-        this.handleFrames(backlog);
+        for (const f of backlog) this.onFrame(f.b0, f.payload);
         if (this.readingPaused && (!this.inflatingNow || this.backlogBytes < BACKLOG_LOW_WATER)) {
           this.readingPaused = false;
           this.sink.resumeReading?.();

@@ -250,6 +250,16 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       expect(p.push(raw({ opcode: 1, payload: Buffer.from('x'), key: KEY }))).toEqual([]);
     });
 
+    it('parse(chunk, sink) delivers the same frames without Frame objects, and those before an error first', () => {
+      const p = server();
+      const got: string[] = [];
+      const sink = { onFrame: (b0: number, payload: Buffer) => got.push(`${b0.toString(16)}:${payload.toString()}`) };
+      p.parse(Buffer.concat([raw({ opcode: 1, payload: Buffer.from('a'), key: KEY }), raw({ fin: false, opcode: 2, payload: Buffer.from('b'), key: KEY })]), sink);
+      expect(got).toEqual(['81:a', '2:b']);
+      expect(() => p.parse(Buffer.concat([raw({ opcode: 0, payload: Buffer.from('c'), key: KEY }), raw({ opcode: 3, key: KEY })]), sink)).toThrow(ProtocolError);
+      expect(got).toEqual(['81:a', '2:b', '80:c']);
+    });
+
     it('keeps a returned payload intact after later pushes', () => {
       const p = server();
       const a = p.push(raw({ opcode: 2, payload: Buffer.alloc(50, 1), key: KEY }))[0].payload;
