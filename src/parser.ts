@@ -54,6 +54,7 @@ const PAYLOAD = 2;
 const FAILED = 3;
 
 const EMPTY = Buffer.alloc(0);
+const NO_SINK: FrameSink = { onFrame() {} };
 /** Node's Buffer view constructor: `new FastBuffer(ab, off, len)` skips subarray's argument work. */
 const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (ab: ArrayBufferLike, off: number, len: number) => Buffer })[Symbol.species];
 
@@ -115,14 +116,18 @@ export class FrameParser {
    */
   push(chunk: Uint8Array): Frame[] {
     const frames: Frame[] = [];
+    this.collect = frames; // our own collector runs no user code: frames go straight in
     try {
-      this.parse(chunk, { onFrame: (b0, payload) => frames.push(makeFrame(b0, payload)) });
+      this.parse(chunk, NO_SINK);
     } catch (err) {
       if (err instanceof ProtocolError) err.frames = frames;
       throw err;
+    } finally {
+      this.collect = null;
     }
     return frames;
   }
+  private collect: Frame[] | null = null;
 
   /**
    * Feed bytes; `sink.onFrame` gets each completed frame, in order. On a rule violation the frames
@@ -154,6 +159,11 @@ export class FrameParser {
   }
 
   private done(b0: number, payload: Buffer): void {
+    const c = this.collect;
+    if (c !== null) {
+      c.push(makeFrame(b0, payload));
+      return;
+    }
     this.doneB0.push(b0);
     this.donePayload.push(payload);
   }
