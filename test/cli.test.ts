@@ -2,32 +2,20 @@
 // --workers 2 fan-out, worker replacement and graceful SIGTERM.
 import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as net from 'node:net';
 import { WebSocket } from '../src/index.js';
+import { ensureDist } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'bin', 'wasmws.js');
 const built = join(root, 'dist', 'esm', 'cli', 'main.js');
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** Build dist/ when it is missing or older than src/ (the CLI runs compiled code). */
+/** The CLI runs compiled code. */
 function ensureBuilt(): void {
-  if (existsSync(built) && statSync(built).mtimeMs >= newest(join(root, 'src'))) return;
-  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-ts.mjs')], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  // tsc emits even when a type error elsewhere fails the run; the CLI only needs dist/esm.
-  if (!existsSync(built)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
+  ensureDist(built);
 }
 
 interface Run {

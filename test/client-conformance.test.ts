@@ -17,28 +17,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as net from 'node:net';
 import * as zlib from 'node:zlib';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { WebSocket } from '../src/index.js';
 import type { ClientOptions } from '../src/client.js';
 import { buildAcceptResponse, buildErrorResponse, validateUpgrade } from '../src/handshake.js';
-import { raw, rng } from './helpers.js';
+import { ensureDist, raw, rng } from './helpers.js';
+import { B, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 
 // ── plumbing ──────────────────────────────────────────────────────────────────────────────
 
-const NORMAL = 1000;
-const PROTOCOL_ERROR = 1002;
-const INVALID_PAYLOAD = 1007;
 const MiB = 1024 * 1024;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const tick = () => new Promise<void>((r) => setImmediate(r));
-const B = (s: string | number[] | Buffer): Buffer => (Buffer.isBuffer(s) ? s : typeof s === 'string' ? Buffer.from(s, 'latin1') : Buffer.from(s));
-const U = (s: string): Buffer => Buffer.from(s, 'utf8');
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
@@ -48,18 +41,7 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
-/** A server frame: unmasked (§5.1), unless a case masks it on purpose. */
-function frame(opcode: number, payload: Buffer | string = Buffer.alloc(0), opts: { fin?: boolean; rsv?: number; key?: number[] } = {}): Buffer {
-  return raw({ opcode, payload: typeof payload === 'string' ? U(payload) : payload, fin: opts.fin, rsv: opts.rsv, key: opts.key ?? null });
-}
-function closeFrame(code?: number, reason: Buffer | string = Buffer.alloc(0)): Buffer {
-  if (code === undefined) return frame(8);
-  const r = typeof reason === 'string' ? U(reason) : reason;
-  const p = Buffer.alloc(2 + r.length);
-  p.writeUInt16BE(code, 0);
-  r.copy(p, 2);
-  return frame(8, p);
-}
+const closeFrame = (code?: number, reason: Buffer | string = Buffer.alloc(0)): Buffer => frame(8, closePayload(code, reason));
 
 /** A frame as the client sent it, decoded independently of src/parser.ts. */
 interface CFrame {
@@ -256,46 +238,8 @@ class EchoClient {
 
 // ── Autobahn's view of the client's frames ────────────────────────────────────────────────
 
-type Ev = string;
-function show(b: Buffer): string {
-  if (b.length <= 48) return b.toString('hex');
-  return `${b.length}B sha1:${createHash('sha1').update(b).digest('hex').slice(0, 12)}`;
-}
-const msg = (payload: Buffer | string, binary = false): Ev => `message ${binary ? 'bin' : 'text'} ${show(typeof payload === 'string' ? U(payload) : payload)}`;
-const pong = (payload: Buffer | string = ''): Ev => `pong ${show(typeof payload === 'string' ? U(payload) : payload)}`;
-
 /** Messages reassembled, pings and pongs, up to the client's close. */
-function eventsOf(frames: CFrame[]): Ev[] {
-  const evs: Ev[] = [];
-  let parts: Buffer[] | null = null;
-  let op = 0;
-  for (const f of frames) {
-    if (f.opcode === 8) break;
-    if (f.rsv !== 0) evs.push(`rsv ${f.rsv} on opcode ${f.opcode}`);
-    if (f.opcode === 9) evs.push(`ping ${show(f.payload)}`);
-    else if (f.opcode === 10) evs.push(pong(f.payload));
-    else if (f.opcode === 1 || f.opcode === 2) {
-      if (parts) evs.push('protocol violation: new message inside a fragmented one');
-      op = f.opcode;
-      parts = [f.payload];
-      if (f.fin) {
-        evs.push(msg(f.payload, op === 2));
-        parts = null;
-      }
-    } else if (f.opcode === 0) {
-      if (!parts) {
-        evs.push('protocol violation: continuation without a message');
-        continue;
-      }
-      parts.push(f.payload);
-      if (f.fin) {
-        evs.push(msg(Buffer.concat(parts), op === 2));
-        parts = null;
-      }
-    } else evs.push(`unknown opcode ${f.opcode}`);
-  }
-  return evs;
-}
+const clientEvents = (frames: CFrame[]): Ev[] => eventsOf(frames).evs;
 
 interface Expectation {
   ok: Ev[];
@@ -343,7 +287,7 @@ const codeOf = (p: Buffer): number | undefined => (p.length >= 2 ? p.readUInt16B
 async function runCase(exp: Expectation, run: (t: Ctx) => Promise<void> | void, opts: { extensions?: Route['extensions'] } = {}): Promise<Ctx> {
   const { peer, client } = await connectCase(opts.extensions);
   const t: Ctx = { peer, client, marks: [], open: () => !peer.closed && peer.closeFrames().length === 0 };
-  const got = () => [...t.marks, ...eventsOf(peer.frames)];
+  const got = () => [...t.marks, ...clientEvents(peer.frames)];
   const outcome = (): 'OK' | 'NON-STRICT' | 'FAILED' => {
     const g = JSON.stringify(got());
     if (g === JSON.stringify(exp.ok)) return 'OK';
@@ -498,8 +442,8 @@ describe('frames in the same TCP segment as the 101 response', () => {
   it('text, binary, ping and a fragmented text right behind the handshake are all handled', async () => {
     const first = Buffer.concat([frame(1, 'early'), frame(2, B([1, 2, 3])), frame(9, 'p'), frame(1, 'frag', { fin: false }), frame(0, 'ment')]);
     const { peer, client } = await connectCase(undefined, {}, undefined, first);
-    await peer.until(() => eventsOf(peer.frames).length >= 4);
-    expect(eventsOf(peer.frames)).toEqual([msg('early'), msg(B([1, 2, 3]), true), pong('p'), msg('fragment')]);
+    await peer.until(() => clientEvents(peer.frames).length >= 4);
+    expect(clientEvents(peer.frames)).toEqual([msg('early'), msg(B([1, 2, 3]), true), pong('p'), msg('fragment')]);
     peer.send(closeFrame(NORMAL));
     await peer.until(() => peer.closeFrames().length > 0);
     peer.socket.end();
@@ -736,7 +680,7 @@ describe('after sending its close the client sends no more data frames', () => {
     peer.send(closeFrame(PROTOCOL_ERROR));
     peer.socket.end();
     await within(client.closed, 1000, 'close');
-    expect(eventsOf(peer.frames)).toEqual([msg('ok')]);
+    expect(clientEvents(peer.frames)).toEqual([msg('ok')]);
     expect(peer.frames.map((f) => f.opcode)).toEqual([1, 8]);
     expect(codeOf(peer.closeFrames()[0].payload)).toBe(PROTOCOL_ERROR);
   });
@@ -748,7 +692,7 @@ describe('after sending its close the client sends no more data frames', () => {
     await sleep(50);
     peer.socket.end();
     await within(client.closed, 1000, 'close');
-    expect(eventsOf(peer.frames)).toEqual([msg(big, true)]);
+    expect(clientEvents(peer.frames)).toEqual([msg(big, true)]);
     expect(peer.frames.at(-1)!.opcode).toBe(8);
   });
   it('the server drops TCP without a close: the client reports 1006 and sends nothing more', async () => {
@@ -938,21 +882,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const script = join(root, 'scripts', 'autobahn-client.mjs');
 const built = join(root, 'dist', 'esm', 'index.js');
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** Build dist/ when it is missing or older than src/ (the script imports the built package), as test/cli.test.ts does. */
 function ensureBuilt(): void {
-  if (existsSync(built) && statSync(built).mtimeMs >= newest(join(root, 'src'))) return;
-  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-ts.mjs')], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  // tsc emits even when a type error elsewhere fails the run; the script only needs dist/esm.
-  if (!existsSync(built)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
+  ensureDist(built);
 }
 
 function runScript(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -997,7 +928,7 @@ describe('scripts/autobahn-client.mjs against a fake fuzzingserver', () => {
     const third = c.data;
     p.send(frame(1, a.data), frame(2, b.data));
     p.send(frame(1, third.subarray(0, 10), { fin: false }), frame(9, 'ping'), frame(0, third.subarray(10, 22), { fin: false }), frame(0, third.subarray(22)));
-    await p.until(() => eventsOf(p.frames).filter((e) => e.startsWith('message')).length >= 3 || p.closed, 1500).catch(() => {});
+    await p.until(() => clientEvents(p.frames).filter((e) => e.startsWith('message')).length >= 3 || p.closed, 1500).catch(() => {});
     // Record the echoed messages, reassembled, with their types.
     const got: { data: Buffer; binary: boolean }[] = [];
     let parts: Buffer[] = [];

@@ -15,74 +15,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
 import { createHash, randomBytes as cryptoRandom } from 'node:crypto';
+import { B, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 import type { WebSocketServer } from '../src/server.js';
-import type { Frame } from '../src/parser.js';
 import { RawClient, raw, rng, startServer, stopServer, upgradeRequest } from './helpers.js';
 
 // ── plumbing ──────────────────────────────────────────────────────────────────────────────
 
-const NORMAL = 1000;
-const PROTOCOL_ERROR = 1002;
-const INVALID_PAYLOAD = 1007;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const tick = () => new Promise<void>((r) => setImmediate(r));
-const B = (s: string | number[] | Buffer): Buffer => (Buffer.isBuffer(s) ? s : typeof s === 'string' ? Buffer.from(s, 'latin1') : Buffer.from(s));
-const U = (s: string): Buffer => Buffer.from(s, 'utf8');
-
 /** A client frame, masked with a fresh random key as a client must (§5.3). */
-function frame(opcode: number, payload: Buffer | string = Buffer.alloc(0), opts: { fin?: boolean; rsv?: number } = {}): Buffer {
-  return raw({ opcode, payload: typeof payload === 'string' ? U(payload) : payload, fin: opts.fin, rsv: opts.rsv, key: [...cryptoRandom(4)] });
-}
-function closeFrame(code?: number, reason: Buffer | string = Buffer.alloc(0)): Buffer {
-  if (code === undefined) return frame(8);
-  const r = typeof reason === 'string' ? U(reason) : reason;
-  const p = Buffer.alloc(2 + r.length);
-  p.writeUInt16BE(code, 0);
-  r.copy(p, 2);
-  return frame(8, p);
-}
-
-/** An event as Autobahn records it; payloads rendered so that diffs stay readable. */
-type Ev = string;
-function show(b: Buffer): string {
-  if (b.length <= 48) return b.toString('hex');
-  return `${b.length}B sha1:${createHash('sha1').update(b).digest('hex').slice(0, 12)}`;
-}
-const msg = (payload: Buffer | string, binary = false): Ev => `message ${binary ? 'bin' : 'text'} ${show(B(typeof payload === 'string' ? U(payload) : payload))}`;
-const pong = (payload: Buffer | string = ''): Ev => `pong ${show(typeof payload === 'string' ? U(payload) : payload)}`;
-
-/** Autobahn's view of the server's frames: messages reassembled, pings and pongs, up to the close. */
-function eventsOf(frames: Frame[]): { evs: Ev[]; close?: Buffer } {
-  const evs: Ev[] = [];
-  let parts: Buffer[] | null = null;
-  let op = 0;
-  for (const f of frames) {
-    if (f.opcode === 8) return { evs, close: f.payload };
-    if (f.opcode === 9) evs.push(`ping ${show(f.payload)}`);
-    else if (f.opcode === 10) evs.push(pong(f.payload));
-    else if (f.opcode === 1 || f.opcode === 2) {
-      if (parts) evs.push('protocol violation: new message inside a fragmented one');
-      op = f.opcode;
-      parts = [f.payload];
-      if (f.fin) {
-        evs.push(msg(f.payload, op === 2));
-        parts = null;
-      }
-    } else if (f.opcode === 0) {
-      if (!parts) {
-        evs.push('protocol violation: continuation without a message');
-        continue;
-      }
-      parts.push(f.payload);
-      if (f.fin) {
-        evs.push(msg(Buffer.concat(parts), op === 2));
-        parts = null;
-      }
-    } else evs.push(`unknown opcode ${f.opcode}`);
-  }
-  return { evs };
-}
+const cframe = (opcode: number, payload: Buffer | string = Buffer.alloc(0), opts: { fin?: boolean; rsv?: number } = {}): Buffer =>
+  frame(opcode, payload, { ...opts, key: [...cryptoRandom(4)] });
+const closeFrame = (code?: number, reason: Buffer | string = Buffer.alloc(0)): Buffer => cframe(8, closePayload(code, reason));
 
 interface Expectation {
   ok: Ev[];
@@ -209,11 +151,11 @@ describe('1 framing', () => {
   for (const [n, len, chop] of sizes) {
     it(`1.1.${n} text ${len} bytes${chop ? ` in chops of ${chop}` : ''}`, async () => {
       const p = Buffer.alloc(len, '*');
-      await runCase(echoClean(msg(p)), async (t) => (chop ? t.chop(frame(1, p), chop) : t.send(frame(1, p))));
+      await runCase(echoClean(msg(p)), async (t) => (chop ? t.chop(cframe(1, p), chop) : t.send(cframe(1, p))));
     });
     it(`1.2.${n} binary ${len} bytes${chop ? ` in chops of ${chop}` : ''}`, async () => {
       const p = Buffer.alloc(len, 0xfe);
-      await runCase(echoClean(msg(p, true)), async (t) => (chop ? t.chop(frame(2, p), chop) : t.send(frame(2, p))));
+      await runCase(echoClean(msg(p, true)), async (t) => (chop ? t.chop(cframe(2, p), chop) : t.send(cframe(2, p))));
     });
   }
 });
@@ -221,23 +163,23 @@ describe('1 framing', () => {
 // ── 2 Pings/Pongs ─────────────────────────────────────────────────────────────────────────
 
 describe('2 pings and pongs', () => {
-  it('2.1 ping without payload', () => runCase(echoClean(pong()), (t) => t.send(frame(9))));
-  it('2.2 ping with small text payload', () => runCase(echoClean(pong('Hello, world!')), (t) => t.send(frame(9, 'Hello, world!'))));
+  it('2.1 ping without payload', () => runCase(echoClean(pong()), (t) => t.send(cframe(9))));
+  it('2.2 ping with small text payload', () => runCase(echoClean(pong('Hello, world!')), (t) => t.send(cframe(9, 'Hello, world!'))));
   const bin = B([0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff]);
-  it('2.3 ping with small binary payload', () => runCase(echoClean(pong(bin)), (t) => t.send(frame(9, bin))));
+  it('2.3 ping with small binary payload', () => runCase(echoClean(pong(bin)), (t) => t.send(cframe(9, bin))));
   const p125 = Buffer.alloc(125, 0xfe);
-  it('2.4 ping with 125-byte payload', () => runCase(echoClean(pong(p125)), (t) => t.send(frame(9, p125))));
-  it('2.5 ping with 126-byte payload fails 1002', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(9, Buffer.alloc(126, 0xfe)))));
-  it('2.6 ping with 125-byte payload in octet-wise chops', () => runCase(echoClean(pong(p125)), (t) => t.chop(frame(9, p125), 1)));
-  it('2.7 unsolicited pong without payload', () => runCase(echoClean(), (t) => t.send(frame(10))));
-  it('2.8 unsolicited pong with payload', () => runCase(echoClean(), (t) => t.send(frame(10, 'unsolicited pong payload'))));
+  it('2.4 ping with 125-byte payload', () => runCase(echoClean(pong(p125)), (t) => t.send(cframe(9, p125))));
+  it('2.5 ping with 126-byte payload fails 1002', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(9, Buffer.alloc(126, 0xfe)))));
+  it('2.6 ping with 125-byte payload in octet-wise chops', () => runCase(echoClean(pong(p125)), (t) => t.chop(cframe(9, p125), 1)));
+  it('2.7 unsolicited pong without payload', () => runCase(echoClean(), (t) => t.send(cframe(10))));
+  it('2.8 unsolicited pong with payload', () => runCase(echoClean(), (t) => t.send(cframe(10, 'unsolicited pong payload'))));
   it('2.9 unsolicited pong, then ping', () =>
-    runCase(echoClean(pong('ping payload')), (t) => t.send(frame(10, 'unsolicited pong payload'), frame(9, 'ping payload'))));
+    runCase(echoClean(pong('ping payload')), (t) => t.send(cframe(10, 'unsolicited pong payload'), cframe(9, 'ping payload'))));
   const ten = Array.from({ length: 10 }, (_, i) => `payload-${i}`);
-  it('2.10 ten pings', () => runCase(echoClean(...ten.map((p) => pong(p))), (t) => t.send(...ten.map((p) => frame(9, p)))));
+  it('2.10 ten pings', () => runCase(echoClean(...ten.map((p) => pong(p))), (t) => t.send(...ten.map((p) => cframe(9, p)))));
   it('2.11 ten pings in octet-wise chops', () =>
     runCase(echoClean(...ten.map((p) => pong(p))), async (t) => {
-      for (const p of ten) await t.chop(frame(9, p), 1);
+      for (const p of ten) await t.chop(cframe(9, p), 1);
     }));
 });
 
@@ -245,16 +187,16 @@ describe('2 pings and pongs', () => {
 
 describe('3 reserved bits', () => {
   const hello = 'Hello, world!';
-  it('3.1 text with RSV = 1', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(1, hello, { rsv: 1 }))));
+  it('3.1 text with RSV = 1', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(1, hello, { rsv: 1 }))));
   it('3.2 text, text with RSV = 2, ping', () =>
-    runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.send(frame(1, hello), frame(1, hello, { rsv: 2 }), frame(9))));
+    runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.send(cframe(1, hello), cframe(1, hello, { rsv: 2 }), cframe(9))));
   it('3.3 text, text with RSV = 3, ping (sync)', () =>
-    runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.sendSync(frame(1, hello), frame(1, hello, { rsv: 3 }), frame(9))));
+    runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.sendSync(cframe(1, hello), cframe(1, hello, { rsv: 3 }), cframe(9))));
   it('3.4 text, text with RSV = 4, ping (sync)', () =>
-    runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.sendSync(frame(1, hello), frame(1, hello, { rsv: 4 }), frame(9))));
+    runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.sendSync(cframe(1, hello), cframe(1, hello, { rsv: 4 }), cframe(9))));
   it('3.5 binary with RSV = 5', () =>
-    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(2, B([0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff]), { rsv: 5 }))));
-  it('3.6 ping with RSV = 6', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(9, hello, { rsv: 6 }))));
+    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(2, B([0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff]), { rsv: 5 }))));
+  it('3.6 ping with RSV = 6', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(9, hello, { rsv: 6 }))));
   it('3.7 close with RSV = 7', () => runCase(failWith(PROTOCOL_ERROR), (t) => t.send(raw({ opcode: 8, rsv: 7, key: [1, 2, 3, 4] }))));
 });
 
@@ -269,9 +211,9 @@ describe('4 reserved opcodes', () => {
   ];
   for (const [name, op, around, withPayload] of cases) {
     it(`${name} opcode ${op}${around ? ' after a text message, then ping' : ''}`, () => {
-      const bad = frame(op, withPayload ? 'reserved opcode payload' : '');
+      const bad = cframe(op, withPayload ? 'reserved opcode payload' : '');
       if (!around) return runCase(failWith(PROTOCOL_ERROR), (t) => t.send(bad));
-      return runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.send(frame(1, hello), bad, frame(9)));
+      return runCase(failWith(PROTOCOL_ERROR, [msg(hello)], []), (t) => t.send(cframe(1, hello), bad, cframe(9)));
     });
   }
 });
@@ -286,49 +228,49 @@ describe('5 fragmentation', () => {
     else for (const f of frames) await t.chop(f, 1);
   }
   it('5.1 ping in 2 fragments', () =>
-    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(9, 'fragment1', { fin: false }), frame(0, 'fragment2'))));
+    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(9, 'fragment1', { fin: false }), cframe(0, 'fragment2'))));
   it('5.2 pong in 2 fragments', () =>
-    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(10, 'fragment1', { fin: false }), frame(0, 'fragment2'))));
+    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(10, 'fragment1', { fin: false }), cframe(0, 'fragment2'))));
   const modes: [string, Mode][] = [['', 'one'], [' (frame-wise chops)', 'frames'], [' (octet-wise chops)', 'octets']];
   modes.forEach(([label, mode], i) => {
     it(`5.${3 + i} text in 2 fragments${label}`, () =>
-      runCase(echoClean(msg('fragment1fragment2')), (t) => sendAll(t, [frame(1, 'fragment1', { fin: false }), frame(0, 'fragment2')], mode)));
+      runCase(echoClean(msg('fragment1fragment2')), (t) => sendAll(t, [cframe(1, 'fragment1', { fin: false }), cframe(0, 'fragment2')], mode)));
     it(`5.${6 + i} text in 2 fragments with a ping between${label}`, () =>
       runCase(echoClean(pong('pongme!'), msg('fragment1fragment2')), (t) =>
-        sendAll(t, [frame(1, 'fragment1', { fin: false }), frame(9, 'pongme!'), frame(0, 'fragment2')], mode)));
+        sendAll(t, [cframe(1, 'fragment1', { fin: false }), cframe(9, 'pongme!'), cframe(0, 'fragment2')], mode)));
     it(`5.${9 + i} continuation (FIN) with nothing to continue, then text in 2 fragments${label}`, () =>
       runCase(failWith(PROTOCOL_ERROR), (t) =>
-        sendAll(t, [frame(0, 'fragment1'), frame(1, 'fragment2', { fin: false }), frame(0, 'fragment3')], mode)));
+        sendAll(t, [cframe(0, 'fragment1'), cframe(1, 'fragment2', { fin: false }), cframe(0, 'fragment3')], mode)));
     it(`5.${12 + i} continuation (no FIN) with nothing to continue, then text in 2 fragments${label}`, () =>
       runCase(failWith(PROTOCOL_ERROR), (t) =>
-        sendAll(t, [frame(0, 'fragment1', { fin: false }), frame(1, 'fragment2', { fin: false }), frame(0, 'fragment3')], mode)));
+        sendAll(t, [cframe(0, 'fragment1', { fin: false }), cframe(1, 'fragment2', { fin: false }), cframe(0, 'fragment3')], mode)));
   });
   it('5.15 text in 2 fragments, then a continuation with nothing to continue, then text', () =>
     runCase(failWith(PROTOCOL_ERROR, [msg('fragment1fragment2')], []), (t) =>
-      t.send(frame(1, 'fragment1', { fin: false }), frame(0, 'fragment2'), frame(0, 'fragment3', { fin: false }), frame(1, 'fragment4'))));
+      t.send(cframe(1, 'fragment1', { fin: false }), cframe(0, 'fragment2'), cframe(0, 'fragment3', { fin: false }), cframe(1, 'fragment4'))));
   it('5.16 2x (continuation no FIN, text in 2 fragments)', () =>
     runCase(failWith(PROTOCOL_ERROR), (t) => {
-      const one = [frame(0, 'fragment1', { fin: false }), frame(1, 'fragment2', { fin: false }), frame(0, 'fragment3')];
+      const one = [cframe(0, 'fragment1', { fin: false }), cframe(1, 'fragment2', { fin: false }), cframe(0, 'fragment3')];
       t.send(...one, ...one.map((f) => Buffer.from(f)));
     }));
   it('5.17 2x (continuation FIN, text in 2 fragments)', () =>
     runCase(failWith(PROTOCOL_ERROR), (t) => {
-      const one = [frame(0, 'fragment1'), frame(1, 'fragment2', { fin: false }), frame(0, 'fragment3')];
+      const one = [cframe(0, 'fragment1'), cframe(1, 'fragment2', { fin: false }), cframe(0, 'fragment3')];
       t.send(...one, ...one.map((f) => Buffer.from(f)));
     }));
   it('5.18 text in 2 fragments, both with the text opcode', () =>
-    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(frame(1, 'fragment1', { fin: false }), frame(1, 'fragment2'))));
+    runCase(failWith(PROTOCOL_ERROR), (t) => t.send(cframe(1, 'fragment1', { fin: false }), cframe(1, 'fragment2'))));
   const frags = ['fragment1', 'fragment2', 'fragment3', 'fragment4', 'fragment5'];
   const pings = ['pongme 1!', 'pongme 2!'];
   for (const [name, sync] of [['5.19', false], ['5.20', true]] as const) {
     it(`${name} fragmented text with pings and a pause${sync ? ' (sync)' : ''}`, () =>
       runCase(echoClean(pong(pings[0]), pong(pings[1]), msg(frags.join(''))), async (t) => {
         const go = (...fs: Buffer[]) => (sync ? t.sendSync(...fs) : t.send(...fs));
-        await go(frame(1, frags[0], { fin: false }), frame(0, frags[1], { fin: false }), frame(9, pings[0]));
+        await go(cframe(1, frags[0], { fin: false }), cframe(0, frags[1], { fin: false }), cframe(9, pings[0]));
         // "The peer immediately answers the first Ping before it has received the last text fragment."
         await t.c.until(() => t.c.frames.some((f) => f.opcode === 10), 1000);
         await sleep(100);
-        await go(frame(0, frags[2], { fin: false }), frame(0, frags[3], { fin: false }), frame(9, pings[1]), frame(0, frags[4]));
+        await go(cframe(0, frags[2], { fin: false }), cframe(0, frags[3], { fin: false }), cframe(9, pings[1]), cframe(0, frags[4]));
       }));
   }
 });
@@ -336,24 +278,24 @@ describe('5 fragmentation', () => {
 // ── 6 UTF-8 handling ──────────────────────────────────────────────────────────────────────
 
 describe('6 UTF-8', () => {
-  it('6.1.1 empty text message', () => runCase(echoClean(msg('')), (t) => t.send(frame(1))));
+  it('6.1.1 empty text message', () => runCase(echoClean(msg('')), (t) => t.send(cframe(1))));
   it('6.1.2 text message of 3 empty fragments', () =>
-    runCase(echoClean(msg('')), (t) => t.send(frame(1, '', { fin: false }), frame(0, '', { fin: false }), frame(0, ''))));
+    runCase(echoClean(msg('')), (t) => t.send(cframe(1, '', { fin: false }), cframe(0, '', { fin: false }), cframe(0, ''))));
   it('6.1.3 empty, non-empty, empty fragments', () =>
     runCase(echoClean(msg('middle frame payload')), (t) =>
-      t.send(frame(1, '', { fin: false }), frame(0, 'middle frame payload', { fin: false }), frame(0, ''))));
+      t.send(cframe(1, '', { fin: false }), cframe(0, 'middle frame payload', { fin: false }), cframe(0, ''))));
 
   const hello = U('Hello-µ@ßöäüàá-UTF-8!!');
-  it('6.2.1 valid UTF-8 in one fragment', () => runCase(echoClean(msg(hello)), (t) => t.send(frame(1, hello))));
+  it('6.2.1 valid UTF-8 in one fragment', () => runCase(echoClean(msg(hello)), (t) => t.send(cframe(1, hello))));
   it('6.2.2 valid UTF-8 in 2 fragments split on a code point boundary', () =>
-    runCase(echoClean(msg(hello)), (t) => t.send(frame(1, U('Hello-µ@ßöä'), { fin: false }), frame(0, U('üàá-UTF-8!!')))));
-  const oneOctetFrames = (p: Buffer) => Array.from(p, (b, i) => frame(i === 0 ? 1 : 0, B([b]), { fin: i === p.length - 1 }));
+    runCase(echoClean(msg(hello)), (t) => t.send(cframe(1, U('Hello-µ@ßöä'), { fin: false }), cframe(0, U('üàá-UTF-8!!')))));
+  const oneOctetFrames = (p: Buffer) => Array.from(p, (b, i) => cframe(i === 0 ? 1 : 0, B([b]), { fin: i === p.length - 1 }));
   it('6.2.3 valid UTF-8 in 1-octet fragments', () => runCase(echoClean(msg(hello)), (t) => t.send(...oneOctetFrames(hello))));
   const kosme = B('\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5');
   it('6.2.4 valid UTF-8 (κόσμε) in 1-octet fragments', () => runCase(echoClean(msg(kosme)), (t) => t.send(...oneOctetFrames(kosme))));
 
   const bad = Buffer.concat([kosme, B('\xed\xa0\x80'), B('\x65\x64\x69\x74\x65\x64')]);
-  it('6.3.1 invalid UTF-8 (surrogate) in one fragment', () => runCase(failWith(INVALID_PAYLOAD), (t) => t.send(frame(1, bad))));
+  it('6.3.1 invalid UTF-8 (surrogate) in one fragment', () => runCase(failWith(INVALID_PAYLOAD), (t) => t.send(cframe(1, bad))));
   it('6.3.2 invalid UTF-8 in 1-octet fragments', () => runCase(failWith(INVALID_PAYLOAD), (t) => t.send(...oneOctetFrames(bad))));
 
   // 6.4.x fail fast: OK = [timeout A] (closed after part 2), NON-STRICT = [timeout A, timeout B].
@@ -375,12 +317,12 @@ describe('6 UTF-8', () => {
   }
   const failFast = failWith(INVALID_PAYLOAD, ['timeout A'], ['timeout A', 'timeout B']);
   it('6.4.1 fail fast: 3 frames, the 2nd makes the text invalid (0x110000)', () =>
-    runCase(failFast, (t) => threeParts(t, [frame(1, P1, { fin: false }), frame(0, P2, { fin: false }), frame(0, P3)])));
+    runCase(failFast, (t) => threeParts(t, [cframe(1, P1, { fin: false }), cframe(0, P2, { fin: false }), cframe(0, P3)])));
   it('6.4.2 fail fast: 3 frames, the 2nd is the single invalid octet', () =>
     runCase(failFast, (t) =>
-      threeParts(t, [frame(1, PAYLOAD.subarray(0, 12), { fin: false }), frame(0, PAYLOAD.subarray(12, 13), { fin: false }), frame(0, PAYLOAD.subarray(13))])));
+      threeParts(t, [cframe(1, PAYLOAD.subarray(0, 12), { fin: false }), cframe(0, PAYLOAD.subarray(12, 13), { fin: false }), cframe(0, PAYLOAD.subarray(13))])));
   // 6.4.3 / 6.4.4: one frame, its bytes sent in 3 chops (the server must validate a frame's payload as it arrives).
-  const whole = frame(1, PAYLOAD);
+  const whole = cframe(1, PAYLOAD);
   const hdr = whole.length - PAYLOAD.length;
   it('6.4.3 fail fast: one frame in 3 chops, the 2nd chop makes it invalid', () =>
     runCase(failFast, (t) =>
@@ -445,7 +387,7 @@ describe('6 UTF-8', () => {
       list.forEach(([valid, s], j) => {
         const p = B(s);
         it(`6.${gi + 5}.${j + 1} ${valid ? 'valid' : 'invalid'} ${p.toString('hex').slice(0, 40)}`, () =>
-          runCase(valid ? echoClean(msg(p)) : failWith(INVALID_PAYLOAD), (t) => t.send(frame(1, p))));
+          runCase(valid ? echoClean(msg(p)) : failWith(INVALID_PAYLOAD), (t) => t.send(cframe(1, p))));
       });
     });
   });
@@ -456,20 +398,20 @@ describe('6 UTF-8', () => {
 describe('7 close handling', () => {
   const byMe = (codes: number[], clean: boolean, ok: Ev[] = []): Expectation => ({ ok, close: { byMe: true, codes, clean }, suppressClose: true });
   it('7.1.1 text message, then close', () =>
-    runCase(byMe([NORMAL], true, [msg('Hello World!')]), (t) => t.send(frame(1, 'Hello World!'), closeFrame(NORMAL))));
-  it('7.1.2 two close frames', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL), frame(8))));
-  it('7.1.3 close, then ping (no pong)', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL), frame(9))));
-  it('7.1.4 close, then text (no echo)', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL), frame(1, 'Hello World!'))));
+    runCase(byMe([NORMAL], true, [msg('Hello World!')]), (t) => t.send(cframe(1, 'Hello World!'), closeFrame(NORMAL))));
+  it('7.1.2 two close frames', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL), cframe(8))));
+  it('7.1.3 close, then ping (no pong)', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL), cframe(9))));
+  it('7.1.4 close, then text (no echo)', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL), cframe(1, 'Hello World!'))));
   it('7.1.5 fragment, close, fragment', () =>
-    runCase(byMe([NORMAL], true), (t) => t.send(frame(1, 'fragment1', { fin: false }), closeFrame(NORMAL), frame(0, 'fragment2'))));
+    runCase(byMe([NORMAL], true), (t) => t.send(cframe(1, 'fragment1', { fin: false }), closeFrame(NORMAL), cframe(0, 'fragment2'))));
   it('7.1.6 256 KiB text, small text, close, ping (informational)', () => {
     const big = Buffer.alloc(256 * 1024);
     for (let i = 0; i < big.length; i++) big[i] = 'BAsd7&jh23'.charCodeAt(i % 10);
     return runCase({ ...byMe([NORMAL], true, [msg(big), msg('Hello World!')]), nonStrict: [], informational: true }, (t) =>
-      t.send(frame(1, big), frame(1, 'Hello World!'), closeFrame(NORMAL), frame(9)));
+      t.send(cframe(1, big), cframe(1, 'Hello World!'), closeFrame(NORMAL), cframe(9)));
   });
-  it('7.3.1 close with empty payload', () => runCase(byMe([NORMAL], true), (t) => t.send(frame(8))));
-  it('7.3.2 close with 1-byte payload', () => runCase(byMe([PROTOCOL_ERROR], false), (t) => t.send(frame(8, 'a'))));
+  it('7.3.1 close with empty payload', () => runCase(byMe([NORMAL], true), (t) => t.send(cframe(8))));
+  it('7.3.2 close with 1-byte payload', () => runCase(byMe([PROTOCOL_ERROR], false), (t) => t.send(cframe(8, 'a'))));
   it('7.3.3 close with code 1000', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL))));
   it('7.3.4 close with code and reason', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL, 'Hello World!'))));
   it('7.3.5 close with code and 123-byte reason', () => runCase(byMe([NORMAL], true), (t) => t.send(closeFrame(NORMAL, '*'.repeat(123)))));
@@ -504,12 +446,12 @@ describe('9 limits and performance (reduced)', () => {
   const bin = (n: number) => Buffer.alloc(n, 0xfe);
   const sizes: [number, number][] = [[1, 64 * 1024], [2, 256 * 1024], [3, MiB], [4, 4 * MiB], [6, 16 * MiB]];
   for (const [i, n] of sizes) {
-    it(`9.1.${i} text message of ${n} bytes`, () => runCase(echoClean(msg(text(n))), (t) => t.send(frame(1, text(n)))));
-    if (n < 16 * MiB) it(`9.2.${i} binary message of ${n} bytes`, () => runCase(echoClean(msg(bin(n), true)), (t) => t.send(frame(2, bin(n)))));
+    it(`9.1.${i} text message of ${n} bytes`, () => runCase(echoClean(msg(text(n))), (t) => t.send(cframe(1, text(n)))));
+    if (n < 16 * MiB) it(`9.2.${i} binary message of ${n} bytes`, () => runCase(echoClean(msg(bin(n), true)), (t) => t.send(cframe(2, bin(n)))));
   }
   function fragmented(op: number, p: Buffer, size: number): Buffer[] {
     const out: Buffer[] = [];
-    for (let i = 0; i < p.length; i += size) out.push(frame(i === 0 ? op : 0, p.subarray(i, i + size), { fin: i + size >= p.length }));
+    for (let i = 0; i < p.length; i += size) out.push(cframe(i === 0 ? op : 0, p.subarray(i, i + size), { fin: i + size >= p.length }));
     return out;
   }
   const frags: [number, number][] = [[1, 64], [5, 4096], [7, 64 * 1024], [8, MiB]];
@@ -521,12 +463,12 @@ describe('9 limits and performance (reduced)', () => {
   for (const [i, chop] of [[1, 64], [6, 2048]] as const) {
     it(`9.5.${i} 1 MiB text in chops of ${chop}`, () =>
       runCase(echoClean(msg(text(MiB))), (t) => {
-        const f = frame(1, text(MiB));
+        const f = cframe(1, text(MiB));
         for (let o = 0; o < f.length; o += chop) t.c.send(Buffer.from(f.subarray(o, o + chop)));
       }));
     it(`9.6.${i} 1 MiB binary in chops of ${chop}`, () =>
       runCase(echoClean(msg(bin(MiB), true)), (t) => {
-        const f = frame(2, bin(MiB));
+        const f = cframe(2, bin(MiB));
         for (let o = 0; o < f.length; o += chop) t.c.send(Buffer.from(f.subarray(o, o + chop)));
       }));
   }
@@ -538,7 +480,7 @@ describe('9 limits and performance (reduced)', () => {
         await runCase(echoClean(...Array.from({ length: N }, () => msg(p, op === 2))), async (t) => {
           for (let j = 0; j < N; j++) {
             const have = t.c.frames.length;
-            t.send(frame(op, p));
+            t.send(cframe(op, p));
             await t.c.until(() => t.c.frames.length > have, 1000);
           }
         });
@@ -554,7 +496,7 @@ describe('10 misc', () => {
     const p = Buffer.alloc(65536, '*');
     return runCase(echoClean(msg(p)), (t) => {
       const fs: Buffer[] = [];
-      for (let i = 0; i < p.length; i += 1300) fs.push(frame(i === 0 ? 1 : 0, p.subarray(i, i + 1300), { fin: i + 1300 >= p.length }));
+      for (let i = 0; i < p.length; i += 1300) fs.push(cframe(i === 0 ? 1 : 0, p.subarray(i, i + 1300), { fin: i + 1300 >= p.length }));
       expect(fs.length).toBe(51);
       t.send(...fs);
     });

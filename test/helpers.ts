@@ -189,3 +189,28 @@ export function eventually<T = unknown[]>(emitter: NodeJS.EventEmitter, event: s
     });
   });
 }
+
+// ── the built package, for tests that run it as a subprocess ─────────────────────────────────
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { dirname as pathDirname, join as pathJoin } from 'node:path';
+import { fileURLToPath as toPath } from 'node:url';
+
+const ROOT = pathJoin(pathDirname(toPath(import.meta.url)), '..');
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = pathJoin(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** Build dist/ when `entry` is missing or older than src/ (`npm test` builds first; this covers ad-hoc runs). */
+export function ensureDist(entry: string): void {
+  if (existsSync(entry) && statSync(entry).mtimeMs >= newest(pathJoin(ROOT, 'src'))) return;
+  const r = spawnSync(process.execPath, [pathJoin(ROOT, 'scripts', 'build-ts.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  // tsc emits even when a type error elsewhere fails the run; callers need only dist/esm.
+  if (!existsSync(entry)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
+}
