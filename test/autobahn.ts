@@ -77,3 +77,9 @@ export function eventsOf(frames: PeerFrame[]): { evs: Ev[]; close?: Buffer } {
   }
   return { evs };
 }
+
+/** Autobahn 4.x: [case, reserved opcode, preceded by a text message and followed by a ping, with payload]. */
+export const RESERVED_OPCODE_CASES: [string, number, boolean, boolean][] = [
+  ['4.1.1', 3, false, false], ['4.1.2', 4, false, true], ['4.1.3', 5, true, false], ['4.1.4', 6, true, true], ['4.1.5', 7, true, true],
+  ['4.2.1', 11, false, false], ['4.2.2', 12, false, true], ['4.2.3', 13, true, false], ['4.2.4', 14, true, true], ['4.2.5', 15, true, true],
+];

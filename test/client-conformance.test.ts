@@ -26,7 +26,7 @@ import { WebSocket } from '../src/index.js';
 import type { ClientOptions } from '../src/client.js';
 import { buildAcceptResponse, buildErrorResponse, validateUpgrade } from '../src/handshake.js';
 import { ensureDist, raw, rng } from './helpers.js';
-import { B, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
+import { B, RESERVED_OPCODE_CASES, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 
 // ── plumbing ──────────────────────────────────────────────────────────────────────────────
 
@@ -425,11 +425,7 @@ describe('3 reserved bits → 1002 (no extension negotiated)', () => {
 
 describe('4 reserved opcodes → 1002', () => {
   const hello = 'Hello, world!';
-  const cases: [string, number, boolean, boolean][] = [
-    ['4.1.1', 3, false, false], ['4.1.2', 4, false, true], ['4.1.3', 5, true, false], ['4.1.4', 6, true, true], ['4.1.5', 7, true, true],
-    ['4.2.1', 11, false, false], ['4.2.2', 12, false, true], ['4.2.3', 13, true, false], ['4.2.4', 14, true, true], ['4.2.5', 15, true, true],
-  ];
-  for (const [name, op, around, withPayload] of cases) {
+  for (const [name, op, around, withPayload] of RESERVED_OPCODE_CASES) {
     it(`${name} opcode ${op}${around ? ' after a text message, then ping' : ''}`, () => {
       const bad = frame(op, withPayload ? 'reserved opcode payload' : '');
       if (!around) return runCase(failWith(PROTOCOL_ERROR), (t) => t.peer.send(bad));

@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
 import { createHash, randomBytes as cryptoRandom } from 'node:crypto';
-import { B, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
+import { B, RESERVED_OPCODE_CASES, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 import type { WebSocketServer } from '../src/server.js';
 import { RawClient, raw, rng, startServer, stopServer, upgradeRequest } from './helpers.js';
 
@@ -204,12 +204,7 @@ describe('3 reserved bits', () => {
 
 describe('4 reserved opcodes', () => {
   const hello = 'Hello, world!';
-  const cases: [string, number, boolean, boolean][] = [
-    // [case, opcode, preceded by a text message and followed by a ping, with payload]
-    ['4.1.1', 3, false, false], ['4.1.2', 4, false, true], ['4.1.3', 5, true, false], ['4.1.4', 6, true, true], ['4.1.5', 7, true, true],
-    ['4.2.1', 11, false, false], ['4.2.2', 12, false, true], ['4.2.3', 13, true, false], ['4.2.4', 14, true, true], ['4.2.5', 15, true, true],
-  ];
-  for (const [name, op, around, withPayload] of cases) {
+  for (const [name, op, around, withPayload] of RESERVED_OPCODE_CASES) {
     it(`${name} opcode ${op}${around ? ' after a text message, then ping' : ''}`, () => {
       const bad = cframe(op, withPayload ? 'reserved opcode payload' : '');
       if (!around) return runCase(failWith(PROTOCOL_ERROR), (t) => t.send(bad));
