@@ -19,6 +19,16 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => stopServer(s)));
 });
 
+/** A server and a `ws` client connected to it: the client, and our server-side connection. */
+async function pair(opts: Parameters<typeof startServer>[0] = {}) {
+  const s = await server(opts);
+  const serverWs = eventually<[WebSocket]>(s.wss, 'connection');
+  const c = new WS(s.url);
+  await once(c, 'open');
+  const [ws] = await serverWs;
+  return { ...s, c, ws };
+}
+
 function status(res: string): number {
   return Number(res.split(' ')[1]);
 }
@@ -236,11 +246,7 @@ describe('connection lifecycle', () => {
   });
 
   it('coalesces the frames sent in one tick into one write', async () => {
-    const { wss, url } = await server();
-    const serverWs = eventually<[WebSocket]>(wss, 'connection');
-    const c = new WS(url);
-    await once(c, 'open');
-    const [ws] = await serverWs;
+    const { c, ws } = await pair();
     const socket = ws._socket as net.Socket;
     let writes = 0;
     const orig = socket.write.bind(socket);
@@ -256,11 +262,7 @@ describe('connection lifecycle', () => {
 
 describe('connection API', () => {
   it('iterates messages with for await, pausing the socket while the consumer lags', async () => {
-    const { wss, url } = await server();
-    const serverWs = eventually<[WebSocket]>(wss, 'connection');
-    const c = new WS(url);
-    await once(c, 'open');
-    const [ws] = await serverWs;
+    const { c, ws } = await pair();
     const it = ws[Symbol.asyncIterator]();
     for (let i = 0; i < 200; i++) c.send(i % 2 ? Buffer.from([i]) : `t${i}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -276,11 +278,7 @@ describe('connection API', () => {
   });
 
   it('keeps a pause() the application made while a for-await consumer drains', async () => {
-    const { wss, url } = await server();
-    const serverWs = eventually<[WebSocket]>(wss, 'connection');
-    const c = new WS(url);
-    await once(c, 'open');
-    const [ws] = await serverWs;
+    const { c, ws } = await pair();
     const it = ws[Symbol.asyncIterator]();
     for (let i = 0; i < 100; i++) c.send(`m${i}`);
     await new Promise((r) => setTimeout(r, 150));
@@ -320,11 +318,7 @@ describe('connection API', () => {
   });
 
   it('ignores a close reason given without a code (as ws) and completes the closing handshake', async () => {
-    const { wss, url } = await server();
-    const serverWs = eventually<[WebSocket]>(wss, 'connection');
-    const c = new WS(url);
-    await once(c, 'open');
-    const [ws] = await serverWs;
+    const { c, ws } = await pair();
     const closed = eventually<[number]>(c, 'close');
     ws.close(undefined, 'bye');
     expect((await closed)[0]).toBe(1005);
