@@ -16,4 +16,18 @@ run('-p', 'tsconfig.json');
 run('-p', 'tsconfig.cjs.json');
 mkdirSync(join(root, 'dist', 'cjs'), { recursive: true });
 writeFileSync(join(root, 'dist', 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
+// The CommonJS entry mirrors ws's: require('wasmws') is the WebSocket class with every named export
+// on it (require('wasmws').WebSocketServer, .Server, .createCodec, .mask, …).
+writeFileSync(join(root, 'dist', 'cjs', 'main.js'), [
+  "'use strict';",
+  "const m = require('./index.js');",
+  'module.exports = Object.assign(m.WebSocket, m);',
+  '',
+].join('\n'));
+writeFileSync(join(root, 'dist', 'cjs', 'main.d.ts'), [
+  "import * as m from './index.js';",
+  'declare const wasmws: typeof m.default & typeof m;',
+  'export = wasmws;',
+  '',
+].join('\n'));
 console.log('ts: dist/esm and dist/cjs');

@@ -13,6 +13,19 @@ export { Protocol, type ProtocolSink, type ProtocolOptions, type MessageCompress
 export {
   acceptKey, generateKey, validateUpgrade, buildAcceptResponse, buildErrorResponse, buildUpgradeRequest, validateAcceptResponse,
 } from './handshake.js';
-export { WebSocket as default } from './websocket.js';
 export { serveCluster, ClusterHub, workerCount, type ClusterOptions, type ClusterHandle, type WorkerInfo } from './cluster.js';
 export { mask, unmask } from './bufferutil.js';
+
+import { WebSocket as WebSocketClass } from './websocket.js';
+import { WebSocketServer as WebSocketServerClass } from './server.js';
+
+/** The default export, as `ws`'s: the WebSocket class with `WebSocket.Server` / `WebSocket.WebSocketServer`. */
+const WebSocketDefault = WebSocketClass as typeof WebSocketClass & {
+  Server: typeof WebSocketServerClass;
+  WebSocketServer: typeof WebSocketServerClass;
+  WebSocket: typeof WebSocketClass;
+};
+WebSocketDefault.Server = WebSocketServerClass;
+WebSocketDefault.WebSocketServer = WebSocketServerClass;
+WebSocketDefault.WebSocket = WebSocketClass;
+export default WebSocketDefault;

@@ -77,6 +77,17 @@ function abortHandshake(socket: Duplex, status: number, message: string, headers
   } else socket.destroy();
 }
 
+export interface WebSocketServer {
+  on(event: 'connection', listener: (this: WebSocketServer, ws: WebSocket, req: http.IncomingMessage) => void): this;
+  on(event: 'headers', listener: (this: WebSocketServer, headers: string[], req: http.IncomingMessage) => void): this;
+  on(event: 'error', listener: (this: WebSocketServer, err: Error) => void): this;
+  on(event: 'listening' | 'close', listener: (this: WebSocketServer) => void): this;
+  on(event: string | symbol, listener: (this: WebSocketServer, ...args: any[]) => void): this;
+  once(event: 'connection', listener: (this: WebSocketServer, ws: WebSocket, req: http.IncomingMessage) => void): this;
+  once(event: 'listening' | 'close', listener: (this: WebSocketServer) => void): this;
+  once(event: string | symbol, listener: (this: WebSocketServer, ...args: any[]) => void): this;
+}
+
 export class WebSocketServer extends EventEmitter {
   readonly options: ServerOptions;
   /** Open connections (when clientTracking is on). */

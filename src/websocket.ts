@@ -642,6 +642,21 @@ for (const type of ['open', 'message', 'close', 'error'] as const) {
   });
 }
 export interface WebSocket {
+  // Typed events, as @types/ws has them (data is a Buffer unless binaryType says otherwise).
+  on(event: 'message', listener: (this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
+  on(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  on(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  on(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  on(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  on(event: 'upgrade', listener: (this: WebSocket, res: import('node:http').IncomingMessage) => void): this;
+  on(event: 'unexpected-response', listener: (this: WebSocket, req: import('node:http').ClientRequest, res: import('node:http').IncomingMessage) => void): this;
+  on(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
+  once(event: 'message', listener: (this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
+  once(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  once(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  once(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  once(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  once(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
   onopen: ((ev: { type: 'open'; target: WebSocket }) => void) | null;
   onmessage: ((ev: { type: 'message'; target: WebSocket; data: string | Buffer | ArrayBuffer | Buffer[] }) => void) | null;
   onclose: ((ev: { type: 'close'; target: WebSocket; code: number; reason: string; wasClean: boolean }) => void) | null;

@@ -84,7 +84,9 @@ describe('wasmws/bufferutil', () => {
   });
 
   it('is exported by the package root too, so "bufferutil": "npm:wasmws" works as an alias', () => {
-    const pkg = require(join(root, 'dist', 'cjs', 'index.js')) as Record<string, unknown>;
+    // What require('bufferutil') resolves to under the alias: the package's CommonJS main.
+    const main = (require(join(root, 'package.json')) as { main: string }).main;
+    const pkg = require(join(root, main)) as Record<string, unknown>;
     expect(typeof pkg.mask).toBe('function');
     expect(typeof pkg.unmask).toBe('function');
   });
