@@ -16,6 +16,8 @@ export class OutQueue {
   /** Bytes queued and not yet taken. */
   bytes = 0;
   private list: Buffer[] = [];
+  /** Positions in `list` that are views of a slab (rather than buffers pushed as they are). */
+  private slabViews: number[] = [];
   // The open segment: slab[segStart, segEnd), still growing while it ends where the slab's free space begins.
   private seg: Buffer | null = null;
   private segStart = 0;
@@ -58,15 +60,22 @@ export class OutQueue {
 
   private seal(): void {
     if (this.seg === null) return;
+    this.slabViews.push(this.list.length);
     this.list.push(this.seg.subarray(this.segStart, this.segEnd));
     this.seg = null;
   }
 
-  /** Everything queued, in order; the queue is empty afterwards. */
-  take(): Buffer[] {
+  /**
+   * Everything queued, in order; the queue is empty afterwards. With `own`, slab segments are
+   * copied out: a socket that is not draining would otherwise keep a whole shared slab alive for a
+   * few bytes of its own (the connection layer asks for it when the socket already has a backlog).
+   */
+  take(own = false): Buffer[] {
     this.seal();
     const l = this.list;
+    if (own) for (const i of this.slabViews) l[i] = Buffer.from(l[i]);
     this.list = [];
+    this.slabViews = [];
     this.bytes = 0;
     return l;
   }
@@ -74,6 +83,7 @@ export class OutQueue {
   clear(): void {
     this.seg = null;
     this.list = [];
+    this.slabViews = [];
     this.bytes = 0;
   }
 }

@@ -285,7 +285,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     if (!proto || proto.out.bytes === 0) return;
     const socket = this._socket!;
     const bytes = proto.out.bytes;
-    const bufs = proto.out.take();
+    // A socket still holding earlier bytes is not draining: give it copies, not slab views, so that
+    // a slow peer pins only its own bytes (which maxBackpressure counts), not shared slabs.
+    const bufs = proto.out.take(socket.writableLength > 0);
     const cbs = this.outCbs;
     this.outCbs = null;
     const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;

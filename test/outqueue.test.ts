@@ -40,4 +40,19 @@ describe('OutQueue', () => {
     }
     expect(taken.every((t, i) => t.length === 1000 && t.every((c) => c === 65 + (i % 26)))).toBe(true);
   });
+
+  it('take(true) copies slab segments out, so a slow socket pins only its own bytes', () => {
+    const q = new OutQueue();
+    put(q, 'small');
+    const big = Buffer.from('pushed as is');
+    q.push(big);
+    put(q, 'tail');
+    const [a, b, c] = q.take(true);
+    expect([a.toString(), b.toString(), c.toString()]).toEqual(['small', 'pushed as is', 'tail']);
+    expect(b).toBe(big); // pushed buffers are handed over untouched
+    expect(a.buffer.byteLength).toBeLessThan(64 * 1024); // not a view of the 256 KiB slab
+    expect(c.buffer.byteLength).toBeLessThan(64 * 1024);
+    put(q, 'view');
+    expect(q.take()[0].buffer.byteLength).toBeGreaterThanOrEqual(256 * 1024);
+  });
 });
