@@ -146,6 +146,22 @@ export function machine() {
   };
 }
 
+/** What every results file records about the run: when, on what, and the command that made it. */
+export function runEnvironment(script) {
+  const flags = process.execArgv.join(' ');
+  const args = process.argv.slice(2).join(' ');
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cpus: cpus().length,
+    platform: `${process.platform}-${process.arch}`,
+    loadavg: loadavg().map((x) => +x.toFixed(2)),
+    args,
+    command: `node ${flags ? flags + ' ' : ''}${script}${args ? ' ' + args : ''}`,
+  };
+}
+
 // ── formatting ──────────────────────────────────────────────────────────────────────────────
 
 export function mdTable(head, body, align) {

@@ -9,10 +9,9 @@
 // hand-written SVG: echo msgs/s as ratios to ws on a log scale). Needs the build (dist/esm).
 import { execSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmtRatio, fmtRate, fmtSize, mdTable } from './harness.mjs';
+import { fmtRatio, fmtRate, fmtSize, mdTable, runEnvironment } from './harness.mjs';
 import { echoMarkdown, IMPLS, caseLabel } from './echo.mjs';
 import { memoryMarkdown } from './memory.mjs';
 import { findBun } from './echo-server.mjs';
@@ -40,19 +39,13 @@ function git(cmd) {
 }
 
 function environment(o) {
-  const flags = process.execArgv.join(' ');
-  const args = process.argv.slice(2).join(' ');
+  const { args, ...env } = runEnvironment('bench/report.mjs');
   const bun = findBun();
   const commit = git('rev-parse --short HEAD');
   const dirty = git('status --porcelain -- src assembly');
   return {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cpus: cpus().length,
-    platform: `${process.platform}-${process.arch}`,
-    loadavg: loadavg().map((x) => +x.toFixed(2)),
-    command: process.env.npm_lifecycle_event === 'bench:report' && !args ? 'npm run bench:report' : `node ${flags ? flags + ' ' : ''}bench/report.mjs${args ? ' ' + args : ''}`,
+    ...env,
+    command: process.env.npm_lifecycle_event === 'bench:report' && !args ? 'npm run bench:report' : env.command,
     commit: commit ? `${commit}${dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown',
     quick: o.quick,
     bun: bun ? `${bun.version} (${bun.path})` : 'not installed',

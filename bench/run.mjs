@@ -4,9 +4,9 @@
 // Benchmarks import the built package (dist/esm); `npm run bench` builds first.
 // Each suite prints one report and writes bench/results/<suite>.json and <suite>.md.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { runEnvironment } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, 'results');
@@ -28,18 +28,8 @@ function parseArgs(argv) {
 }
 
 function environment(opts) {
-  const args = process.argv.slice(2).join(' ');
-  const flags = process.execArgv.join(' ');
-  return {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cpus: cpus().length,
-    platform: `${process.platform}-${process.arch}`,
-    command: `node ${flags ? flags + ' ' : ''}bench/run.mjs${args ? ' ' + args : ''}`,
-    quick: opts.quick,
-    gc: typeof globalThis.gc === 'function',
-  };
+  const { args: _args, loadavg: _load, ...env } = runEnvironment('bench/run.mjs');
+  return { ...env, quick: opts.quick, gc: typeof globalThis.gc === 'function' };
 }
 
 function header(env, title) {

@@ -25,7 +25,7 @@ import { isUtf8 } from 'node:buffer';
 import { WebSocket } from '../src/index.js';
 import type { ClientOptions } from '../src/client.js';
 import { buildAcceptResponse, buildErrorResponse, validateUpgrade } from '../src/handshake.js';
-import { ensureDist, raw, rng } from './helpers.js';
+import { Waitable, ensureDist, raw, rng } from './helpers.js';
 import { B, RESERVED_OPCODE_CASES, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 
 // ── plumbing ──────────────────────────────────────────────────────────────────────────────
@@ -93,12 +93,13 @@ class FrameReader {
 }
 
 /** The server's end of one connection. */
-class Peer {
+class Peer extends Waitable {
   frames: CFrame[] = [];
   closed = false;
   private reader = new FrameReader();
-  private waiters: (() => void)[] = [];
+  protected waitMs = 1000;
   constructor(readonly socket: net.Socket, readonly req: Req, head: Buffer) {
+    super();
     socket.on('data', (c: Buffer) => this.data(c));
     socket.on('close', () => {
       this.closed = true;
@@ -109,21 +110,6 @@ class Peer {
   private data(c: Buffer): void {
     this.frames.push(...this.reader.push(c));
     this.wake();
-  }
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  until(pred: () => boolean, ms = 1000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('timed out waiting')), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(t);
-          resolve();
-        } else this.waiters.push(check);
-      };
-      check();
-    });
   }
   send(...bytes: Buffer[]): void {
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(Buffer.concat(bytes));

@@ -96,13 +96,37 @@ export function stopServer(wss: WebSocketServer, ms = 5000): Promise<void> {
 export const TEST_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 /** A hand-driven client: raw TCP, our own handshake bytes, frames parsed as a client would. */
-export class RawClient {
+/** Something tests wait on: `until(pred)` re-checks `pred` each time the subclass calls `wake()`. */
+export class Waitable {
+  private waiters: (() => void)[] = [];
+  /** Default bound of `until`, in ms. */
+  protected waitMs = 5000;
+
+  protected wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Wait until `pred` holds (re-checked on every event), at most `ms`. */
+  until(pred: () => boolean, ms = this.waitMs): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('timed out waiting')), ms);
+      const check = () => {
+        if (pred()) {
+          clearTimeout(t);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+}
+
+export class RawClient extends Waitable {
   socket!: net.Socket;
   frames: Frame[] = [];
   response = '';
   closed = false;
   private parser = new FrameParser({ role: 'client', maxPayload: 1 << 30 });
-  private waiters: (() => void)[] = [];
 
   static async connect(port: number, request?: string): Promise<RawClient> {
     const c = new RawClient();
@@ -135,24 +159,6 @@ export class RawClient {
     c.socket.write(request ?? upgradeRequest('/'));
     await c.until(() => c.response !== '' || c.closed);
     return c;
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Wait until `pred` holds (re-checked on every event), at most `ms`. */
-  until(pred: () => boolean, ms = 5000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('timed out waiting')), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(t);
-          resolve();
-        } else this.waiters.push(check);
-      };
-      check();
-    });
   }
 
   /** The close frame the server sent, as [code, reason]. */
