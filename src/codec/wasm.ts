@@ -33,6 +33,8 @@ interface Shared {
   table: Uint32Array;
 }
 let shared: Shared | undefined;
+/** The TS twin that serves small scans for every WasmCodec (its 64 KiB table is scratch, like wasm memory). */
+let smallScans: TsCodec | undefined;
 
 function views(s: Shared): void {
   const buf = s.ex.memory.buffer;
@@ -75,7 +77,7 @@ export class WasmCodec implements Codec {
     this.s = loadWasm();
     this.maskMin = opts.maskMin ?? WASM_MASK_MIN;
     this.scanMin = opts.scanMin ?? WASM_SCAN_MIN;
-    this.small = new TsCodec();
+    this.small = (smallScans ??= new TsCodec()); // one TS table for every WasmCodec, like the one instance
     this.result = {
       count: 0, consumed: 0, status: 0, partialLength: 0,
       table: this.s.table, data: Buffer.alloc(0), dataOffset: 0, prefixOffset: 0,
