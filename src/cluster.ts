@@ -17,7 +17,8 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { WebSocketServer } from './server.js';
-import type { WebSocket, Data } from './websocket.js';
+import type { WebSocket } from './websocket.js';
+import { toBuffer, type Data } from './data.js';
 
 /** Marks our IPC messages so that they do not collide with the application's own. */
 const TAG = '__wasmws';
@@ -37,12 +38,7 @@ const ignore = () => {};
 const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && (m as any)[TAG] === 1;
 const enc = (d: string | Buffer): Wire => (typeof d === 'string' ? d : { b64: d.toString('base64') });
 const dec = (w: Wire): string | Buffer => (typeof w === 'string' ? w : Buffer.from(w.b64, 'base64'));
-function toPayload(data: Data): string | Buffer {
-  if (typeof data === 'string' || Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data as ArrayBuffer);
-}
+const toPayload = (data: Data): string | Buffer => (typeof data === 'string' ? data : toBuffer(data));
 
 /** What a worker reports about itself (value of the connections key). */
 export interface WorkerInfo {

@@ -73,7 +73,7 @@ export class OutQueue {
   take(own = false): Buffer[] {
     this.seal();
     const l = this.list;
-    if (own) for (const i of this.slabViews) l[i] = Buffer.from(l[i]);
+    if (own) for (const i of this.slabViews) l[i] = ownCopy(l[i]);
     this.list = [];
     this.slabViews = [];
     this.bytes = 0;
@@ -86,4 +86,14 @@ export class OutQueue {
     this.slabViews = [];
     this.bytes = 0;
   }
+}
+
+/**
+ * A copy with a backing store of exactly its own bytes. Not Buffer.from: that copies into the
+ * runtime's shared pool (8 KiB on Node 20, larger on later releases), which a slow peer would pin.
+ */
+function ownCopy(view: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(view.length);
+  view.copy(copy);
+  return copy;
 }

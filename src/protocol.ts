@@ -61,7 +61,7 @@ export interface ProtocolOptions {
   /** Answer pings with pongs automatically (default true). */
   autoPong?: boolean;
   /** Skip UTF-8 validation of text messages (as ws's skipUTF8Validation); default false. */
-  skipUtf8Validation?: boolean;
+  skipUTF8Validation?: boolean;
 }
 
 /** The one connection-level state machine shared by server and client connections. */
@@ -103,7 +103,7 @@ export class Protocol implements FrameSink {
     this.mask = opts.role === 'client';
     this.codec = opts.codec;
     this.autoPong = opts.autoPong !== false;
-    this.skipUtf8 = opts.skipUtf8Validation === true;
+    this.skipUtf8 = opts.skipUTF8Validation === true;
     // Uncompressed text is validated by the parser as bytes arrive (fail fast, §8.1); inflated text here.
     this.parser = new FrameParser({ role: opts.role, maxPayload: opts.maxPayload, codec: opts.codec, validateUtf8: !this.skipUtf8 });
   }
@@ -234,11 +234,12 @@ export class Protocol implements FrameSink {
     this.closeReceived = true;
     this.backlog = [];
     this.backlogBytes = 0;
-    if (!this.closeSent) {
-      // Echo the status code (§5.5.1); 1005 means the peer sent none, so neither do we.
-      this.sendClose(info.code === 1005 ? undefined : info.code, '');
-    }
     const reason = payload.length > 2 ? payload.subarray(2) : EMPTY;
+    if (!this.closeSent) {
+      // Echo the status code and reason (§5.5.1; as ws does); 1005 means the peer sent none, so
+      // neither do we.
+      this.sendClose(info.code === 1005 ? undefined : info.code, reason);
+    }
     // §5.5.1 lets us finish the message being compressed before our close: tell the sink only once
     // our close frame is written, since it ends the transport.
     if (this.compressing) this.enqueueSend(() => this.sink.onClose(info.code, reason), 0);

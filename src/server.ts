@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { WebSocket, OPEN, type ConnectionOptions, type Data } from './websocket.js';
+import { WebSocket, OPEN, type ConnectionOptions } from './websocket.js';
+import { toBuffer, type Data } from './data.js';
 import { buildAcceptResponse, buildErrorResponse, requestPath, validateUpgrade } from './handshake.js';
 import { encodeFrame } from './frame.js';
 import { DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
@@ -274,7 +275,7 @@ export class WebSocketServer extends EventEmitter {
    */
   broadcast(data: Data, opts: { binary?: boolean; except?: WebSocket } = {}): number {
     const binary = opts.binary ?? typeof data !== 'string';
-    const payload = typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+    const payload = toBuffer(data);
     let frame: Buffer | null = null;
     let shared: Map<string, SharedPayload> | null = null;
     let sent = 0;

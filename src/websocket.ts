@@ -8,9 +8,11 @@ import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } fr
 import { isValidCloseCode } from './frame.js';
 import { ProtocolError } from './errors.js';
 import { initAsClient, type ClientOptions } from './client.js';
+import { toBuffer, type Data } from './data.js';
+
+export type { Data };
 
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
-export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Buffer[];
 type Cb = (err?: Error | null) => void;
 
 /** Options for a connection (set by the server or the client). */
@@ -43,19 +45,6 @@ const COALESCE_AVG = 512;
 /** Messages buffered for `for await` before the socket is paused. */
 const ITER_HIGH_WATER = 64;
 const EMPTY = Buffer.alloc(0);
-
-function toBuffer(data: Data | number | undefined): Buffer {
-  if (data === undefined) return EMPTY;
-  if (Buffer.isBuffer(data)) return data;
-  if (typeof data === 'string') return Buffer.from(data);
-  if (typeof data === 'number') return Buffer.from(String(data));
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer)) {
-    return Buffer.from(data as ArrayBuffer);
-  }
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError('data must be a string, Buffer, ArrayBuffer or ArrayBufferView');
-}
 
 function flushTick(ws: WebSocket): void {
   ws._flush();
@@ -155,7 +144,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       maxPayload: this.opts.maxPayload,
       codec: this.codec,
       autoPong: opts.autoPong,
-      skipUtf8Validation: opts.skipUTF8Validation,
+      skipUTF8Validation: opts.skipUTF8Validation,
     });
     if (compressor) proto.setCompressor(compressor);
     this._protocol = proto;

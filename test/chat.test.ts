@@ -271,6 +271,9 @@ describe('ClusterHub in one process', () => {
     const msg = new Promise<string>((r) => ws.once('message', (d: Buffer) => r(d.toString())));
     expect(hub.broadcast('to all')).toBe(1);
     expect(await msg).toBe('to all');
+    const bin = new Promise<Buffer>((r) => ws.once('message', (d: Buffer) => r(Buffer.from(d))));
+    expect(hub.broadcast([Buffer.from('ab'), Buffer.from('cd')])).toBe(1);
+    expect(await bin).toEqual(Buffer.from('abcd'));
     ws.close();
     await expect.poll(() => hub.connections).toBe(0);
     await new Promise<void>((r) => wss.close(() => r()));

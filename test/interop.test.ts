@@ -64,8 +64,28 @@ describe('our server with ws as the client', () => {
     c.close(4321, 'see you');
     const [code, reason] = await serverClosed;
     expect([code, reason.toString()]).toEqual([4321, 'see you']);
-    const [ccode] = await eventually<[number]>(c, 'close');
-    expect(ccode).toBe(4321);
+    const [ccode, creason] = await eventually<[number, Buffer]>(c, 'close');
+    // Our reply echoes code and reason, as a ws server does.
+    expect([ccode, creason.toString()]).toEqual([4321, 'see you']);
+  });
+
+  it('echoes code and reason to a ws client that closes with 4000 and a reason, as a ws server does', async () => {
+    const theirs = new WSServer({ port: 0, host: '127.0.0.1' });
+    await once(theirs, 'listening');
+    const closeVia = async (target: string) => {
+      const c = new WS(target);
+      await once(c, 'open');
+      c.close(4000, 'bye');
+      const [code, reason] = await eventually<[number, Buffer]>(c, 'close');
+      return [code, reason.toString()];
+    };
+    try {
+      const reference = await closeVia(`ws://127.0.0.1:${(theirs.address() as AddressInfo).port}`);
+      expect(reference).toEqual([4000, 'bye']);
+      expect(await closeVia(url)).toEqual(reference);
+    } finally {
+      theirs.close();
+    }
   });
 
   it('completes a closing handshake the server starts', async () => {

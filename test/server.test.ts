@@ -145,6 +145,22 @@ describe('protocol errors over real sockets', () => {
   });
 });
 
+describe('skipUTF8Validation (the ws option name)', () => {
+  it('delivers invalid UTF-8 text as is when skipUTF8Validation is set, and fails it with 1007 when not', async () => {
+    for (const skip of [true, false]) {
+      const { wss, port } = await server({ skipUTF8Validation: skip } as Parameters<typeof startServer>[0]);
+      const got = new Promise<{ data?: Buffer; code?: number }>((r) => wss.once('connection', (ws: WebSocket) => {
+        ws.on('message', (d: Buffer) => r({ data: Buffer.from(d) }));
+        ws.on('close', (code: number) => r({ code }));
+      }));
+      const c = await RawClient.connect(port);
+      c.send(raw({ opcode: 1, payload: Buffer.from([0x61, 0xff, 0x62]), key: K }));
+      expect(await got).toEqual(skip ? { data: Buffer.from([0x61, 0xff, 0x62]) } : { code: 1007 });
+      c.socket.destroy();
+    }
+  });
+});
+
 describe('connection lifecycle', () => {
   it('heartbeat terminates a peer that never answers pings', async () => {
     const { wss, port } = await server({ heartbeatInterval: 100 });
@@ -243,6 +259,25 @@ describe('connection lifecycle', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(firstGot).toBe(false);
     clients.forEach((c) => c.terminate());
+  });
+
+  it('sends a Buffer[] as the concatenation of its pieces, from send and from broadcast alike', async () => {
+    const { wss, url } = await server();
+    const conn = eventually<[WebSocket]>(wss, 'connection');
+    const c = new WS(url);
+    await once(c, 'open');
+    const [ws] = await conn;
+    const got: Buffer[] = [];
+    c.on('message', (d: Buffer) => got.push(Buffer.from(d)));
+    const pieces = () => [Buffer.from('ab'), Buffer.from([0, 1, 2]), Buffer.from('cd')];
+    ws.send(pieces());
+    expect(wss.broadcast(pieces())).toBe(1);
+    expect(wss.broadcast([new Uint8Array([9, 8]) as Buffer])).toBe(1);
+    await expect.poll(() => got.length).toBe(3);
+    expect(got[0]).toEqual(Buffer.concat(pieces()));
+    expect(got[1]).toEqual(Buffer.concat(pieces()));
+    expect(got[2]).toEqual(Buffer.from([9, 8]));
+    c.terminate();
   });
 
   it('coalesces the frames sent in one tick into one write', async () => {
@@ -364,7 +399,8 @@ describe('connection API', () => {
     const closed = eventually<[number, Buffer]>(ws, 'close');
     c.send(raw({ opcode: 8, payload: encodeClosePayload(3001, 'app'), key: K }));
     await c.until(() => c.closeFrame() !== undefined && c.closed);
-    expect(c.closeFrame()).toEqual([3001, '']);
+    // Code and reason echoed, as ws does.
+    expect(c.closeFrame()).toEqual([3001, 'app']);
     const [code, reason] = await closed;
     expect([code, reason.toString()]).toEqual([3001, 'app']);
   });

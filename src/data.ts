@@ -1,0 +1,26 @@
+// The one conversion of user data to bytes, for every send path (send, broadcast, publish, the
+// cluster hub): a Buffer[] is the concatenation of its pieces, as in ws.
+
+/** What a message may be given as (ws's `Data`). */
+export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Buffer[];
+
+const EMPTY = Buffer.alloc(0);
+
+/** The bytes of `data`, without a copy where a view will do. */
+export function toBuffer(data: Data | number | undefined): Buffer {
+  if (data === undefined) return EMPTY;
+  if (Buffer.isBuffer(data)) return data;
+  if (typeof data === 'string') return Buffer.from(data);
+  if (typeof data === 'number') return Buffer.from(String(data));
+  if (Array.isArray(data)) return data.length === 1 ? toBuffer(data[0]) : Buffer.concat(data.map((d) => toBuffer(d)));
+  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer)) {
+    return Buffer.from(data as ArrayBuffer);
+  }
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError('data must be a string, Buffer, ArrayBuffer, ArrayBufferView or an array of Buffers');
+}
+
+/** Whether `data` goes as a binary message when the caller did not say (strings are text). */
+export function isBinaryData(data: Data): boolean {
+  return typeof data !== 'string';
+}
