@@ -26,8 +26,8 @@ interface Run {
 }
 const running: ChildProcess[] = [];
 
-function run(args: string[], env: Record<string, string> = {}): Run {
-  const proc = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, bin]): Run {
+  const proc = spawn(command[0], [...command.slice(1), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(proc);
   let out = '';
   let err = '';
@@ -38,8 +38,9 @@ function run(args: string[], env: Record<string, string> = {}): Run {
 }
 
 /** Start `serve` and wait for its banner; returns the port it printed. */
-async function serve(args: string[], env: Record<string, string> = {}): Promise<Run & { port: number; base: string }> {
-  const r = run(['serve', ...args], env);
+async function serve(args: string[], env: Record<string, string> = {}, npmStart = false): Promise<Run & { port: number; base: string }> {
+  // `npm start -- <args>` runs the package's start script (`wasmws serve`) with <args> appended.
+  const r = npmStart ? run(['start', '--silent', '--', ...args], env, ['npm']) : run(['serve', ...args], env);
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no banner within 15 s\nstdout: ${r.out()}\nstderr: ${r.err()}`)), 15_000);
     const check = () => {
@@ -260,5 +261,47 @@ describe('wasmws CLI', () => {
     expect(codes.every((c) => c === 1001)).toBe(true);
     expect(await within(s.exited, 8000, 'primary exit')).toEqual({ code: 0, signal: null });
     noStack(s.err());
+  });
+});
+
+/** Whether a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start under a supervisor (docker, systemd, a CI job signal the npm process)', () => {
+  it.each([
+    ['SIGTERM', '1'],
+    ['SIGINT', '1'],
+    ['SIGTERM', '2'],
+  ] as const)('%s to the npm process reaches the server (--workers %s): clients get 1001, port released, no process left', async (signal, workers) => {
+    const s = await serve(['--port', '0', '--workers', workers], {}, true);
+    const serverPid = Number(/pid (\d+)/.exec(s.out())![1]);
+    expect(serverPid).not.toBe(s.proc.pid); // the server is npm's child, not npm
+    const chat = new ChatClient(`ws://${s.base}/chat`);
+    await chat.opened;
+    s.proc.kill(signal);
+    expect(await within(chat.closed, 8000, 'chat close')).toBe(1001);
+    await within(s.exited, 8000, 'npm exit');
+    await waitFor(async () => !alive(serverPid), `server pid ${serverPid} gone`);
+    // The port is free again: nothing kept it bound.
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(s.port, '127.0.0.1', () => resolve()));
+    probe.close();
+  });
+
+  it('the server shuts down (1001, exit) when npm itself is killed with SIGKILL and cannot forward anything', async () => {
+    const s = await serve(['--port', '0', '--workers', '1'], {}, true);
+    const serverPid = Number(/pid (\d+)/.exec(s.out())![1]);
+    const chat = new ChatClient(`ws://${s.base}/chat`);
+    await chat.opened;
+    s.proc.kill('SIGKILL');
+    expect(await within(chat.closed, 8000, 'chat close')).toBe(1001);
+    await waitFor(async () => !alive(serverPid), `server pid ${serverPid} gone`);
   });
 });

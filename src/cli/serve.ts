@@ -179,6 +179,9 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   return { server, chat, echo, room, hub, url: formatUrl(o.host, port) + '/', close };
 }
 
+/** How often a server started by npm checks that npm is still its parent. */
+const PARENT_POLL_MS = 500;
+
 /** Run `wasmws serve`: one process or a cluster; resolves once listening. */
 export async function runServe(o: ServeOptions, log: (line: string) => void = console.log): Promise<ClusterHandle> {
   const workers = workerCount(o.workers);
@@ -205,6 +208,19 @@ export async function runServe(o: ServeOptions, log: (line: string) => void = co
   };
   process.once('SIGINT', () => bye('SIGINT'));
   process.once('SIGTERM', () => bye('SIGTERM'));
+  if (process.env.npm_lifecycle_event) {
+    // Started by npm (`npm start`): npm forwards SIGTERM/SIGINT to us (the script execs node), but
+    // if npm itself is killed outright, nobody would tell us. Re-parenting means our supervisor is
+    // gone: shut down as on SIGTERM rather than linger with the port bound.
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid === parent || stopping) return;
+      clearInterval(watch);
+      bye('parent process exited');
+      void handle.shutdown().then(() => process.exit(0));
+    }, PARENT_POLL_MS);
+    watch.unref();
+  }
   if (handle.role === 'primary') {
     handle.events.on('exit', (w, code, signal) => {
       if (!stopping) log(`wasmws: worker ${w.id} (pid ${w.process.pid}) exited (${signal ?? code})`);
