@@ -11,6 +11,8 @@ import { encodeFrame } from './frame.js';
 import { DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
 import type { PerMessageDeflateOptions } from './extensions.js';
 import { negotiateServer, PerMessageDeflate } from './deflate.js';
+import { Topics, type PublishOptions } from './topics.js';
+import type { Broker } from './broker/types.js';
 
 export interface VerifyClientInfo {
   origin: string | undefined;
@@ -40,6 +42,8 @@ export interface ServerOptions extends ConnectionOptions {
   heartbeatInterval?: number;
   /** permessage-deflate (RFC 7692); off by default. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Where publishes go beyond this process: ClusterBroker, RedisBroker (default: this process only). */
+  broker?: Broker;
 }
 
 
@@ -100,6 +104,8 @@ export class WebSocketServer extends EventEmitter {
   private heartbeat: NodeJS.Timeout | null = null;
   private state: 'running' | 'closing' | 'closed' = 'running';
   private removeListeners: () => void = noop;
+  /** @internal Topics and pub/sub (src/topics.ts). */
+  readonly _topics: Topics;
 
   constructor(options: ServerOptions, callback?: () => void) {
     super();
@@ -109,6 +115,7 @@ export class WebSocketServer extends EventEmitter {
     }
     this.options = { clientTracking: true, handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT, ...options };
     this.clients = this.options.clientTracking ? this.conns : new Set();
+    this._topics = new Topics(options.broker);
     if (hasPort) {
       const hs = this.options.handshakeTimeout!;
       const server = http.createServer({
@@ -245,12 +252,14 @@ export class WebSocketServer extends EventEmitter {
     ws.extensions = ext?.response ?? '';
     ws._setSocket(socket, head, 'server', this.options, ext ? ext.create() : null);
     this.conns.add(ws);
+    ws._topics = this._topics;
     ws.on('close', () => this.untrack(ws));
     return ws;
   }
 
   private untrack(ws: WebSocket): void {
     this.conns.delete(ws);
+    this._topics.drop(ws);
     if (this.state === 'closing' && this.conns.size === 0) this.finishClose();
   }
 
@@ -304,6 +313,19 @@ export class WebSocketServer extends EventEmitter {
   }
 
   /**
+   * Publish to every subscriber of `topic` (here and, through the broker, in every other process);
+   * framed once per wire form. Returns the number of local recipients.
+   */
+  publish(topic: string, data: Data, options?: PublishOptions): number {
+    return this._topics.publish(topic, data, options, null);
+  }
+
+  /** Local subscribers of `topic`. */
+  subscriberCount(topic: string): number {
+    return this._topics.subscriberCount(topic);
+  }
+
+  /**
    * Graceful shutdown: stop accepting, send close 1001 to every client, wait for their closing
    * handshakes (closeTimeout bounds it), then close the listening server and emit 'close'.
    */
@@ -340,6 +362,7 @@ export class WebSocketServer extends EventEmitter {
   private finishClose(): void {
     if (this.state === 'closed' || this.serverOpen) return;
     this.state = 'closed';
+    this._topics.close();
     process.nextTick(() => this.emit('close'));
   }
 }

@@ -9,6 +9,7 @@ import { isValidCloseCode } from './frame.js';
 import { ProtocolError } from './errors.js';
 import { initAsClient, type ClientOptions } from './client.js';
 import { toBuffer, type Data } from './data.js';
+import { topicsOf, type Topics, type PublishOptions } from './topics.js';
 
 export type { Data };
 
@@ -432,6 +433,37 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     if (this.readyState !== OPEN) return false;
     this._protocol!.sendRaw(frame, cb);
     return true;
+  }
+
+  // ── topics (src/topics.ts; server-side connections) ────────────────────────────────────
+
+  /** @internal The topics of the server that accepted this connection. */
+  _topics: Topics | null = null;
+  /** @internal This connection's topics (null until the first subscribe). */
+  _subs: Set<string> | null = null;
+
+  /** Subscribe to `topic` (1–256 characters); false when already subscribed or not open. */
+  subscribe(topic: string): boolean {
+    return topicsOf(this).subscribe(this, topic);
+  }
+
+  /** Unsubscribe from `topic`; false when not subscribed. */
+  unsubscribe(topic: string): boolean {
+    return topicsOf(this).unsubscribe(this, topic);
+  }
+
+  isSubscribed(topic: string): boolean {
+    return this._subs?.has(topic) ?? false;
+  }
+
+  /** The topics this connection is subscribed to (they end when it closes). */
+  get subscriptions(): string[] {
+    return this._subs ? [...this._subs] : [];
+  }
+
+  /** Publish to every subscriber of `topic` but this connection; returns the local recipients. */
+  publish(topic: string, data: Data, options?: PublishOptions): number {
+    return topicsOf(this).publish(topic, data, options, this);
   }
 
   /** Send a ping (≤ 125 bytes); the peer's pong arrives as a 'pong' event. */

@@ -1,0 +1,236 @@
+// Topics in one process: the uWS/Bun API, frame-once delivery, churn, memory freed on close, and a
+// subscriber that never reads.
+import { describe, it, expect, afterEach } from 'vitest';
+import * as net from 'node:net';
+import { once } from 'node:events';
+import { WebSocket, WebSocketServer } from '../src/index.js';
+import { PerMessageDeflate } from '../src/deflate.js';
+import { MAX_TOPIC_LENGTH } from '../src/topics.js';
+import { startServer, stopServer, upgradeRequest, TEST_KEY } from './helpers.js';
+
+const open: WebSocketServer[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((w) => stopServer(w)));
+});
+
+/** A server whose connections subscribe to the topics in their URL (?t=a,b). */
+async function topicServer(opts: Record<string, unknown> = {}) {
+  const s = await startServer(opts);
+  open.push(s.wss);
+  const server: WebSocket[] = [];
+  s.wss.on('connection', (ws, req) => {
+    const t = new URL(req.url!, 'http://x').searchParams.get('t');
+    for (const topic of t ? t.split(',') : []) ws.subscribe(topic);
+    server.push(ws);
+    ws.on('message', (d, isBinary) => {
+      // "pub:<topic>:<text>" publishes from this socket (ws.publish skips the sender).
+      const m = /^pub:([^:]+):(.*)$/s.exec(d.toString());
+      if (m && !isBinary) ws.publish(m[1], m[2]);
+    });
+  });
+  return { ...s, server };
+}
+
+/** A client that records every message; resolves once open. */
+async function client(url: string, opts: Record<string, unknown> = {}) {
+  const ws = new WebSocket(url, opts);
+  const got: string[] = [];
+  ws.on('message', (d, isBinary) => got.push(isBinary ? `bin:${(d as Buffer).toString('hex')}` : d.toString()));
+  await once(ws, 'open');
+  return { ws, got };
+}
+
+async function until(pred: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('topics: the API', () => {
+  it('subscribe / unsubscribe return whether anything changed; isSubscribed and subscriptions follow', async () => {
+    const { wss, url, server } = await topicServer();
+    const { ws } = await client(url);
+    await until(() => server.length === 1);
+    const s = server[0];
+    expect(s.subscribe('a')).toBe(true);
+    expect(s.subscribe('a')).toBe(false);
+    expect(s.subscribe('b')).toBe(true);
+    expect(s.isSubscribed('a')).toBe(true);
+    expect(s.isSubscribed('c')).toBe(false);
+    expect(s.subscriptions.sort()).toEqual(['a', 'b']);
+    expect(wss.subscriberCount('a')).toBe(1);
+    expect(s.unsubscribe('a')).toBe(true);
+    expect(s.unsubscribe('a')).toBe(false);
+    expect(s.subscriptions).toEqual(['b']);
+    expect(wss.subscriberCount('a')).toBe(0);
+    ws.close();
+  });
+
+  it('rejects topics that are not 1 to 256 characters', async () => {
+    const { server, url } = await topicServer();
+    const { ws } = await client(url);
+    await until(() => server.length === 1);
+    expect(() => server[0].subscribe('')).toThrow(RangeError);
+    expect(() => server[0].subscribe('x'.repeat(MAX_TOPIC_LENGTH + 1))).toThrow(RangeError);
+    expect(() => server[0].subscribe(42 as unknown as string)).toThrow(TypeError);
+    expect(server[0].subscribe('x'.repeat(MAX_TOPIC_LENGTH))).toBe(true);
+    ws.close();
+  });
+
+  it('client-side connections have no topics', async () => {
+    const { url } = await topicServer();
+    const { ws } = await client(url);
+    expect(() => ws.subscribe('a')).toThrow(/server-side/);
+    expect(ws.subscriptions).toEqual([]);
+    ws.close();
+  });
+
+  it('wss.publish reaches every subscriber and nobody else; returns the local count', async () => {
+    const { wss, url, server } = await topicServer();
+    const a = await client(`${url}/?t=news`);
+    const b = await client(`${url}/?t=news,sport`);
+    const c = await client(`${url}/?t=sport`);
+    await until(() => server.length === 3);
+    expect(wss.publish('news', 'n1')).toBe(2);
+    expect(wss.publish('sport', Buffer.from([1, 2]))).toBe(2);
+    expect(wss.publish('nobody', 'x')).toBe(0);
+    expect(wss.publish('news', 'n2', { binary: true })).toBe(2);
+    await until(() => a.got.length === 2 && b.got.length === 3 && c.got.length === 1);
+    expect(a.got).toEqual(['n1', 'bin:6e32']);
+    expect(b.got).toEqual(['n1', 'bin:0102', 'bin:6e32']);
+    expect(c.got).toEqual(['bin:0102']);
+    for (const x of [a, b, c]) x.ws.close();
+  });
+
+  it('ws.publish skips the sender', async () => {
+    const { url, server } = await topicServer();
+    const a = await client(`${url}/?t=room`);
+    const b = await client(`${url}/?t=room`);
+    await until(() => server.length === 2);
+    a.ws.send('pub:room:hello');
+    await until(() => b.got.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.got).toEqual(['hello']);
+    expect(a.got).toEqual([]);
+    a.ws.close();
+    b.ws.close();
+  });
+
+  it('subscriptions end when the socket closes; 10,000 subscriptions are freed', async () => {
+    const { wss, url, server } = await topicServer();
+    const clients = await Promise.all(Array.from({ length: 100 }, () => client(url)));
+    await until(() => server.length === 100);
+    for (const s of server) for (let t = 0; t < 100; t++) s.subscribe(`topic-${t}`);
+    expect(wss._topics.size).toBe(100);
+    expect(wss.subscriberCount('topic-7')).toBe(100);
+    for (const c of clients.slice(0, 50)) c.ws.close();
+    await until(() => wss.clients.size === 50);
+    expect(wss.subscriberCount('topic-7')).toBe(50);
+    for (const c of clients.slice(50)) c.ws.terminate();
+    await until(() => wss.clients.size === 0);
+    expect(wss._topics.size).toBe(0);
+    expect(wss.subscriberCount('topic-7')).toBe(0);
+    for (const s of server) expect(s.subscriptions).toEqual([]);
+  });
+
+  it('survives subscribe / unsubscribe churn: only current subscribers get each message', async () => {
+    const { wss, url, server } = await topicServer();
+    const clients = await Promise.all(Array.from({ length: 20 }, () => client(url)));
+    await until(() => server.length === 20);
+    // Deterministic churn: expected messages are computed from the subscription state at each publish.
+    let seed = 12345;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const expected = server.map(() => [] as string[]);
+    for (let round = 0; round < 400; round++) {
+      const i = rand(20);
+      const topic = `t${rand(4)}`;
+      if (rand(2) === 0) server[i].subscribe(topic);
+      else server[i].unsubscribe(topic);
+      const pub = `t${rand(4)}`;
+      const msg = `${round}:${pub}`;
+      const n = wss.publish(pub, msg);
+      let count = 0;
+      server.forEach((s, k) => {
+        if (s.isSubscribed(pub)) {
+          expected[k].push(msg);
+          count++;
+        }
+      });
+      expect(n).toBe(count);
+      for (let t = 0; t < 4; t++) {
+        expect(wss.subscriberCount(`t${t}`)).toBe(server.filter((s) => s.isSubscribed(`t${t}`)).length);
+      }
+    }
+    // Clients connected concurrently, so the server's order is not theirs: compare as multisets.
+    const total = expected.reduce((a, e) => a + e.length, 0);
+    await until(() => clients.reduce((a, c) => a + c.got.length, 0) === total);
+    const want = expected.map((e) => e.join('|')).sort();
+    const have = clients.map((c) => c.got.join('|')).sort();
+    expect(have).toEqual(want);
+    for (const c of clients) c.ws.close();
+  });
+});
+
+describe('topics: frame-once delivery', () => {
+  it('compresses once per window size with server_no_context_takeover', async () => {
+    const { wss, url, server } = await topicServer({ perMessageDeflate: { serverNoContextTakeover: true, threshold: 16 } });
+    const shared = PerMessageDeflate.prototype.compressShared;
+    let calls = 0;
+    PerMessageDeflate.prototype.compressShared = function (this: PerMessageDeflate, ...args: Parameters<typeof shared>) {
+      calls++;
+      return shared.apply(this, args);
+    };
+    try {
+      const a = await client(`${url}/?t=z`, { perMessageDeflate: { serverMaxWindowBits: 10 } });
+      const b = await client(`${url}/?t=z`, { perMessageDeflate: { serverMaxWindowBits: 10 } });
+      const c = await client(`${url}/?t=z`, { perMessageDeflate: { serverMaxWindowBits: 15 } });
+      const d = await client(`${url}/?t=z`, { perMessageDeflate: false });
+      await until(() => server.length === 4);
+      const text = 'compress me '.repeat(50);
+      expect(wss.publish('z', text)).toBe(4);
+      await until(() => [a, b, c, d].every((x) => x.got.length === 1));
+      for (const x of [a, b, c, d]) expect(x.got[0]).toBe(text);
+      expect(calls).toBe(2); // window 10 and window 15
+      expect(wss.publish('z', text, { compress: false })).toBe(4);
+      await until(() => [a, b, c, d].every((x) => x.got.length === 2));
+      expect(calls).toBe(2);
+      for (const x of [a, b, c, d]) x.ws.close();
+    } finally {
+      PerMessageDeflate.prototype.compressShared = shared;
+    }
+  });
+
+  it('a subscriber that never reads is dropped at maxBackpressure; the others get everything', async () => {
+    const { wss, port, server } = await topicServer({ maxBackpressure: 512 * 1024 });
+    // The slow one: a raw socket that completes the handshake, then never reads again.
+    const slow = net.connect(port, '127.0.0.1');
+    await once(slow, 'connect');
+    slow.write(upgradeRequest('/?t=feed', { Host: `127.0.0.1:${port}`, Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': TEST_KEY, 'Sec-WebSocket-Version': '13' }));
+    await once(slow, 'data');
+    slow.pause();
+    const fast = await Promise.all([0, 1, 2].map(() => client(`ws://127.0.0.1:${port}/?t=feed`)));
+    await until(() => server.length === 4);
+    const slowServer = server[0];
+    let slowClose = 0;
+    slowServer.on('close', (code) => (slowClose = code));
+    slowServer.on('error', () => {});
+    const chunk = Buffer.alloc(16 * 1024, 7);
+    const N = 400; // 6.4 MB in all: far past the slow socket's buffers and the 512 KiB bound
+    let sent = 0;
+    // Publish in bursts, yielding so that sockets flush; bounded in time.
+    const end = Date.now() + 15_000;
+    while (sent < N && Date.now() < end) {
+      for (let i = 0; i < 4; i++) wss.publish('feed', chunk);
+      sent += 4;
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(() => fast.every((f) => f.got.length === N || f.ws.readyState !== WebSocket.OPEN), 10_000);
+    expect(fast.map((f) => f.got.length)).toEqual([N, N, N]);
+    expect(slowClose).toBe(1008);
+    expect(wss.subscriberCount('feed')).toBe(3);
+    slow.destroy();
+    for (const f of fast) f.ws.close();
+  });
+});
