@@ -10,6 +10,7 @@
 // runs at most one compression and one decompression at a time (it queues the rest in order).
 import * as zlib from 'node:zlib';
 import { ProtocolError } from './errors.js';
+import { INTERNALS_ALLOWED, registerZlibSyncProbe } from './internals.js';
 import type { MessageCompressor } from './protocol.js';
 import {
   acceptDeflateResponseClient, buildDeflateOffer, negotiateDeflateServer, zlibWindowBits,
@@ -56,16 +57,35 @@ function hasSyncInternals(z: unknown): boolean {
     Buffer.isBuffer(s._outBuffer) && typeof s._outOffset === 'number' && typeof s._chunkSize === 'number';
 }
 
-const HAS_SYNC = (() => {
+/**
+ * Detected once: the internals exist AND a round trip through syncWrite matches the public zlib
+ * API byte for byte (a runtime that emulates the internals differently falls back, not breaks).
+ */
+const HAS_SYNC = INTERNALS_ALLOWED && (() => {
+  let def: zlib.DeflateRaw | null = null;
+  let inf: zlib.InflateRaw | null = null;
   try {
-    const probe = zlib.createInflateRaw();
-    const ok = hasSyncInternals(probe);
-    probe.close();
-    return ok;
+    def = zlib.createDeflateRaw();
+    inf = zlib.createInflateRaw();
+    if (!hasSyncInternals(def) || !hasSyncInternals(inf)) return false;
+    const text = Buffer.from('wasmws probe: permessage-deflate permessage-deflate permessage-deflate');
+    for (let round = 0; round < 2; round++) { // the second round exercises the kept window
+      const packed = syncWrite(def, text, Infinity);
+      if (packed === null || !packed.subarray(packed.length - 4).equals(TRAILER)) return false;
+      // The first message stands alone: the public one-shot API must read it the same.
+      if (round === 0 && !zlib.inflateRawSync(packed, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).equals(text)) return false;
+      const ours = syncWrite(inf, packed, 1 << 20);
+      if (ours === null || !ours.equals(text)) return false;
+    }
+    return true;
   } catch {
     return false;
+  } finally {
+    def?.close();
+    inf?.close();
   }
 })();
+registerZlibSyncProbe(() => HAS_SYNC);
 
 class TooLarge extends Error {}
 

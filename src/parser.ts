@@ -4,6 +4,7 @@
 //
 //   push(chunk) ──▶ [PAYLOAD tail of a frame begun earlier] ──▶ codec.scan: every whole frame ──▶ Frame[]
 //                   [HEADER_PARTIAL: ≤ 14 bytes kept]           └─ last frame incomplete: keep its state
+import { BufferView } from './internals.js';
 import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
 import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
@@ -55,8 +56,6 @@ const FAILED = 3;
 
 const EMPTY = Buffer.alloc(0);
 const NO_SINK: FrameSink = { onFrame() {} };
-/** Node's Buffer view constructor: `new FastBuffer(ab, off, len)` skips subarray's argument work. */
-const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (ab: ArrayBufferLike, off: number, len: number) => Buffer })[Symbol.species];
 
 /** Streaming parser: `push` any split of the byte stream, get the same frames. */
 export class FrameParser {
@@ -194,7 +193,7 @@ export class FrameParser {
         const bits = table[row];
         const len = table[row + 2];
         const b0 = bits & 0xff;
-        const payload = len === 0 ? EMPTY : new FastBuffer(ab, base + table[row + 1], len);
+        const payload = len === 0 ? EMPTY : new BufferView(ab, base + table[row + 1], len);
         if ((b0 === 0x81 || b0 === 0x82) && (bits & 0x8000) === maskBit && !this.inMessage && len <= this.maxPayload) {
           this.messageBytes = 0;
           if (b0 === 0x81 && this.validateUtf8 && !isUtf8(payload)) fail('invalid_utf8', 'text message is not valid UTF-8');
