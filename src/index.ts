@@ -15,6 +15,9 @@ export {
 } from './handshake.js';
 export { serveCluster, ClusterHub, workerCount, type ClusterOptions, type ClusterHandle, type WorkerInfo } from './cluster.js';
 export { mask, unmask } from './bufferutil.js';
+export { MAX_TOPIC_LENGTH, type PublishOptions } from './topics.js';
+export { LocalBroker, type Broker, type BrokerSink } from './broker/types.js';
+export { RedisBroker, type RedisBrokerOptions, type RedisClientLike } from './broker/redis.js';
 
 import { WebSocket as WebSocketClass } from './websocket.js';
 import { WebSocketServer as WebSocketServerClass } from './server.js';

@@ -1,0 +1,283 @@
+// RedisBroker against a real redis-server (started here on a free loopback port, no persistence):
+// servers in separate processes with clients on each, order and at-most-once, churn, an outage
+// mid-stream (one error, gaps reported, delivery resumes, bounded queue), sharded pub/sub.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { join, dirname } from 'node:path';
+import { createClient } from 'redis';
+import { WebSocket, WebSocketServer, RedisBroker } from '../src/index.js';
+import { encodeMessage, decodeMessage, HEADER_SIZE } from '../src/broker/redis.js';
+import { HAVE_REDIS, RedisServer } from './redis-server.js';
+import { ensureDist, stopServer } from './helpers.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = join(ROOT, 'test', 'fixtures', 'redis-node.mjs');
+
+async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A client that records every message. */
+async function client(url: string) {
+  const ws = new WebSocket(url);
+  const got: string[] = [];
+  ws.on('message', (d) => got.push(d.toString()));
+  ws.on('error', () => {});
+  await once(ws, 'open');
+  return { ws, got };
+}
+
+/** A server node in its own process (test/fixtures/redis-node.mjs). */
+interface Node {
+  proc: ChildProcess;
+  port: number;
+  nodeId: string;
+  events: { event: string; [k: string]: unknown }[];
+}
+async function startNode(redisUrl: string, mode = ''): Promise<Node> {
+  const proc = spawn(process.execPath, [NODE, redisUrl, mode], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const events: Node['events'] = [];
+  const lines = createInterface({ input: proc.stdout! });
+  const first = new Promise<{ port: number; nodeId: string }>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('node did not start in 10 s')), 10_000);
+    lines.on('line', (l) => {
+      const o = JSON.parse(l);
+      if (o.port) {
+        clearTimeout(t);
+        resolve(o);
+      } else events.push(o);
+    });
+    proc.once('exit', (code) => reject(new Error(`node exited with ${code}`)));
+  });
+  const { port, nodeId } = await first;
+  return { proc, port, nodeId, events };
+}
+async function stopNode(n: Node): Promise<void> {
+  if (n.proc.exitCode !== null) return;
+  const exited = once(n.proc, 'exit');
+  n.proc.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  if (n.proc.exitCode === null) n.proc.kill('SIGKILL');
+}
+
+describe('RedisBroker wire format', () => {
+  it('is a 16-byte header (version, flags, origin, u48 sequence) and the raw payload', () => {
+    const origin = Buffer.from('0102030405060708', 'hex');
+    const msg = encodeMessage(origin, 2 ** 40 + 5, 3, Buffer.from('hi'));
+    expect(msg.length).toBe(HEADER_SIZE + 2);
+    expect(msg.subarray(0, HEADER_SIZE).toString('hex')).toBe('0103' + '0102030405060708' + '010000000005');
+    const m = decodeMessage(msg)!;
+    expect(m.seq).toBe(2 ** 40 + 5);
+    expect(m.flags).toBe(3);
+    expect(m.payload.toString()).toBe('hi');
+    expect(Buffer.from(m.origin, 'latin1').equals(origin)).toBe(true);
+    expect(decodeMessage(Buffer.from('short'))).toBeNull();
+    const other = Buffer.from(msg);
+    other[0] = 2;
+    expect(decodeMessage(other)).toBeNull();
+  });
+});
+
+describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    ensureDist(join(ROOT, 'dist', 'esm', 'index.js'));
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('three servers in three processes: every message reaches every client once, in the same order', async () => {
+    const nodes = await Promise.all([0, 1, 2].map(() => startNode(redis.url)));
+    try {
+      const clients = [];
+      for (const n of nodes) for (let k = 0; k < 2; k++) clients.push(await client(`ws://127.0.0.1:${n.port}/?t=room`));
+      // Subscriptions are confirmed by Redis asynchronously: wait until a probe from each node is everywhere.
+      for (let i = 0; i < nodes.length; i++) clients[i * 2].ws.send(`pub:room:probe${i}`);
+      await until(() => clients.every((c) => c.got.filter((m) => m.startsWith('probe')).length === 3), 5000, 'probes');
+      for (const c of clients) c.got.length = 0;
+      const PER = 40;
+      // Every client publishes at once, interleaved: 6 × 40 = 240 messages from three nodes.
+      for (let i = 0; i < PER; i++) clients.forEach((c, k) => c.ws.send(`pub:room:${k}-${i}`));
+      const total = clients.length * PER;
+      await until(() => clients.every((c) => c.got.length >= total), 10_000, 'all messages');
+      await new Promise((r) => setTimeout(r, 100)); // nothing more (no duplicates) arrives
+      const ref = clients[0].got;
+      expect(ref.length).toBe(total);
+      expect(new Set(ref).size).toBe(total);
+      for (const c of clients) expect(c.got).toEqual(ref); // same order everywhere
+      // Each publisher's own messages keep their order.
+      for (let k = 0; k < clients.length; k++) {
+        const mine = ref.filter((m) => m.startsWith(`${k}-`));
+        expect(mine).toEqual(Array.from({ length: PER }, (_, i) => `${k}-${i}`));
+      }
+      for (const n of nodes) expect(n.events.filter((e) => e.event === 'gap' || e.event === 'error')).toEqual([]);
+      for (const c of clients) c.ws.close();
+    } finally {
+      await Promise.all(nodes.map(stopNode));
+    }
+  });
+
+  it('two servers in two processes: ws.publish skips the sender, topics stay apart, sharded pub/sub works', async () => {
+    for (const mode of ['', 'sharded']) {
+      const nodes = await Promise.all([0, 1].map(() => startNode(redis.url, mode)));
+      try {
+        const a = await client(`ws://127.0.0.1:${nodes[0].port}/?t=x`);
+        const b = await client(`ws://127.0.0.1:${nodes[1].port}/?t=x,y`);
+        const c = await client(`ws://127.0.0.1:${nodes[1].port}/?t=y`);
+        a.ws.send('pub:x:probe');
+        await until(() => a.got.length === 1 && b.got.length === 1, 5000, `probe (${mode || 'plain'})`);
+        a.ws.send('wspub:x:from-a');
+        c.ws.send('pub:y:to-y');
+        await until(() => b.got.length === 3 && c.got.length === 1, 5000, `messages (${mode || 'plain'})`);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(a.got).toEqual(['probe']);
+        expect(b.got.slice(1).sort()).toEqual(['from-a', 'to-y']);
+        expect(c.got).toEqual(['to-y']);
+        for (const x of [a, b, c]) x.ws.close();
+      } finally {
+        await Promise.all(nodes.map(stopNode));
+      }
+    }
+  });
+
+  it('subscribes to a channel only while its topic has local subscribers (churn)', async () => {
+    const cl = createClient({ url: redis.url });
+    cl.on('error', () => {});
+    await cl.connect();
+    const broker = new RedisBroker({ client: cl, prefix: 'churn:' });
+    await broker.ready;
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+    await once(wss, 'listening');
+    const port = (wss.address() as { port: number }).port;
+    const server: import('../src/index.js').WebSocket[] = [];
+    wss.on('connection', (ws) => server.push(ws));
+    const clients = await Promise.all(Array.from({ length: 10 }, () => client(`ws://127.0.0.1:${port}/`)));
+    await until(() => server.length === 10);
+    const channels = async () => ((await cl.sendCommand(['PUBSUB', 'CHANNELS', 'churn:*'])) as string[]).map(String).sort();
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (let round = 0; round < 500; round++) {
+      const s = server[rand(10)];
+      const t = `t${rand(8)}`;
+      if (rand(2)) s.subscribe(t);
+      else s.unsubscribe(t);
+    }
+    const want = [...new Set(server.flatMap((s) => s.subscriptions))].map((t) => `churn:${t}`).sort();
+    // Redis applies SUBSCRIBE/UNSUBSCRIBE in order: the end state matches the local one.
+    const end = Date.now() + 5000;
+    let have = await channels();
+    while (JSON.stringify(have) !== JSON.stringify(want) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+      have = await channels();
+    }
+    expect(have).toEqual(want);
+    for (const c of clients) c.ws.terminate();
+    await until(() => wss.clients.size === 0);
+    const end2 = Date.now() + 5000;
+    while ((await channels()).length > 0 && Date.now() < end2) await new Promise((r) => setTimeout(r, 20));
+    expect(await channels()).toEqual([]);
+    await stopServer(wss);
+    await broker.close();
+    await cl.close();
+  });
+
+  it('Redis killed mid-stream and restarted: one error, gap reported, delivery resumes, bounded queue', async () => {
+    const own = await RedisServer.start();
+    const mk = async () => {
+      const cl = createClient({ url: own.url, socket: { reconnectStrategy: (n: number) => Math.min(50 + n * 20, 200) } });
+      cl.on('error', () => {});
+      await cl.connect();
+      const broker = new RedisBroker({ client: cl, maxQueue: 20 });
+      const errors: string[] = [];
+      const gaps: number[] = [];
+      let readies = 0;
+      broker.on('error', (e) => errors.push(e.message));
+      broker.on('gap', (_t, _o, missed) => gaps.push(missed));
+      broker.on('ready', () => readies++);
+      await broker.ready;
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      await once(wss, 'listening');
+      wss.on('connection', (ws) => ws.subscribe('feed'));
+      const port = (wss.address() as { port: number }).port;
+      return { cl, broker, wss, errors, gaps, get readies() { return readies; }, url: `ws://127.0.0.1:${port}/` };
+    };
+    const A = await mk();
+    const B = await mk();
+    try {
+      const a = await client(A.url);
+      const b = await client(B.url);
+      await until(() => A.wss.subscriberCount('feed') === 1 && B.wss.subscriberCount('feed') === 1);
+      let n = 0;
+      const pub = () => A.wss.publish('feed', `m${n++}`);
+      // Before: flowing both ways.
+      pub();
+      await until(() => b.got.length === 1 && a.got.length === 1, 5000, 'first message');
+      for (let i = 0; i < 10; i++) pub();
+      await until(() => b.got.length === 11, 5000, 'before the outage');
+      await own.stop();
+      await until(() => !A.broker.connected && !B.broker.connected, 5000, 'outage noticed');
+      // During: local subscribers still get everything; remote publishes queue up to 20, then drop.
+      for (let i = 0; i < 100; i++) pub();
+      expect(A.broker.queued).toBeLessThanOrEqual(20);
+      expect(A.broker.dropped).toBe(80);
+      await until(() => a.got.length === n, 5000, 'local delivery during the outage');
+      await own.start();
+      await until(() => A.broker.connected && B.broker.connected, 10_000, 'reconnect');
+      await until(() => A.readies >= 1 && B.readies >= 1, 5000, "'ready' after the outage");
+      // After: delivery resumes; B saw every message once or reported it missing.
+      for (let i = 0; i < 5; i++) pub();
+      await until(() => b.got.includes(`m${n - 1}`), 5000, 'after the outage');
+      await until(() => a.got.length === n, 5000, 'local after the outage');
+      expect(a.got).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+      const missed = B.gaps.reduce((x, y) => x + y, 0);
+      expect(missed).toBeGreaterThanOrEqual(80);
+      expect(b.got.length + missed).toBe(n);
+      expect(new Set(b.got).size).toBe(b.got.length); // no duplicates
+      const idx = b.got.map((m) => Number(m.slice(1)));
+      expect(idx).toEqual([...idx].sort((x, y) => x - y)); // in order
+      expect(A.errors.length).toBe(1);
+      expect(B.errors.length).toBe(1);
+      expect(A.errors[0]).toMatch(/Redis unavailable/);
+      a.ws.close();
+      b.ws.close();
+    } finally {
+      for (const X of [A, B]) {
+        await stopServer(X.wss);
+        await X.broker.close();
+        await X.cl.close().catch(() => {});
+      }
+      await own.stop();
+    }
+  }, 30_000);
+
+  it('localFirst delivers at once, before the echo', async () => {
+    const cl = createClient({ url: redis.url });
+    cl.on('error', () => {});
+    await cl.connect();
+    const broker = new RedisBroker({ client: cl, localFirst: true });
+    await broker.ready;
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+    await once(wss, 'listening');
+    wss.on('connection', (ws) => ws.subscribe('lf'));
+    const a = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
+    await until(() => wss.subscriberCount('lf') === 1);
+    // Whether or not Redis has confirmed the subscription, the local subscriber gets it exactly once.
+    expect(wss.publish('lf', 'now')).toBe(1);
+    await until(() => a.got.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.got).toEqual(['now']);
+    a.ws.close();
+    await stopServer(wss);
+    await broker.close();
+    await cl.close();
+  });
+});
