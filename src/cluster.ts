@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import type { WebSocketServer } from './server.js';
 import type { WebSocket } from './websocket.js';
 import { toBuffer, type Data } from './data.js';
+import { ADVANCED_IPC_ENV, isTopicMsg, PrimaryTopics, type ClusterBroker, type TopicMsg } from './broker/cluster.js';
 
 /** Marks our IPC messages so that they do not collide with the application's own. */
 const TAG = '__wasmws';
@@ -32,7 +33,8 @@ type Msg =
   | { [TAG]: 1; t: 'shared'; key: string; vs: unknown[] } // primary → workers
   | { [TAG]: 1; t: 'hello' } // worker → primary: my hub listens, send me the shared values
   | { [TAG]: 1; t: 'fatal'; message: string } // worker → primary: could not start
-  | { [TAG]: 1; t: 'shutdown' }; // primary → worker
+  | { [TAG]: 1; t: 'shutdown' } // primary → worker
+  | TopicMsg; // topics (src/broker/cluster.ts)
 
 const ignore = () => {};
 const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && (m as any)[TAG] === 1;
@@ -66,6 +68,8 @@ export class ClusterHub extends EventEmitter {
   private shutdownHandlers: (() => unknown)[] = [];
   private shuttingDown: Promise<void> | null = null;
   private readonly onIpc = (m: unknown) => this.receive(m);
+  /** @internal ClusterBrokers on this hub, by name. */
+  readonly _topicBrokers = new Map<string, ClusterBroker>();
 
   constructor() {
     super();
@@ -208,6 +212,17 @@ export class ClusterHub extends EventEmitter {
       this.all.set(m.key, m.vs);
       this.emitShared(m.key);
     } else if (m.t === 'shutdown') void this.shutdown().then(() => process.exit(0));
+    else if (m.t === 'tmsg') this._topicBrokers.get(m.ns)?._receive(m);
+  }
+
+  /** @internal For ClusterBroker. */
+  _send(m: Msg): void {
+    this.send(m);
+  }
+
+  /** @internal The IPC channel to the primary is open. */
+  get _connected(): boolean {
+    return process.connected === true;
   }
 
   private send(m: Msg): void {
@@ -246,6 +261,8 @@ export interface ClusterHandle {
   shutdown(): Promise<void>;
   /** Primary: emits 'exit' (worker, code, signal) and 'respawn' (worker). */
   events: EventEmitter;
+  /** Primary: ids of the workers subscribed at the primary to `topic` of ClusterBroker `name`. */
+  topicWorkers?: (topic: string, name?: string) => number[];
 }
 
 /** Resolve 'auto' or a number to a worker count. */
@@ -310,6 +327,10 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
   const sendAll = (m: Msg, skip?: number) => {
     for (const [id, w] of live) if (id !== skip && w.isConnected()) w.send(m, undefined, undefined, ignore);
   };
+  const topics = new PrimaryTopics((id, m) => {
+    const w = live.get(id);
+    if (w?.isConnected()) w.send(m, undefined, undefined, ignore);
+  });
   const sharedMsg = (key: string): Msg => ({ [TAG]: 1, t: 'shared', key, vs: [...(values.get(key)?.values() ?? [])] });
 
   let resolveReady!: (h: ClusterHandle) => void;
@@ -341,15 +362,19 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
     });
     return stopping;
   };
-  const handle: ClusterHandle = { role: 'primary', workers: n, address: null, hub: null, shutdown, events };
+  const handle: ClusterHandle = {
+    role: 'primary', workers: n, address: null, hub: null, shutdown, events,
+    topicWorkers: (topic, name = 'default') => topics.workersOf(name, topic),
+  };
 
   const fork = (): Worker => {
-    const w = cluster.fork();
+    const w = cluster.fork({ [ADVANCED_IPC_ENV]: '1' });
     live.set(w.id, w);
     w.on('error', ignore); // EPIPE on a channel that a dying worker closed: its 'exit' follows
     w.on('message', (m: unknown) => {
       if (!isMsg(m)) return;
-      if (m.t === 'pub') sendAll(m, m.skip);
+      if (isTopicMsg(m)) topics.receive(w.id, m);
+      else if (m.t === 'pub') sendAll(m, m.skip);
       else if (m.t === 'hello') onHello();
       else if (m.t === 'share') {
         let byWorker = values.get(m.key);
@@ -378,6 +403,7 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
     w.on('exit', (code, signal) => {
       live.delete(w.id);
       listened.delete(w.id);
+      topics.drop(w.id);
       for (const [key, byWorker] of values) if (byWorker.delete(w.id)) sendAll(sharedMsg(key));
       events.emit('exit', w, code, signal);
       if (stopping) return;
@@ -405,6 +431,8 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   }
+  // V8 serialization on the IPC channel: Buffers cross as bytes (topics), not as JSON.
+  cluster.setupPrimary({ serialization: 'advanced' });
   for (let i = 0; i < n; i++) fork();
   return readyP;
 }

@@ -1,0 +1,144 @@
+// ClusterBroker with real forked workers (serveCluster, 2 workers, one port): every message on
+// every worker once and in the same order, binary payloads intact over IPC, workers subscribed at
+// the primary only for topics they have subscribers for, and a killed worker's subscriptions dropped.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface, type Interface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { join, dirname } from 'node:path';
+import { WebSocket } from '../src/index.js';
+import { ensureDist } from './helpers.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface Client { ws: WebSocket; got: string[]; worker: number }
+async function client(url: string): Promise<Client> {
+  const ws = new WebSocket(url);
+  const got: string[] = [];
+  let worker = -1;
+  ws.on('message', (d, isBinary) => {
+    const s = isBinary ? `bin:${(d as Buffer).toString('hex')}` : d.toString();
+    if (worker < 0 && s.startsWith('{"worker"')) worker = JSON.parse(s).worker;
+    else got.push(s);
+  });
+  ws.on('error', () => {});
+  await once(ws, 'open');
+  await until(() => worker >= 0, 5000, 'worker id');
+  return { ws, got, get worker() { return worker; } } as Client;
+}
+
+describe('ClusterBroker with forked workers', () => {
+  let proc: ChildProcess;
+  let lines: Interface;
+  let port = 0;
+  const replies: Record<string, unknown>[] = [];
+  const ask = async (cmd: string): Promise<Record<string, unknown>> => {
+    const n = replies.length;
+    proc.stdin!.write(cmd + '\n');
+    await until(() => replies.length > n, 5000, cmd);
+    return replies[n];
+  };
+  /** Ask the primary which workers want `topic` until the answer is `want` (IPC is asynchronous). */
+  const workersBecome = async (topic: string, want: number[]): Promise<number[]> => {
+    const end = Date.now() + 5000;
+    let have: number[] = [];
+    while (Date.now() < end) {
+      have = (await ask(`workers ${topic}`)).workers as number[];
+      if (JSON.stringify(have) === JSON.stringify(want)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return have;
+  };
+
+  beforeAll(async () => {
+    ensureDist(join(ROOT, 'dist', 'esm', 'index.js'));
+    proc = spawn(process.execPath, [join(ROOT, 'test', 'fixtures', 'cluster-topics.mjs')], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    lines = createInterface({ input: proc.stdout! });
+    lines.on('line', (l) => {
+      const o = JSON.parse(l);
+      if (o.port) port = o.port;
+      else replies.push(o);
+    });
+    await until(() => port > 0, 15_000, 'cluster start');
+  });
+  afterAll(async () => {
+    proc.stdin!.end();
+    await Promise.race([once(proc, 'exit'), new Promise((r) => setTimeout(r, 5000))]);
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  });
+
+  /** Connect until both workers have `per` clients on `path` (the kernel/primary spreads them). */
+  async function spread(path: string, per: number): Promise<Client[]> {
+    const by = new Map<number, Client[]>();
+    const extra: Client[] = [];
+    for (let i = 0; i < 40 && [...by.values()].filter((l) => l.length >= per).length < 2; i++) {
+      const c = await client(`ws://127.0.0.1:${port}${path}`);
+      const l = by.get(c.worker) ?? [];
+      if (l.length < per) {
+        l.push(c);
+        by.set(c.worker, l);
+      } else extra.push(c);
+    }
+    for (const c of extra) c.ws.close();
+    const all = [...by.values()].flat();
+    expect(by.size).toBe(2);
+    return all;
+  }
+
+  it('delivers every message to every client on both workers once, in the same order', async () => {
+    const clients = await spread('/?t=room', 2);
+    const total = 4 * 30;
+    // Each client publishes 30 messages, all at once (text, and binary every 5th).
+    for (let i = 0; i < 30; i++) {
+      clients.forEach((c, k) => c.ws.send(`pub:room:${k}-${i}`, { binary: i % 5 === 0 }));
+    }
+    await until(() => clients.every((c) => c.got.length >= total), 10_000, 'all messages');
+    await new Promise((r) => setTimeout(r, 100));
+    const ref = clients[0].got;
+    expect(ref.length).toBe(total);
+    expect(new Set(ref).size).toBe(total);
+    for (const c of clients) expect(c.got).toEqual(ref);
+    expect(ref).toContain(`bin:${Buffer.from('0-0').toString('hex')}`);
+    for (const c of clients) c.ws.close();
+  });
+
+  it('a worker is subscribed at the primary only to topics it has subscribers for; a killed worker loses them', async () => {
+    const clients = await spread('/', 1);
+    const [a, b] = clients;
+    // Subscriptions are made by the connection URL, so open new ones with topics on known workers.
+    const onWorker = async (w: number, path: string): Promise<Client> => {
+      for (let i = 0; i < 20; i++) {
+        const c = await client(`ws://127.0.0.1:${port}${path}`);
+        if (c.worker === w) return c;
+        c.ws.close();
+      }
+      throw new Error(`no connection landed on worker ${w}`);
+    };
+    const onlyA = await onWorker(a.worker, '/?t=only-a');
+    expect(await workersBecome('only-a', [a.worker])).toEqual([a.worker]);
+    const both1 = await onWorker(a.worker, '/?t=both');
+    const both2 = await onWorker(b.worker, '/?t=both');
+    const pair = [a.worker, b.worker].sort();
+    expect(await workersBecome('both', pair)).toEqual(pair);
+    expect((await ask('workers nobody')).workers).toEqual([]);
+    onlyA.ws.send('unsub:only-a');
+    expect(await workersBecome('only-a', [])).toEqual([]);
+    // A publish from B's side reaches the subscriber on A through the primary.
+    both2.ws.send('pub:both:hello');
+    await until(() => both1.got.includes('hello') && both2.got.includes('hello'), 5000, 'cross-worker');
+    // SIGKILL worker A: the primary drops its subscriptions.
+    await ask(`kill ${a.worker}`);
+    await until(() => both1.ws.readyState === WebSocket.CLOSED, 5000, 'worker A gone');
+    expect(await workersBecome('both', [b.worker])).toEqual([b.worker]);
+    for (const c of [...clients, onlyA, both1, both2]) c.ws.terminate();
+  });
+});
