@@ -20,6 +20,10 @@ export interface ServeOptions {
   codec: CodecBackend;
   /** Accept permessage-deflate (RFC 7692) offers. */
   deflate: boolean;
+  /** Run the chat across several serve processes through this Redis (redis://host:port). */
+  redis?: string;
+  /** Lifetime of a node's presence key in Redis, ms (a dead node's users drop out after it). */
+  presenceTtl: number;
 }
 
 export type Command = { command: 'help' } | { command: 'version' } | { command: 'serve'; options: ServeOptions };
@@ -35,6 +39,7 @@ export const DEFAULTS = {
   heartbeat: 30_000,
   codec: 'auto' as CodecBackend,
   deflate: false,
+  presenceTtl: 15_000,
 };
 
 export const HELP = `Usage: wasmws serve [options]
@@ -53,6 +58,9 @@ Options:
       --codec <name>       frame codec: auto, wasm or ts (default: auto; WASMWS_CODEC overrides auto)
       --deflate            accept permessage-deflate (RFC 7692) offers (default: off; ~250 KiB per
                            connection that uses it)
+      --redis <url>        run the chat across every serve process using this Redis (redis://host:port;
+                           needs the "redis" package); each worker is one node
+      --presence-ttl <ms>  with --redis: a dead node's users drop out after this long (default: ${DEFAULTS.presenceTtl})
   -h, --help               show this help
   -v, --version            print the version
 
@@ -94,6 +102,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         heartbeat: { type: 'string' },
         codec: { type: 'string' },
         deflate: { type: 'boolean' },
+        redis: { type: 'string' },
+        'presence-ttl': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -136,5 +146,16 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const codec = (v.codec ?? DEFAULTS.codec) as CodecBackend;
   if (codec !== 'auto' && codec !== 'wasm' && codec !== 'ts') throw new UsageError(`--codec must be auto, wasm or ts (got "${codec}")`);
   const deflate = v.deflate === true;
-  return { command: 'serve', options: { port, host, workers, path, origins, maxPayload, heartbeat, codec, deflate } };
+  const redis = v.redis;
+  if (redis !== undefined) {
+    let u: URL | null = null;
+    try {
+      u = new URL(redis);
+    } catch {
+      // reported below
+    }
+    if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) throw new UsageError(`--redis must be a URL like redis://127.0.0.1:6379 (got "${redis}")`);
+  }
+  const presenceTtl = v['presence-ttl'] === undefined ? DEFAULTS.presenceTtl : int('presence-ttl', v['presence-ttl'], 300, 2 ** 31 - 1);
+  return { command: 'serve', options: { port, host, workers, path, origins, maxPayload, heartbeat, codec, deflate, redis, presenceTtl } };
 }

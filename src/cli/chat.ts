@@ -1,5 +1,6 @@
-// The chat room behind /chat: JSON text frames, validated and length-limited, relayed to every
-// client on every worker through the ClusterHub.
+// The chat room behind /chat: JSON text frames, validated and length-limited, published on the
+// topic "chat" (every worker through the ClusterBroker, or every node through the RedisBroker);
+// presence through the hub's shared values or RedisPresence.
 //
 //   client → server  {"type":"join","name":"ada"}        once, before anything else
 //                    {"type":"message","text":"hi"}
@@ -10,6 +11,7 @@
 // Text is relayed verbatim (no HTML escaping here: the page renders it with textContent).
 import type { WebSocket } from '../websocket.js';
 import type { WebSocketServer } from '../server.js';
+import { EventEmitter } from 'node:events';
 import type { ClusterHub } from '../cluster.js';
 
 export const LIMITS = {
@@ -61,22 +63,44 @@ export function parseChat(raw: string): ChatIn | string {
   return typeof o.type === 'string' ? `unknown message type "${o.type.slice(0, 32)}"` : 'missing "type"';
 }
 
-/** One chat room spread over every worker of a cluster (or one process). */
+/** Where the names of joined users meet: one list per worker or node, 'change' with all lists. */
+export interface ChatPresence {
+  set(names: string[]): void;
+  on(event: 'change', listener: (lists: string[][]) => void): unknown;
+}
+
+/** Presence through the ClusterHub's shared values (the workers of one machine). */
+export class HubPresence extends EventEmitter implements ChatPresence {
+  constructor(private readonly hub: ClusterHub) {
+    super();
+    hub.on('shared', (key: string, lists: string[][]) => {
+      if (key === USERS_KEY) this.emit('change', lists);
+    });
+  }
+
+  set(names: string[]): void {
+    this.hub.share(USERS_KEY, names);
+  }
+}
+
+/** One chat room spread over every worker of a cluster (or one process), or every node through Redis. */
 export class ChatRoom {
   private readonly names = new Map<WebSocket, string>();
   private readonly errors = new WeakMap<WebSocket, number>();
   private presence = '{"type":"presence","users":[]}';
   private users: string[] = [];
 
-  constructor(wss: WebSocketServer, private readonly hub: ClusterHub) {
-    hub.on('message', (channel: string, data: string | Buffer) => {
-      // A chat message published by any worker, this one included: frame once, send to all.
-      if (channel === CHANNEL) wss.broadcast(String(data));
-    });
-    hub.on('shared', (key: string, lists: string[][]) => {
-      if (key !== USERS_KEY) return;
-      this.users = lists.flat().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      this.presence = JSON.stringify({ type: 'presence', users: this.users } satisfies ChatOut);
+  private readonly people: ChatPresence;
+
+  /** `wss` publishes on the topic "chat" through its broker; `presence` (or a hub) carries the names. */
+  constructor(private readonly wss: WebSocketServer, presence: ChatPresence | ClusterHub) {
+    this.people = 'share' in presence ? new HubPresence(presence) : presence;
+    this.people.on('change', (lists: string[][]) => {
+      const users = lists.flat().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const next = JSON.stringify({ type: 'presence', users } satisfies ChatOut);
+      this.users = users;
+      if (next === this.presence) return;
+      this.presence = next;
       wss.broadcast(this.presence);
     });
     wss.on('connection', (ws: WebSocket) => this.handle(ws));
@@ -90,6 +114,7 @@ export class ChatRoom {
 
   private handle(ws: WebSocket): void {
     ws.send(this.presence);
+    ws.subscribe(CHANNEL);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(ws, data, isBinary));
     ws.once('close', () => {
       if (this.names.delete(ws)) this.publishUsers();
@@ -108,7 +133,7 @@ export class ChatRoom {
     const name = this.names.get(ws);
     if (name === undefined) return this.fail(ws, 'join first: {"type":"join","name":"…"}');
     const out: ChatOut = { type: 'message', name, text: cmd.text, time: Date.now() };
-    this.hub.publish(CHANNEL, JSON.stringify(out));
+    this.wss.publish(CHANNEL, JSON.stringify(out));
   }
 
   private fail(ws: WebSocket, error: string): void {
@@ -120,6 +145,6 @@ export class ChatRoom {
   }
 
   private publishUsers(): void {
-    this.hub.share(USERS_KEY, [...this.names.values()]);
+    this.people.set([...this.names.values()]);
   }
 }

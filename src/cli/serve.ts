@@ -9,7 +9,11 @@ import type { WebSocket } from '../websocket.js';
 import { requestPath, buildErrorResponse } from '../handshake.js';
 import { createCodec } from '../codec/index.js';
 import { ClusterHub, serveCluster, workerCount, type ClusterHandle } from '../cluster.js';
-import { ChatRoom } from './chat.js';
+import { ChatRoom, HubPresence, type ChatPresence } from './chat.js';
+import { ClusterBroker } from '../broker/cluster.js';
+import { RedisBroker, type RedisClientLike } from '../broker/redis.js';
+import { RedisPresence } from '../broker/presence.js';
+import type { Broker } from '../broker/types.js';
 import { findPublicDir, staticFiles } from './static.js';
 import type { ServeOptions } from './args.js';
 
@@ -71,6 +75,38 @@ export function formatUrl(host: string, port: number, scheme = 'http'): string {
   return `${scheme}://${h}:${port}`;
 }
 
+/** Connect to Redis for --redis (the optional `redis` package), bounded in time. */
+async function connectRedis(url: string): Promise<{ client: RedisClientLike; broker: RedisBroker }> {
+  let mod: { createClient(o: unknown): RedisClientLike };
+  try {
+    mod = (await import('redis' as string)) as typeof mod;
+  } catch {
+    throw new StartError('--redis needs the "redis" package: npm install redis');
+  }
+  // Give up at start after a few tries (exit 1 with a message); once up, reconnect for ever (≤ 2 s apart).
+  let up = false;
+  const reconnectStrategy = (retries: number, cause: Error) => (up ? Math.min(50 * 2 ** retries, 2000) : retries < 3 ? 100 : cause);
+  const client = mod.createClient({ url, socket: { connectTimeout: 5000, reconnectStrategy } });
+  let first: Error | null = null;
+  client.on('error', (err: Error) => (first ??= err));
+  const ok = await Promise.race([
+    client.connect().then(() => true, () => false),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref()),
+  ]);
+  up = ok;
+  if (!ok) {
+    client.destroy?.();
+    const e = first as NodeJS.ErrnoException | null;
+    throw new StartError(`cannot reach Redis at ${url}${e ? `: ${e.message || e.code}` : ''}`);
+  }
+  const broker = new RedisBroker({ client });
+  // One line per outage (the broker reports it once, and 'ready' when both connections are back).
+  broker.on('error', (err) => console.error(`wasmws: ${err.message}`));
+  broker.on('ready', () => console.error('wasmws: Redis is back'));
+  await broker.ready;
+  return { client, broker };
+}
+
 /** Start the http server, the chat room and the echo endpoint in this process. */
 export async function startServer(o: ServeOptions, hub: ClusterHub = new ClusterHub()): Promise<App> {
   const handler = staticFiles(findPublicDir(), o.path);
@@ -83,12 +119,16 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
     closeTimeout: CLOSE_TIMEOUT,
     verifyClient: originCheck(o.origins),
   };
+  // The chat's topic crosses workers through the primary, or every node through Redis (--redis).
+  const redis = o.redis ? await connectRedis(o.redis) : null;
+  const broker: Broker = redis ? redis.broker : new ClusterBroker(hub, { name: 'chat' });
+  const presence: ChatPresence = redis ? new RedisPresence(redis.broker, { name: 'chat', ttl: o.presenceTtl }) : new HubPresence(hub);
   // A client that offers no subprotocol (wscat, curl) is still served; one offering "chat" gets it.
-  const chat = new WebSocketServer({ ...common, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+  const chat = new WebSocketServer({ ...common, broker, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
   const echo = new WebSocketServer({ ...common });
   hub.attach(chat, 'chat');
   hub.attach(echo, 'echo');
-  const room = new ChatRoom(chat, hub);
+  const room = new ChatRoom(chat, presence);
   echo.on('connection', (ws: WebSocket) => {
     ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
   });
@@ -109,6 +149,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
         connections: hub.connections,
         workers: hub.workers(),
         users: room.online,
+        broker: redis ? 'redis' : 'cluster',
       });
       res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(body);
       return;
@@ -172,7 +213,15 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
         for (const ws of [...chat.clients, ...echo.clients]) ws.terminate();
       }, CLOSE_TIMEOUT + 500);
       force.unref();
-      chat.close(() => done());
+      chat.close(() => {
+        if (!redis) return done();
+        // Our presence key goes first (the others see us leave at once), then both Redis connections.
+        void (presence as RedisPresence).close()
+          .then(() => redis.broker.close())
+          .then(() => redis.client.close?.() ?? redis.client.quit?.())
+          .catch(() => {})
+          .finally(done);
+      });
       echo.close(() => done());
     }));
   hub.onShutdown(close);
@@ -200,6 +249,7 @@ export async function runServe(o: ServeOptions, log: (line: string) => void = co
   log(`  chat       ${ws}${o.path}  (subprotocol "chat")`);
   log(`  echo       ${ws}/echo`);
   log(`  codec ${backend} · permessage-deflate ${o.deflate ? "on" : "off"} · ${workers} worker${workers === 1 ? '' : 's'} (${workers === 1 ? 'single process' : 'node:cluster'}) · pid ${process.pid}`);
+  if (o.redis) log(`  redis      ${new URL(o.redis).host}: chat and presence across every serve process using it`);
   log('Press Ctrl+C to stop.');
   let stopping = false;
   const bye = (signal: string) => {
