@@ -19,6 +19,7 @@ export { MAX_TOPIC_LENGTH, type PublishOptions } from './topics.js';
 export { LocalBroker, type Broker, type BrokerSink } from './broker/types.js';
 export { RedisBroker, type RedisBrokerOptions, type RedisClientLike } from './broker/redis.js';
 export { ClusterBroker, type ClusterBrokerOptions } from './broker/cluster.js';
+export { RedisPresence, type RedisPresenceOptions } from './broker/presence.js';
 
 import { WebSocket as WebSocketClass } from './websocket.js';
 import { WebSocketServer as WebSocketServerClass } from './server.js';
