@@ -171,7 +171,16 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       if (rand(2)) s.subscribe(t);
       else s.unsubscribe(t);
     }
+    // The same topic on and off within one tick, ending on: Redis must end up subscribed.
+    for (const s of server) s.unsubscribe('flip');
+    server[0].subscribe('flip');
+    server[0].unsubscribe('flip');
+    server[0].subscribe('flip');
+    server[1].subscribe('flop');
+    server[1].unsubscribe('flop');
     const want = [...new Set(server.flatMap((s) => s.subscriptions))].map((t) => `churn:${t}`).sort();
+    expect(want).toContain('churn:flip');
+    expect(want).not.toContain('churn:flop');
     // Redis applies SUBSCRIBE/UNSUBSCRIBE in order: the end state matches the local one.
     const end = Date.now() + 5000;
     let have = await channels();
@@ -180,6 +189,17 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       have = await channels();
     }
     expect(have).toEqual(want);
+    // …and a publish from another node reaches the flipped subscriber.
+    const cl2 = createClient({ url: redis.url });
+    cl2.on('error', () => {});
+    await cl2.connect();
+    const other = new RedisBroker({ client: cl2, prefix: 'churn:' });
+    const before = clients.map((c) => c.got.length);
+    other.publish('flip', Buffer.from('flipped'), false, true, null);
+    await until(() => clients.some((c, i) => c.got.length > before[i]), 5000, 'flipped delivery');
+    expect(clients.flatMap((c) => c.got).filter((m) => m === 'flipped').length).toBe(1);
+    await other.close();
+    await cl2.close();
     for (const c of clients) c.ws.terminate();
     await until(() => wss.clients.size === 0);
     const end2 = Date.now() + 5000;

@@ -282,13 +282,23 @@ export class RedisBroker extends EventEmitter implements Broker {
   private subscribeChannel(channel: string, listener: Listener): Promise<void> {
     const sub = this.subscriber;
     const run = () => (this.sharded ? sub.sSubscribe!(channel, listener, true) : sub.subscribe(channel, listener, true));
-    return this.subConnected ? run() : this.ready.then(run);
+    try {
+      return this.subConnected ? run() : this.ready.then(run);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   private unsubscribeChannel(channel: string, listener: Listener): void {
     const sub = this.subscriber;
     const run = () => (this.sharded ? sub.sUnsubscribe!(channel, listener, true) : sub.unsubscribe(channel, listener, true));
-    const p = this.subConnected ? Promise.resolve().then(run) : this.ready.then(run);
+    // At once, not deferred: SUBSCRIBE and UNSUBSCRIBE of one channel must reach Redis in call order.
+    let p: Promise<void>;
+    try {
+      p = this.subConnected ? run() : this.ready.then(run);
+    } catch (err) {
+      p = Promise.reject(err);
+    }
     p.catch(() => {});
   }
 
