@@ -7,11 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, OPEN, type ConnectionOptions } from './websocket.js';
 import { toBuffer, type Data } from './data.js';
 import { buildAcceptResponse, buildErrorResponse, requestPath, validateUpgrade } from './handshake.js';
-import { encodeFrame } from './frame.js';
-import { DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
+import { DEFAULT_MAX_PAYLOAD } from './constants.js';
 import type { PerMessageDeflateOptions } from './extensions.js';
-import { negotiateServer, PerMessageDeflate } from './deflate.js';
-import { Topics, type PublishOptions } from './topics.js';
+import { negotiateServer } from './deflate.js';
+import { fanOut, Topics, type PublishOptions } from './topics.js';
 import type { Broker } from './broker/types.js';
 
 export interface VerifyClientInfo {
@@ -49,27 +48,6 @@ export interface ServerOptions extends ConnectionOptions {
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
-/** One compression of a broadcast payload, awaited by every connection that shares it. */
-interface SharedPayload {
-  wait: (done: (err: Error | null, payload?: Buffer) => void) => void;
-}
-
-function sharePayload(c: PerMessageDeflate, payload: Buffer): SharedPayload {
-  let result: [Error | null, Buffer?] | null = null;
-  let waiters: ((err: Error | null, payload?: Buffer) => void)[] | null = [];
-  c.compressShared(payload, (err, out) => {
-    result = [err, out];
-    const w = waiters!;
-    waiters = null;
-    for (const done of w) done(err, out);
-  });
-  return {
-    wait: (done) => {
-      if (result) process.nextTick(done, result[0], result[1]);
-      else waiters!.push(done);
-    },
-  };
-}
 const kHandled = Symbol('wasmws.handled');
 const noop = () => {};
 
@@ -284,32 +262,7 @@ export class WebSocketServer extends EventEmitter {
    */
   broadcast(data: Data, opts: { binary?: boolean; except?: WebSocket } = {}): number {
     const binary = opts.binary ?? typeof data !== 'string';
-    const payload = toBuffer(data);
-    let frame: Buffer | null = null;
-    let shared: Map<string, SharedPayload> | null = null;
-    let sent = 0;
-    for (const ws of this.conns) {
-      if (ws === opts.except || ws.readyState !== OPEN) continue;
-      const proto = ws._protocol;
-      const c = proto?.compression;
-      if (!proto || !c || payload.length < c.threshold) {
-        frame ??= encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload);
-        // Through the protocol so that it waits behind a compression in flight.
-        if (proto) proto.sendRaw(frame);
-        else ws._sendRaw(frame);
-      } else {
-        const key = c instanceof PerMessageDeflate ? c.shareKey : null;
-        if (key === null) ws.send(payload, { binary });
-        else {
-          shared ??= new Map();
-          let s = shared.get(key);
-          if (!s) shared.set(key, (s = sharePayload(c as PerMessageDeflate, payload)));
-          proto.sendPrecompressed(binary, s.wait);
-        }
-      }
-      sent++;
-    }
-    return sent;
+    return fanOut(this.conns, toBuffer(data), binary, true, opts.except ?? null);
   }
 
   /**
