@@ -20,7 +20,7 @@ let wasmFailed = false;
 export function createCodec(opts: CodecOptions = {}): Codec {
   let backend = opts.backend ?? 'auto';
   if (backend === 'auto') {
-    const env = typeof process !== 'undefined' ? process.env.WASMWS_CODEC : undefined;
+    const env = envBackend();
     if (env === 'ts' || env === 'wasm') backend = env;
   }
   if (backend === 'ts') return (tsCodec ??= new TsCodec());
@@ -34,6 +34,15 @@ export function createCodec(opts: CodecOptions = {}): Codec {
     }
   }
   return (tsCodec ??= new TsCodec());
+}
+
+/** WASMWS_CODEC, or undefined where the environment is unreadable (Deno without --allow-env throws). */
+function envBackend(): string | undefined {
+  try {
+    return typeof process !== 'undefined' ? process.env?.WASMWS_CODEC : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Resolve a `codec` option that may be a Codec, a backend name or undefined. */
