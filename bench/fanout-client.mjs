@@ -3,10 +3,12 @@
 // only count received bytes (server frames are unmasked; every delivered frame has a known size,
 // so bytes / frame size = deliveries). Nothing is parsed or copied; reads land in one buffer.
 //
-//   node bench/fanout-client.mjs '{"port":8080,"path":"/","conns":1000}'
+//   node bench/fanout-client.mjs '{"port":8080,"path":"/","conns":1000}'   ("socketio":true: engine.io v4
+//   over WebSocket; the client sends the namespace CONNECT packet "40" after the upgrade)
 //   stdout: {"re":"opened","conns":N}           once every connection is upgraded
 //   stdin:  "target <bytes>"  → {"re":"reached","bytes":…,"t":<epoch ms, fractional>} once the total reaches it
 //           "count"           → {"re":"count","bytes":…}
+//           "reset"           → counts from 0 again
 //           "exit"            → close everything and exit
 // Bounded: connect timeout 15 s, a hard lifetime of 10 minutes.
 import { connect } from 'node:net';
@@ -48,6 +50,8 @@ function open() {
           if (end < 0) return;
           if (!head.startsWith('HTTP/1.1 101')) return reject(new Error(head.split('\r\n')[0]));
           upgraded = true;
+          // socket.io: CONNECT to the default namespace (a masked text frame "40", zero mask key).
+          if (o.socketio) s.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x34, 0x30]));
           bytes += head.length - end - 4;
           check();
           resolve(s);
@@ -82,6 +86,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     target = Number(arg);
     check();
   } else if (cmd === 'count') out({ re: 'count', bytes });
+  else if (cmd === 'reset') bytes = 0;
   else if (cmd === 'exit') {
     for (const s of sockets) s.destroy();
     process.exit(0);

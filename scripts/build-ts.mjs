@@ -24,9 +24,30 @@ writeFileSync(join(root, 'dist', 'cjs', 'main.js'), [
   'module.exports = Object.assign(m.WebSocket, m);',
   '',
 ].join('\n'));
+// As a type too (`const ws: WebSocket = new WebSocket(url)` after `import WebSocket = require('wasmws')`),
+// with the type names @types/ws hangs on its export (WebSocket.RawData, WebSocket.Server, …).
+const wsTypeNames = [
+  'RawData', 'Data', 'CertMeta', 'ClientOptions', 'ServerOptions', 'PerMessageDeflateOptions', 'Event', 'ErrorEvent',
+  'CloseEvent', 'MessageEvent', 'WebSocketEventMap', 'EventListenerOptions', 'AddressInfo', 'VerifyClientCallbackSync',
+  'VerifyClientCallbackAsync', 'FinishRequestCallback', 'Server', 'WebSocketServer', 'WebSocket',
+];
 writeFileSync(join(root, 'dist', 'cjs', 'main.d.ts'), [
   "import * as m from './index.js';",
-  'declare const wasmws: typeof m.default & typeof m;',
+  "import WebSocketDefault from './index.js';",
+  // The class with every named export on it; .WebSocket is the same object (Object.assign above).
+  'type Entry = typeof m.default & typeof m;',
+  'interface WasmwsEntry extends Entry {',
+  '  WebSocket: WasmwsEntry;',
+  '}',
+  'declare const wasmws: WasmwsEntry;',
+  'type wasmws = WebSocketDefault;',
+  'declare namespace wasmws {',
+  ...wsTypeNames.map((n) =>
+    n.startsWith('VerifyClientCallback')
+      ? `  type ${n}<R extends import('node:http').IncomingMessage = import('node:http').IncomingMessage> = WebSocketDefault.${n}<R>;`
+      : `  type ${n} = WebSocketDefault.${n};`,
+  ),
+  '}',
   'export = wasmws;',
   '',
 ].join('\n'));

@@ -2,15 +2,24 @@
 // Node's http/https, then the socket is handed to the WebSocket as role 'client'.
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { unescape } from 'node:querystring';
+import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { SecureContextOptions } from 'node:tls';
 import type { WebSocket, ConnectionOptions } from './websocket.js';
 import { buildUpgradeHeaders, generateKey, validateAcceptResponse } from './handshake.js';
 import type { PerMessageDeflateOptions } from './extensions.js';
 import { DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { acceptClient, clientOffer } from './deflate.js';
+import type { CertMeta, FinishRequestCallback } from './ws-types.js';
 
-/** Options of `new WebSocket(url, protocols, options)`. */
-export interface ClientOptions extends ConnectionOptions {
+/**
+ * Options of `new WebSocket(url, protocols, options)`. Every option http(s).request and TLS take
+ * (agent, ca, cert, key, servername, lookup, createConnection, signal, …) is passed through to the
+ * upgrade request, as ws does; `host`, `port`, `path`, `method`, `protocol` and `timeout` come
+ * from the URL and from `handshakeTimeout`.
+ */
+export interface ClientOptions extends ConnectionOptions, SecureContextOptions {
   /** Extra request headers. */
   headers?: Record<string, string>;
   origin?: string;
@@ -18,47 +27,129 @@ export interface ClientOptions extends ConnectionOptions {
   handshakeTimeout?: number;
   /** Offer permessage-deflate (RFC 7692); default true, as in ws. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
-  /** Passed to http(s).request: an Agent, TLS options (ca, rejectUnauthorized, …), family, localAddress. */
+  /** Follow 3xx answers with a Location (default false), at most `maxRedirects` (10) times; 'redirect' is emitted for each. */
+  followRedirects?: boolean;
+  maxRedirects?: number;
+  /** Sec-WebSocket-Version: only 13 (RFC 6455); any other value throws RangeError. */
+  protocolVersion?: number;
+  /** Called with the upgrade request instead of `request.end()`: set last headers, then end it (ws's option). */
+  finishRequest?: FinishRequestCallback;
   agent?: http.Agent;
   rejectUnauthorized?: boolean;
-  ca?: string | Buffer | Array<string | Buffer>;
   family?: number;
   localAddress?: string;
+  /** Passed to TLS (typed as in @types/ws). */
+  checkServerIdentity?(servername: string, cert: CertMeta): boolean;
+  /** Opens the connection (http.request's option). */
+  createConnection?: typeof net.createConnection;
+  /** Ignored, as in ws: the URL gives the host. */
+  host?: string;
+  /** Ignored, as in ws: the URL gives the scheme. */
+  protocol?: string;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
+const DEFAULT_MAX_REDIRECTS = 10;
+
+/** What a chain of redirects remembers about the first request (headers to drop when it changes host). */
+interface RedirectState {
+  count: number;
+  /** host:port of the first URL, or its socket path for ws+unix. */
+  origin: string;
+  ipc: boolean;
+  secure: boolean;
+  /** The caller's headers, lower-cased (so that an Authorization header can be dropped whatever its case). */
+  headers: Record<string, string>;
+}
+
+/** A redirect that cannot be followed: 'error' then 'close', as for any failed handshake. */
+function failRedirect(ws: WebSocket, err: Error): void {
+  ws.readyState = 2;
+  if (ws.listenerCount('error') > 0) ws.emit('error', err);
+  process.nextTick(() => ws.emitClose());
+}
 
 /** @internal Start the opening handshake for a client WebSocket. */
-export function initAsClient(ws: WebSocket, address: string | URL, protocols: string[], opts: ClientOptions): void {
+export function initAsClient(
+  ws: WebSocket,
+  address: string | URL,
+  protocols: string[],
+  opts: ClientOptions,
+  redirect?: RedirectState,
+): void {
+  const protocolVersion = opts.protocolVersion ?? 13;
+  if (protocolVersion !== 13) throw new RangeError(`Unsupported protocol version: ${protocolVersion} (supported versions: 13)`);
   let url: URL;
   try {
-    url = address instanceof URL ? address : new URL(address);
+    url = new URL(address); // a copy: the caller's URL object is not modified below
   } catch {
     throw new SyntaxError(`Invalid URL: ${String(address)}`);
   }
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new SyntaxError(`The URL's protocol must be one of "ws:", "wss:", "http:" or "https:"`);
-  }
-  if (url.hash) throw new SyntaxError('The URL contains a fragment identifier');
+  (ws as { url: string }).url = url.href;
   const secure = url.protocol === 'wss:';
+  const ipc = url.protocol === 'ws+unix:';
+  if (url.protocol !== 'ws:' && !secure && !ipc) {
+    throw new SyntaxError('The URL\'s protocol must be one of "ws:", "wss:", "http:", "https:", or "ws+unix:"');
+  }
+  if (ipc && !url.pathname) throw new SyntaxError("The URL's pathname is empty");
+  if (url.hash) throw new SyntaxError('The URL contains a fragment identifier');
   const key = generateKey();
   const deflateOpts = opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate;
   const extOffer = opts.perMessageDeflate !== false ? clientOffer(deflateOpts) : undefined;
-  const headers = buildUpgradeHeaders({ key, protocols, origin: opts.origin, extensions: extOffer, headers: opts.headers });
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const req = (secure ? https : http).request({
+  let path = url.pathname + url.search;
+  // ws+unix:///tmp/sock:/chat?x — the socket path, then the request path after the first ':'.
+  let socketPath: string | undefined;
+  if (ipc) {
+    const i = path.indexOf(':');
+    socketPath = i === -1 ? path : path.slice(0, i);
+    path = i === -1 ? '' : path.slice(i + 1);
+  }
+  // Credentials in the URL win over an `auth` request option (http.request's own, passed through).
+  let auth =
+    url.username || url.password
+      ? `${unescape(url.username)}:${unescape(url.password)}`
+      : (opts as { auth?: string }).auth;
+
+  let userHeaders = opts.headers;
+  if (opts.followRedirects) {
+    if (!redirect) {
+      const lower: Record<string, string> = {};
+      for (const [k, v] of Object.entries(opts.headers ?? {})) lower[k.toLowerCase()] = v;
+      redirect = { count: 0, origin: ipc ? socketPath! : url.host, ipc, secure, headers: lower };
+    }
+    userHeaders = { ...redirect.headers };
+    if (redirect.count > 0 && ws.listenerCount('redirect') === 0) {
+      // Credentials do not follow a redirect to another host or from wss: to ws: (curl's rule, as in ws).
+      const sameHost = ipc === redirect.ipc && (ipc ? socketPath : url.host) === redirect.origin;
+      if (!sameHost || (redirect.secure && !secure)) {
+        delete userHeaders.authorization;
+        delete userHeaders.cookie;
+        if (!sameHost) delete userHeaders.host;
+        auth = undefined;
+      }
+    }
+    // URL credentials become the Authorization header, unless one was given (the first one wins).
+    if (auth !== undefined && redirect.headers.authorization === undefined) {
+      redirect.headers.authorization = userHeaders.authorization = 'Basic ' + Buffer.from(auth).toString('base64');
+    }
+    auth = undefined;
+  }
+  const headers = buildUpgradeHeaders({ key, protocols, origin: opts.origin, extensions: extOffer, headers: userHeaders });
+  const secureModule = secure ? https : http;
+  const req = secureModule.request({
+    ...(opts as https.RequestOptions),
     host,
+    hostname: undefined,
     port: url.port || (secure ? 443 : 80),
-    path: (url.pathname || '/') + url.search,
+    path,
+    socketPath,
+    auth,
+    protocol: undefined,
     method: 'GET',
     headers,
-    agent: opts.agent,
-    rejectUnauthorized: opts.rejectUnauthorized,
-    ca: opts.ca,
-    family: opts.family,
-    localAddress: opts.localAddress,
     timeout: opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
   } as https.RequestOptions);
   let done = false;
@@ -73,11 +164,37 @@ export function initAsClient(ws: WebSocket, address: string | URL, protocols: st
     process.nextTick(() => ws.emitClose());
   };
   ws.abortHandshake = failHandshake;
+  if (redirect && redirect.count > 0) ws.emit('redirect', ws.url, req);
 
   req.on('error', failHandshake);
   req.on('timeout', () => failHandshake(new Error('Opening handshake has timed out')));
   req.on('response', (res) => {
     if (done) return;
+    const location = res.headers.location;
+    const status = res.statusCode ?? 0;
+    if (location && opts.followRedirects && status >= 300 && status < 400) {
+      if (++redirect!.count > (opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS)) {
+        failHandshake(new Error('Maximum redirects exceeded'));
+        return;
+      }
+      done = true;
+      ws.abortHandshake = undefined;
+      res.resume();
+      req.destroy();
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        failRedirect(ws, new SyntaxError(`Invalid URL: ${location}`));
+        return;
+      }
+      try {
+        initAsClient(ws, next, protocols, opts, redirect);
+      } catch (err) {
+        failRedirect(ws, err as Error); // e.g. a redirect to another scheme
+      }
+      return;
+    }
     if (ws.listenerCount('unexpected-response') > 0) {
       // The application handles the response; terminate()/close() still end the attempt (as in ws):
       // abortHandshake stays set, so they destroy the request and emit 'error' and 'close'.
@@ -93,6 +210,11 @@ export function initAsClient(ws: WebSocket, address: string | URL, protocols: st
       return;
     }
     ws.emit('upgrade', res);
+    // The application may have closed or terminated the connection from an 'upgrade' listener.
+    if (done) {
+      socket.destroy();
+      return;
+    }
     const check = validateAcceptResponse(res, key, protocols);
     if (!check.ok) {
       socket.destroy();
@@ -116,5 +238,6 @@ export function initAsClient(ws: WebSocket, address: string | URL, protocols: st
     ws.extensions = check.extensions ?? '';
     ws._setSocket(socket, head, 'client', opts, compressor);
   });
-  req.end();
+  if (opts.finishRequest) opts.finishRequest(req, ws);
+  else req.end();
 }

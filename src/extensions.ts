@@ -1,5 +1,6 @@
 // Sec-WebSocket-Extensions (RFC 6455 §9.1) and permessage-deflate negotiation (RFC 7692 §7).
 // Negotiation only: compression itself lives with the connection layer.
+import type { ZlibOptions } from 'node:zlib';
 import { isToken, isTokenChar } from './handshake.js';
 
 /** One extension from a Sec-WebSocket-Extensions list; a parameter without a value is `true`. */
@@ -31,8 +32,20 @@ const enum S {
   AfterValue,
 }
 
+/** How strictly parseExtensionHeader reads a header. */
+export interface ExtensionParseOptions {
+  /**
+   * The rules of ws's `extension.parse` (our `extension.parse`): names keep their case, whitespace
+   * is refused at the very start and end of the value and around "=", and errors carry ws's
+   * messages. Default (what our handshakes use): names lower-cased, whitespace allowed there.
+   */
+  wsRules?: boolean;
+}
+
 /** Parses a Sec-WebSocket-Extensions value in one linear scan; throws SyntaxError if malformed. Names are lower-cased. */
-export function parseExtensionHeader(value: string): ExtensionOffer[] {
+export function parseExtensionHeader(value: string, options?: ExtensionParseOptions): ExtensionOffer[] {
+  const wsRules = options?.wsRules === true;
+  const name_ = (s: string): string => (wsRules ? s : s.toLowerCase());
   const out: ExtensionOffer[] = [];
   let state = S.BeforeName;
   let start = 0;
@@ -50,7 +63,10 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
     params = Object.create(null);
   };
   const fail = (i: number): never => {
-    throw new SyntaxError(`Unexpected character at index ${i} of Sec-WebSocket-Extensions`);
+    throw new SyntaxError(`Unexpected character at index ${i}${wsRules ? '' : ' of Sec-WebSocket-Extensions'}`);
+  };
+  const endOfInput = (): never => {
+    throw new SyntaxError(wsRules ? 'Unexpected end of input' : 'Unexpected end of Sec-WebSocket-Extensions');
   };
 
   for (let i = 0; i < value.length; i++) {
@@ -60,12 +76,12 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
     switch (state) {
       case S.BeforeName:
         if (tchar) (start = i), (state = S.Name);
-        else if (!ows) fail(i);
+        else if (!ows || (wsRules && i === 0)) fail(i);
         break;
       case S.Name:
       case S.AfterName:
         if (state === S.Name && tchar) break;
-        if (state === S.Name) name = value.slice(start, i).toLowerCase();
+        if (state === S.Name) name = name_(value.slice(start, i));
         if (ows) state = S.AfterName;
         else if (c === 0x3b) state = S.BeforeParam;
         else if (c === 0x2c) endExtension(), (state = S.BeforeName);
@@ -78,7 +94,8 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
       case S.ParamName:
       case S.AfterParamName:
         if (state === S.ParamName && tchar) break;
-        if (state === S.ParamName) paramName = value.slice(start, i).toLowerCase();
+        if (wsRules && state === S.AfterParamName && c === 0x3d) fail(i); // "a =1"
+        if (state === S.ParamName) paramName = name_(value.slice(start, i));
         if (ows) state = S.AfterParamName;
         else if (c === 0x3d) state = S.BeforeValue;
         else if (c === 0x3b) addParam(true), (state = S.BeforeParam);
@@ -88,7 +105,7 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
       case S.BeforeValue:
         if (tchar) (start = i), (state = S.TokenValue);
         else if (c === 0x22) (quoted = ''), (start = i + 1), (state = S.QuotedValue);
-        else if (!ows) fail(i);
+        else if (!ows || wsRules) fail(i); // "a= 1"
         break;
       case S.TokenValue:
         if (tchar) break;
@@ -121,9 +138,11 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
     }
   }
 
+  const last = value.charCodeAt(value.length - 1);
+  if (wsRules && (last === 0x20 || last === 0x09)) endOfInput();
   switch (state) {
     case S.Name:
-      name = value.slice(start).toLowerCase();
+      name = name_(value.slice(start));
       endExtension();
       break;
     case S.AfterName:
@@ -131,7 +150,7 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
       endExtension();
       break;
     case S.ParamName:
-      paramName = value.slice(start).toLowerCase();
+      paramName = name_(value.slice(start));
       addParam(true);
       endExtension();
       break;
@@ -144,7 +163,7 @@ export function parseExtensionHeader(value: string): ExtensionOffer[] {
       endExtension();
       break;
     default:
-      throw new SyntaxError('Unexpected end of Sec-WebSocket-Extensions');
+      endOfInput();
   }
   return out;
 }
@@ -179,8 +198,8 @@ export interface PerMessageDeflateOptions {
   threshold?: number;
   /** Concurrent zlib operations allowed. */
   concurrencyLimit?: number;
-  zlibDeflateOptions?: Record<string, unknown>;
-  zlibInflateOptions?: Record<string, unknown>;
+  zlibDeflateOptions?: ZlibOptions;
+  zlibInflateOptions?: ZlibOptions;
 }
 
 /** The agreed permessage-deflate parameters; absent window parameters are 15 (RFC 7692 §7.1.2). */

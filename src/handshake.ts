@@ -102,24 +102,36 @@ function isOws(code: number): boolean {
  */
 export function parseSubprotocols(value: string | undefined): Set<string> | null {
   if (value === undefined) return null;
+  const r = scanSubprotocols(value, false);
+  return typeof r === 'string' ? null : r;
+}
+
+/**
+ * The scan behind parseSubprotocols and `subprotocol.parse`: the set of names, or why the value is
+ * malformed (ws's messages). `wsRules` refuses whitespace at the very start and end of the value,
+ * as ws's `subprotocol.parse` does.
+ */
+export function scanSubprotocols(value: string, wsRules: boolean): Set<string> | string {
   const set = new Set<string>();
   let start = -1; // first char of the current token
   let end = -1; // one past its last char, once whitespace ended it
   for (let i = 0; i <= value.length; i++) {
-    const c = i === value.length ? COMMA : value.charCodeAt(i);
+    const atEnd = i === value.length;
+    const c = atEnd ? COMMA : value.charCodeAt(i);
     if (c === COMMA) {
-      if (start === -1) return null; // empty element
+      // An empty element, or (ws's rules) trailing whitespace.
+      if (start === -1 || (atEnd && wsRules && end !== -1)) return atEnd ? 'Unexpected end of input' : `Unexpected character at index ${i}`;
       const name = value.slice(start, end === -1 ? i : end);
-      if (set.has(name)) return null;
+      if (set.has(name)) return `The "${name}" subprotocol is duplicated`;
       set.add(name);
       start = end = -1;
-    } else if (isOws(c)) {
+    } else if (isOws(c) && !(wsRules && i === 0)) {
       if (start !== -1 && end === -1) end = i;
-    } else if (isTokenChar(c)) {
-      if (end !== -1) return null; // "a b": whitespace inside an element
+    } else if (isTokenChar(c) && end === -1) {
       if (start === -1) start = i;
     } else {
-      return null;
+      // A non-token character, or "a b": whitespace inside an element.
+      return `Unexpected character at index ${i}`;
     }
   }
   return set;
@@ -275,6 +287,24 @@ function headerLine(name: string, value: string): string {
   return `${name}: ${checkHeaderText(`header ${name}`, value)}\r\n`;
 }
 
+/**
+ * The lines of the 101 response that completes the handshake (RFC 6455 §4.2.2 item 5), status line
+ * first, without CRLFs: what ws hands to its 'headers' listeners, to inspect or extend.
+ */
+export function acceptResponseLines(o: { key: string; protocol?: string; extensions?: string }): string[] {
+  const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${acceptKey(o.key)}`];
+  if (o.protocol) lines.push(headerLine('Sec-WebSocket-Protocol', o.protocol).slice(0, -2));
+  if (o.extensions) lines.push(headerLine('Sec-WebSocket-Extensions', o.extensions).slice(0, -2));
+  return lines;
+}
+
+/** A response head from its lines (as acceptResponseLines gives them, possibly edited); throws TypeError on CR, LF or NUL in a line. */
+export function formatResponseLines(lines: string[]): string {
+  let s = '';
+  for (const line of lines) s += `${checkHeaderText('extra header', line)}\r\n`;
+  return s + '\r\n';
+}
+
 /** The 101 response that completes the handshake (RFC 6455 §4.2.2 item 5). `extraHeaders` are full "Name: value" lines. */
 export function buildAcceptResponse(o: {
   key: string;
@@ -282,13 +312,7 @@ export function buildAcceptResponse(o: {
   extensions?: string;
   extraHeaders?: string[];
 }): string {
-  let s =
-    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-    `Sec-WebSocket-Accept: ${acceptKey(o.key)}\r\n`;
-  if (o.protocol) s += headerLine('Sec-WebSocket-Protocol', o.protocol);
-  if (o.extensions) s += headerLine('Sec-WebSocket-Extensions', o.extensions);
-  for (const line of o.extraHeaders ?? []) s += `${checkHeaderText('extra header', line)}\r\n`;
-  return s + '\r\n';
+  return formatResponseLines([...acceptResponseLines(o), ...(o.extraHeaders ?? [])]);
 }
 
 /** A complete short HTTP error response that refuses the upgrade and closes (RFC 6455 §4.2.2). */

@@ -20,17 +20,71 @@ export { LocalBroker, type Broker, type BrokerSink } from './broker/types.js';
 export { RedisBroker, type RedisBrokerOptions, type RedisClientLike } from './broker/redis.js';
 export { ClusterBroker, type ClusterBrokerOptions } from './broker/cluster.js';
 export { RedisPresence, type RedisPresenceOptions } from './broker/presence.js';
+export { createWebSocketStream } from './stream.js';
+export type {
+  RawData, CertMeta, Event, ErrorEvent, CloseEvent, MessageEvent, WebSocketEventMap, EventListenerOptions, AddressInfo,
+  VerifyClientCallbackSync, VerifyClientCallbackAsync, FinishRequestCallback,
+} from './ws-types.js';
+export type { PerMessageDeflateOptions } from './extensions.js';
+/** @types/ws exports the server class's type as `Server` too. */
+export type { WebSocketServer as Server } from './server.js';
+export {
+  extension, subprotocol, type ParsedExtensions, type ExtensionParams, type ExtensionParamValue, type FormatExtensions, type FormatParams,
+} from './headers.js';
 
 import { WebSocket as WebSocketClass } from './websocket.js';
 import { WebSocketServer as WebSocketServerClass } from './server.js';
+import { createWebSocketStream as createWebSocketStreamFn } from './stream.js';
+import { extension as extensionModule, subprotocol as subprotocolModule } from './headers.js';
+import type * as T from './ws-types.js';
+import type { Data as DataType } from './data.js';
+import type { ClientOptions as ClientOptionsType } from './client.js';
+import type { ServerOptions as ServerOptionsType } from './server.js';
+import type { PerMessageDeflateOptions as PerMessageDeflateOptionsType } from './extensions.js';
 
-/** The default export, as `ws`'s: the WebSocket class with `WebSocket.Server` / `WebSocket.WebSocketServer`. */
-const WebSocketDefault = WebSocketClass as typeof WebSocketClass & {
+/**
+ * The default export, as `ws`'s: the WebSocket class with `WebSocket.Server` /
+ * `WebSocket.WebSocketServer`, `WebSocket.createWebSocketStream`, `WebSocket.extension` and
+ * `WebSocket.subprotocol` on it.
+ */
+interface DefaultStatics {
   Server: typeof WebSocketServerClass;
   WebSocketServer: typeof WebSocketServerClass;
-  WebSocket: typeof WebSocketClass;
-};
+  /** The default export itself (`WebSocket.WebSocket === WebSocket`). */
+  WebSocket: typeof WebSocketClass & DefaultStatics;
+  createWebSocketStream: typeof createWebSocketStreamFn;
+  extension: typeof extensionModule;
+  subprotocol: typeof subprotocolModule;
+}
+const WebSocketDefault = WebSocketClass as typeof WebSocketClass & DefaultStatics;
 WebSocketDefault.Server = WebSocketServerClass;
 WebSocketDefault.WebSocketServer = WebSocketServerClass;
-WebSocketDefault.WebSocket = WebSocketClass;
+WebSocketDefault.WebSocket = WebSocketDefault;
+WebSocketDefault.createWebSocketStream = createWebSocketStreamFn;
+WebSocketDefault.extension = extensionModule;
+WebSocketDefault.subprotocol = subprotocolModule;
+/** `import WebSocket from 'wasmws'` is a type too (`const ws: WebSocket`), as in ws. */
+type WebSocketDefault = WebSocketClass;
+/** The type names @types/ws has on its default export (`WebSocket.RawData`, `WebSocket.Server`, …). */
+declare namespace WebSocketDefault {
+  type RawData = T.RawData;
+  type Data = DataType;
+  type CertMeta = T.CertMeta;
+  type ClientOptions = ClientOptionsType;
+  type ServerOptions = ServerOptionsType;
+  type PerMessageDeflateOptions = PerMessageDeflateOptionsType;
+  type Event = T.Event;
+  type ErrorEvent = T.ErrorEvent;
+  type CloseEvent = T.CloseEvent;
+  type MessageEvent = T.MessageEvent;
+  type WebSocketEventMap = T.WebSocketEventMap;
+  type EventListenerOptions = T.EventListenerOptions;
+  type AddressInfo = T.AddressInfo;
+  type VerifyClientCallbackSync<R extends import('node:http').IncomingMessage = import('node:http').IncomingMessage> = T.VerifyClientCallbackSync<R>;
+  type VerifyClientCallbackAsync<R extends import('node:http').IncomingMessage = import('node:http').IncomingMessage> = T.VerifyClientCallbackAsync<R>;
+  type FinishRequestCallback = T.FinishRequestCallback;
+  type Server = WebSocketServerClass;
+  type WebSocketServer = WebSocketServerClass;
+  type WebSocket = WebSocketClass;
+}
 export default WebSocketDefault;

@@ -62,6 +62,8 @@ export interface ProtocolOptions {
   autoPong?: boolean;
   /** Skip UTF-8 validation of text messages (as ws's skipUTF8Validation); default false. */
   skipUTF8Validation?: boolean;
+  /** Client only: fills the 4-byte masking key of each frame (ws's generateMask); default: random from crypto. */
+  generateMask?: (mask: Buffer) => void;
 }
 
 /** The one connection-level state machine shared by server and client connections. */
@@ -75,6 +77,8 @@ export class Protocol implements FrameSink {
   private readonly codec: Codec;
   private readonly autoPong: boolean;
   private readonly skipUtf8: boolean;
+  private readonly generateMask: ((mask: Buffer) => void) | undefined;
+  private maskBuf: Buffer | null = null;
   private compressor: MessageCompressor | null = null;
 
   closeSent = false;
@@ -104,6 +108,7 @@ export class Protocol implements FrameSink {
     this.codec = opts.codec;
     this.autoPong = opts.autoPong !== false;
     this.skipUtf8 = opts.skipUTF8Validation === true;
+    this.generateMask = opts.generateMask;
     // Uncompressed text is validated by the parser as bytes arrive (fail fast, §8.1); inflated text here.
     this.parser = new FrameParser({ role: opts.role, maxPayload: opts.maxPayload, codec: opts.codec, validateUtf8: !this.skipUtf8 });
   }
@@ -292,11 +297,18 @@ export class Protocol implements FrameSink {
     this.sink.onOutput(cb, frame.length);
   }
 
+  /** The application's masking key for the next frame, as the little-endian u32 the codecs take. */
+  private userMaskKey(): number {
+    const b = (this.maskBuf ??= Buffer.alloc(4));
+    this.generateMask!(b);
+    return b.readUInt32LE(0);
+  }
+
   private writeFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
     const len = data.length;
     const out = this.out;
     const masked = this.mask;
-    const key = masked ? randomMaskKey() : 0;
+    const key = masked ? (this.generateMask ? this.userMaskKey() : randomMaskKey()) : 0;
     const hs = headerSize(len, masked);
     if (len <= SMALL_FRAME) {
       // Header and payload straight into the outgoing slab: no allocation, one segment per flush.

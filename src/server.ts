@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, OPEN, type ConnectionOptions } from './websocket.js';
 import { toBuffer, type Data } from './data.js';
-import { buildAcceptResponse, buildErrorResponse, requestPath, validateUpgrade } from './handshake.js';
+import { acceptResponseLines, buildErrorResponse, formatResponseLines, requestPath, validateUpgrade } from './handshake.js';
 import { DEFAULT_MAX_PAYLOAD } from './constants.js';
 import type { PerMessageDeflateOptions } from './extensions.js';
 import { negotiateServer } from './deflate.js';
@@ -18,8 +18,12 @@ export interface VerifyClientInfo {
   secure: boolean;
   req: http.IncomingMessage;
 }
-type VerifyClientSync = (info: VerifyClientInfo) => boolean;
-type VerifyClientAsync = (info: VerifyClientInfo, cb: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void;
+// Declared as methods so that their parameters compare bivariantly: a callback typed with @types/ws's
+// VerifyClientCallbackSync/Async (whose `origin` is typed `string`) is accepted too.
+type VerifyClientSync = { verify(info: VerifyClientInfo): boolean }['verify'];
+type VerifyClientAsync = {
+  verify(info: VerifyClientInfo, cb: (ok: boolean, code?: number, message?: string, headers?: http.OutgoingHttpHeaders) => void): void;
+}['verify'];
 
 export interface ServerOptions extends ConnectionOptions {
   port?: number;
@@ -41,6 +45,8 @@ export interface ServerOptions extends ConnectionOptions {
   heartbeatInterval?: number;
   /** permessage-deflate (RFC 7692); off by default. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** The class of the connections (a subclass of WebSocket), as in ws; constructed as `new WebSocket(null)`. */
+  WebSocket?: typeof WebSocket;
   /** Where publishes go beyond this process: ClusterBroker, RedisBroker (default: this process only). */
   broker?: Broker;
 }
@@ -65,9 +71,13 @@ export interface WebSocketServer {
   on(event: 'headers', listener: (this: WebSocketServer, headers: string[], req: http.IncomingMessage) => void): this;
   on(event: 'error', listener: (this: WebSocketServer, err: Error) => void): this;
   on(event: 'listening' | 'close', listener: (this: WebSocketServer) => void): this;
+  on(event: 'wsClientError', listener: (this: WebSocketServer, err: Error, socket: Duplex, req: http.IncomingMessage) => void): this;
   on(event: string | symbol, listener: (this: WebSocketServer, ...args: any[]) => void): this;
   once(event: 'connection', listener: (this: WebSocketServer, ws: WebSocket, req: http.IncomingMessage) => void): this;
   once(event: 'listening' | 'close', listener: (this: WebSocketServer) => void): this;
+  once(event: 'headers', listener: (this: WebSocketServer, headers: string[], req: http.IncomingMessage) => void): this;
+  once(event: 'error', listener: (this: WebSocketServer, err: Error) => void): this;
+  once(event: 'wsClientError', listener: (this: WebSocketServer, err: Error, socket: Duplex, req: http.IncomingMessage) => void): this;
   once(event: string | symbol, listener: (this: WebSocketServer, ...args: any[]) => void): this;
 }
 
@@ -135,6 +145,11 @@ export class WebSocketServer extends EventEmitter {
     }
   }
 
+  /** The `path` option ('' when upgrades on any path are accepted); @types/ws declares it, ws itself leaves it unset. */
+  get path(): string {
+    return this.options.path ?? '';
+  }
+
   /** The listening address (as net.Server#address()). */
   address(): AddressInfo | string | null {
     if (this.options.noServer) throw new Error('The server is operating in "noServer" mode');
@@ -154,7 +169,12 @@ export class WebSocketServer extends EventEmitter {
     if (this.state !== 'running') return abortHandshake(socket, 503, 'Server is shutting down');
     const o = this.options;
     const check = validateUpgrade(req, { path: o.path, allowedOrigins: o.allowedOrigins });
-    if (!check.ok) return abortHandshake(socket, check.status, check.message, check.headers);
+    if (!check.ok) {
+      // As in ws: a malformed handshake goes to 'wsClientError' listeners, who answer it themselves;
+      // a request refused by policy (path → 404, allowedOrigins → 403) is answered here.
+      if (check.status !== 404 && check.status !== 403 && this.emitClientError(check.message, socket, req)) return;
+      return abortHandshake(socket, check.status, check.message, check.headers);
+    }
 
     // Extensions (RFC 7692): a malformed offer header fails the handshake with 400.
     let ext: ReturnType<typeof negotiateServer> = null;
@@ -162,7 +182,9 @@ export class WebSocketServer extends EventEmitter {
       try {
         ext = negotiateServer(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
       } catch {
-        return abortHandshake(socket, 400, 'Invalid Sec-WebSocket-Extensions header');
+        const message = 'Invalid Sec-WebSocket-Extensions header';
+        if (this.emitClientError(message, socket, req)) return;
+        return abortHandshake(socket, 400, message);
       }
     }
 
@@ -189,10 +211,11 @@ export class WebSocketServer extends EventEmitter {
         const chosen = o.handleProtocols ? o.handleProtocols(check.protocols, req) : check.protocols.values().next().value!;
         if (chosen) protocol = chosen;
       }
-      // 'headers' lets the application add response lines ("Name: value") by pushing to the array.
-      const extra: string[] = [];
-      this.emit('headers', extra, req);
-      socket.write(buildAcceptResponse({ key: check.key, protocol, extensions: ext?.response, extraHeaders: extra }));
+      // 'headers' gets the response's lines (status line first, as in ws) to inspect, edit or push
+      // "Name: value" lines to.
+      const lines = acceptResponseLines({ key: check.key, protocol, extensions: ext?.response });
+      this.emit('headers', lines, req);
+      socket.write(formatResponseLines(lines));
       cb(this.accept(socket, head, protocol, ext), req);
     };
 
@@ -206,7 +229,9 @@ export class WebSocketServer extends EventEmitter {
       (o.verifyClient as VerifyClientAsync)(info, (ok, code = 401, message, headers) => {
         if (!ok) {
           finish();
-          return abortHandshake(socket, code, message ?? http.STATUS_CODES[code] ?? 'Unauthorized', headers);
+          // Header values may be numbers or lists (OutgoingHttpHeaders); written as ws writes them: `${value}`.
+          const h = headers && Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, `${v}`]));
+          return abortHandshake(socket, code, message ?? http.STATUS_CODES[code] ?? 'Unauthorized', h);
         }
         complete();
       });
@@ -219,13 +244,20 @@ export class WebSocketServer extends EventEmitter {
     complete();
   }
 
+  /** Emit 'wsClientError' (err, socket, req) if anyone listens; false when nobody does. */
+  private emitClientError(message: string, socket: Duplex, req: http.IncomingMessage): boolean {
+    if (this.listenerCount('wsClientError') === 0) return false;
+    this.emit('wsClientError', new Error(message), socket, req);
+    return true;
+  }
+
   /**
    * Create and track the connection. Kept apart from handleUpgrade so that nothing a connection
    * keeps alive (its listeners) captures the request, the handshake timer or their closures.
    */
   private accept(socket: Duplex, head: Buffer, protocol: string, ext: ReturnType<typeof negotiateServer>): WebSocket {
     socket.off('error', noop);
-    const ws = new WebSocket(null);
+    const ws = new (this.options.WebSocket ?? WebSocket)(null);
     ws.protocol = protocol;
     ws.extensions = ext?.response ?? '';
     ws._setSocket(socket, head, 'server', this.options, ext ? ext.create() : null);

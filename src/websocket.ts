@@ -8,6 +8,8 @@ import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } fr
 import { isValidCloseCode } from './frame.js';
 import { ProtocolError } from './errors.js';
 import { initAsClient, type ClientOptions } from './client.js';
+import type { ClientRequest, ClientRequestArgs, IncomingMessage } from 'node:http';
+import type * as W from './ws-types.js';
 import { toBuffer, type Data } from './data.js';
 import { topicsOf, type Topics, type PublishOptions } from './topics.js';
 
@@ -15,6 +17,13 @@ export type { Data };
 
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
 type Cb = (err?: Error | null) => void;
+/** What send() takes: Data, a number (sent as text, as in ws) or a SharedArrayBuffer. */
+type SendData = Data | number | SharedArrayBuffer;
+/** send()'s callback, typed as @types/ws has it (called with an Error on failure). */
+type SendCb = (err?: Error) => void;
+type SendOptions = { binary?: boolean; compress?: boolean; fin?: boolean; mask?: boolean };
+/** ping()/pong()'s callback, typed as @types/ws has it. */
+type ControlCb = (err: Error) => void;
 
 /** Options for a connection (set by the server or the client). */
 export interface ConnectionOptions {
@@ -28,6 +37,8 @@ export interface ConnectionOptions {
   maxBackpressure?: number;
   autoPong?: boolean;
   skipUTF8Validation?: boolean;
+  /** Client only: fills the 4-byte masking key of each frame we send (ws's option; default random from crypto). */
+  generateMask?(mask: Buffer): void;
 }
 
 export const CONNECTING = 0;
@@ -87,7 +98,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   readonly CLOSING = CLOSING;
   readonly CLOSED = CLOSED;
 
-  readyState: number = CONNECTING;
+  /** CONNECTING, OPEN, CLOSING or CLOSED (0–3). */
+  readyState: 0 | 1 | 2 | 3 = CONNECTING;
   /** The subprotocol the server selected ('' when none). */
   protocol = '';
   /** The negotiated extensions header value ('' when none). */
@@ -111,7 +123,11 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   private iterWaiter: ((v: IteratorResult<string | Buffer>) => void) | null = null;
   private paused = false;
 
-  constructor(address: string | URL | null, protocols?: string | string[] | ClientOptions, options?: ClientOptions) {
+  constructor(
+    address: string | URL | null,
+    protocols?: string | string[] | ClientOptions | ClientRequestArgs,
+    options?: ClientOptions | ClientRequestArgs,
+  ) {
     super();
     if (address === null) {
       this.url = '';
@@ -124,8 +140,9 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     }
     const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
     this.url = String(address);
-    this.opts = normalize(options ?? {});
-    initAsClient(this, address, list, options ?? {});
+    const o = (options ?? {}) as ClientOptions; // http.request's own options pass through (client.ts)
+    this.opts = normalize(o);
+    initAsClient(this, address, list, o);
   }
 
   /** Bytes queued but not yet handed to the kernel. */
@@ -146,6 +163,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       codec: this.codec,
       autoPong: opts.autoPong,
       skipUTF8Validation: opts.skipUTF8Validation,
+      generateMask: opts.generateMask,
     });
     if (compressor) proto.setCompressor(compressor);
     this._protocol = proto;
@@ -403,11 +421,16 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   // ── ws API ──────────────────────────────────────────────────────────────────────────────
 
   /** Send a message; strings go as text unless `binary: true`. */
-  send(data: Data, options?: { binary?: boolean; compress?: boolean; fin?: boolean; mask?: boolean } | Cb, cb?: Cb): void {
+  send(data: SendData, cb?: SendCb): void;
+  send(data: SendData, options: SendOptions, cb?: SendCb): void;
+  send(data: SendData, options?: SendOptions | SendCb, sendCb?: SendCb): void {
+    let cb = sendCb as Cb | undefined;
     if (typeof options === 'function') {
-      cb = options;
+      cb = options as Cb;
       options = {};
     }
+    // As in ws: a number is sent as its decimal text, and as a text message.
+    if (typeof data === 'number') data = String(data);
     if (this.readyState !== OPEN) {
       const err = new Error(`WebSocket is not open: readyState ${this.readyState}`);
       if (this.readyState === CONNECTING) throw err;
@@ -415,7 +438,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       return;
     }
     const binary = options?.binary ?? typeof data !== 'string';
-    const buf = toBuffer(data);
+    const buf = toBuffer(data as Data); // a SharedArrayBuffer is viewed, as in ws
     const proto = this._protocol!;
     if (options?.fin === false || this.fragmenting) {
       // Manual fragmentation (ws's `fin` option): first frame carries the opcode.
@@ -466,23 +489,32 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     return topicsOf(this).publish(topic, data, options, this);
   }
 
-  /** Send a ping (≤ 125 bytes); the peer's pong arrives as a 'pong' event. */
-  ping(data?: Data, mask?: boolean | Cb, cb?: Cb): void {
-    this.control(Opcode.PING, data, typeof mask === 'function' ? mask : cb);
+  /**
+   * Send a ping (≤ 125 bytes); the peer's pong arrives as a 'pong' event. As in ws, `data` or
+   * `mask` may be the callback, and `mask` is ignored (a client masks every frame, a server none).
+   */
+  ping(data?: any, mask?: boolean | ControlCb, cb?: ControlCb): void {
+    this.control(Opcode.PING, data, mask, cb);
   }
 
-  /** Send an unsolicited pong (≤ 125 bytes; pings are answered automatically). */
-  pong(data?: Data, mask?: boolean | Cb, cb?: Cb): void {
-    this.control(Opcode.PONG, data, typeof mask === 'function' ? mask : cb);
+  /** Send an unsolicited pong (≤ 125 bytes; pings are answered automatically). Arguments as ping(). */
+  pong(data?: any, mask?: boolean | ControlCb, cb?: ControlCb): void {
+    this.control(Opcode.PONG, data, mask, cb);
   }
 
-  private control(opcode: number, data: Data | undefined, cb: Cb | undefined): void {
+  private control(opcode: number, data: unknown, mask: unknown, controlCb: unknown): void {
+    let cb = controlCb as Cb | undefined;
+    if (typeof data === 'function') {
+      cb = data as Cb;
+      data = undefined;
+    } else if (typeof mask === 'function') cb = mask as Cb;
+    if (typeof data === 'number') data = String(data);
     if (this.readyState !== OPEN) {
       if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
     }
-    const buf = toBuffer(data);
+    const buf = toBuffer(data as Data | undefined);
     if (buf.length > MAX_CONTROL_PAYLOAD) throw new RangeError('The data size must not be greater than 125 bytes');
     this._protocol!.sendFrame(opcode, buf, true, false, cb);
   }
@@ -666,24 +698,82 @@ for (const type of ['open', 'message', 'close', 'error'] as const) {
 }
 export interface WebSocket {
   // Typed events, as @types/ws has them (data is a Buffer unless binaryType says otherwise).
-  on(event: 'message', listener: (this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
+  on(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
   on(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
   on(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
   on(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
   on(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
-  on(event: 'upgrade', listener: (this: WebSocket, res: import('node:http').IncomingMessage) => void): this;
-  on(event: 'unexpected-response', listener: (this: WebSocket, req: import('node:http').ClientRequest, res: import('node:http').IncomingMessage) => void): this;
+  on(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  on(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  on(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
   on(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
-  once(event: 'message', listener: (this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
+  once(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
   once(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
   once(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
   once(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
   once(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  once(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  once(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  once(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
   once(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
-  onopen: ((ev: { type: 'open'; target: WebSocket }) => void) | null;
-  onmessage: ((ev: { type: 'message'; target: WebSocket; data: string | Buffer | ArrayBuffer | Buffer[] }) => void) | null;
-  onclose: ((ev: { type: 'close'; target: WebSocket; code: number; reason: string; wasClean: boolean }) => void) | null;
-  onerror: ((ev: { type: 'error'; target: WebSocket; error: Error; message: string }) => void) | null;
+  off(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
+  off(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  off(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  off(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  off(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  off(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  off(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  off(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
+  off(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
+  addListener(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
+  addListener(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  addListener(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  addListener(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  addListener(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  addListener(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  addListener(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  addListener(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
+  addListener(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
+  removeListener(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
+  removeListener(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  removeListener(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  removeListener(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  removeListener(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  removeListener(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  removeListener(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  removeListener(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
+  removeListener(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
+  prependListener(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
+  prependListener(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  prependListener(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  prependListener(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  prependListener(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  prependListener(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  prependListener(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  prependListener(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
+  prependListener(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
+  prependOnceListener(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
+  prependOnceListener(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
+  prependOnceListener(event: 'error', listener: (this: WebSocket, err: Error) => void): this;
+  prependOnceListener(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
+  prependOnceListener(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
+  prependOnceListener(event: 'upgrade', listener: (this: WebSocket, res: IncomingMessage) => void): this;
+  prependOnceListener(event: 'redirect', listener: (this: WebSocket, url: string, req: ClientRequest) => void): this;
+  prependOnceListener(event: 'unexpected-response', listener: (this: WebSocket, req: ClientRequest, res: IncomingMessage) => void): this;
+  prependOnceListener(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
+  addEventListener<K extends keyof W.WebSocketEventMap>(
+    type: K,
+    listener: ((event: W.WebSocketEventMap[K]) => void) | { handleEvent(event: W.WebSocketEventMap[K]): void },
+    options?: W.EventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof W.WebSocketEventMap>(
+    type: K,
+    listener: ((event: W.WebSocketEventMap[K]) => void) | { handleEvent(event: W.WebSocketEventMap[K]): void },
+  ): void;
+  onopen: ((event: W.Event) => void) | null;
+  onmessage: ((event: W.MessageEvent) => void) | null;
+  onclose: ((event: W.CloseEvent) => void) | null;
+  onerror: ((event: W.ErrorEvent) => void) | null;
 }
 
 const normalized = new WeakMap<ConnectionOptions, WebSocket['opts']>();

@@ -1,0 +1,291 @@
+// Options and behaviours of ws that test/surface.test.ts found missing and that we now have, each
+// run side by side with ws where ws has it: the server's WebSocket class option, the client's
+// generateMask, finishRequest, URL credentials, ws+unix: URLs, request options passed through to
+// http.request, verifyClient headers, 'upgrade' listeners that give up; and ours alone where ws
+// has nothing to compare (protocolVersion, wss.path).
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import * as ours from '../src/index.js';
+import { FrameParser } from '../src/parser.js';
+
+const require = createRequire(import.meta.url);
+const wsLib = require('ws');
+
+interface Lib {
+  name: string;
+  WebSocket: any;
+  WebSocketServer: any;
+}
+const LIBS: [Lib, Lib] = [
+  { name: 'ws', WebSocket: wsLib.WebSocket, WebSocketServer: wsLib.WebSocketServer },
+  { name: 'wasmws', WebSocket: ours.WebSocket, WebSocketServer: ours.WebSocketServer },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function next(emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for '${event}'`)), ms);
+    emitter.once(event, (...args: any[]) => {
+      clearTimeout(t);
+      resolve(args);
+    });
+  });
+}
+
+/** Run `scenario` with ws, then with us: the records must be equal. Returns ws's. */
+async function sameAsWs(scenario: (lib: Lib) => Promise<unknown>): Promise<any> {
+  const theirs = await scenario(LIBS[0]);
+  const mine = await scenario(LIBS[1]);
+  expect(mine).toEqual(theirs);
+  return theirs;
+}
+
+/** A server of `lib` on 127.0.0.1:0 (`options` added); `fn(url, wss)`, then teardown. */
+async function withServer<T>(lib: Lib, options: object, fn: (url: string, wss: any) => Promise<T>): Promise<T> {
+  const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1', ...options });
+  await next(wss, 'listening');
+  try {
+    return await fn(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, wss);
+  } finally {
+    for (const c of wss.clients) c.terminate();
+    await Promise.race([new Promise((r) => wss.close(r)), sleep(2000)]);
+  }
+}
+
+describe('server options', () => {
+  it('WebSocket: connections are instances of the given subclass', async () => {
+    const r = await sameAsWs((lib) => {
+      class Mine extends lib.WebSocket {
+        mine = true;
+      }
+      return withServer(lib, { WebSocket: Mine }, async (url, wss) => {
+        const conn = next(wss, 'connection');
+        const c = new lib.WebSocket(url);
+        const [serverSide] = await conn;
+        await next(c, 'open');
+        serverSide.send('hi from the subclass');
+        const [msg] = await next(c, 'message');
+        c.terminate();
+        return { subclass: serverSide instanceof Mine, field: serverSide.mine, base: serverSide instanceof lib.WebSocket, msg: String(msg) };
+      });
+    });
+    expect(r).toEqual({ subclass: true, field: true, base: true, msg: 'hi from the subclass' });
+  });
+
+  it('verifyClient(info, cb): headers given to cb(false, …) are written as ws writes them (numbers, lists)', async () => {
+    const r = await sameAsWs((lib) =>
+      withServer(lib, { verifyClient: (_info: unknown, cb: Function) => cb(false, 403, 'nope', { 'X-Num': 5, 'X-List': ['a', 'b'] }) }, async (url) => {
+        const c = new lib.WebSocket(url);
+        c.on('error', () => {}); // terminate() while connecting emits one
+        const res: http.IncomingMessage = await new Promise((resolve) => c.on('unexpected-response', (_req: unknown, res: http.IncomingMessage) => resolve(res)));
+        c.terminate();
+        return { status: res.statusCode, num: res.headers['x-num'], list: res.headers['x-list'] };
+      }),
+    );
+    expect(r).toEqual({ status: 403, num: '5', list: 'a,b' });
+  });
+
+  it("wss.path is the path option ('' when any path is accepted); ws types it but leaves it unset", () => {
+    expect(new ours.WebSocketServer({ noServer: true, path: '/chat' }).path).toBe('/chat');
+    expect(new ours.WebSocketServer({ noServer: true }).path).toBe('');
+    expect(new wsLib.WebSocketServer({ noServer: true, path: '/chat' }).path).toBeUndefined();
+  });
+});
+
+/** A raw server that completes any handshake and hands back the client's request and first frame bytes. */
+async function rawServer(): Promise<{ port: number; got: Promise<{ req: http.IncomingMessage; bytes: Buffer }>; close: () => Promise<void> }> {
+  const server = http.createServer();
+  const sockets: net.Socket[] = [];
+  const got = new Promise<{ req: http.IncomingMessage; bytes: Buffer }>((resolve) => {
+    server.on('upgrade', (req, socket, head) => {
+      sockets.push(socket as net.Socket);
+      const accept = ours.acceptKey(String(req.headers['sec-websocket-key']));
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      let bytes = Buffer.from(head);
+      const check = () => {
+        if (bytes.length >= 2 && bytes.length >= 2 + 4 + (bytes[1]! & 0x7f)) resolve({ req, bytes });
+      };
+      socket.on('data', (d: Buffer) => {
+        bytes = Buffer.concat([bytes, d]);
+        check();
+      });
+      check();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    got,
+    close: async () => {
+      for (const s of sockets) s.destroy(); // upgraded: no longer the HTTP server's to close
+      server.closeAllConnections?.();
+      await Promise.race([new Promise((r) => server.close(r)), sleep(1000)]);
+    },
+  };
+}
+
+describe('client options', () => {
+  it('generateMask fills the masking key of each frame sent', async () => {
+    const r = await sameAsWs(async (lib) => {
+      const raw = await rawServer();
+      try {
+        let calls = 0;
+        const c = new lib.WebSocket(`ws://127.0.0.1:${raw.port}`, {
+          perMessageDeflate: false,
+          generateMask: (mask: Buffer) => {
+            calls++;
+            mask.set([1, 2, 3, 4]);
+          },
+        });
+        await next(c, 'open');
+        c.send('hello');
+        const { bytes } = await raw.got;
+        c.terminate();
+        const frame = new FrameParser({ role: 'server', maxPayload: 1024 }).push(Buffer.from(bytes))[0]!;
+        return { key: [...bytes.subarray(2, 6)], payload: String(frame.payload), calls };
+      } finally {
+        await raw.close();
+      }
+    });
+    expect(r).toEqual({ key: [1, 2, 3, 4], payload: 'hello', calls: 1 });
+  });
+
+  it('finishRequest(request, websocket) ends the upgrade request itself, after setting headers', async () => {
+    const r = await sameAsWs((lib) =>
+      withServer(lib, {}, async (url, wss) => {
+        const conn = next(wss, 'connection');
+        let given: unknown = null;
+        const c = new lib.WebSocket(url, {
+          finishRequest: (req: http.ClientRequest, websocket: unknown) => {
+            given = websocket; // called from the constructor, before it returns
+            req.setHeader('X-Late', 'set in finishRequest');
+            req.end();
+          },
+        });
+        const [, req] = await conn;
+        await next(c, 'open');
+        c.terminate();
+        return { header: req.headers['x-late'], sawSocket: given === c };
+      }),
+    );
+    expect(r).toEqual({ header: 'set in finishRequest', sawSocket: true });
+  });
+
+  it('credentials in the URL become Basic authorization (percent-decoded); the auth request option too', async () => {
+    const r = await sameAsWs((lib) =>
+      withServer(lib, {}, async (url, wss) => {
+        const out: unknown[] = [];
+        for (const [u, opts] of [
+          [url.replace('ws://', 'ws://us%20er:p%40ss@'), {}],
+          [url, { auth: 'opt:ion' }],
+        ] as const) {
+          const conn = next(wss, 'connection');
+          const c = new lib.WebSocket(u, opts);
+          const [, req] = await conn;
+          await next(c, 'open');
+          out.push(Buffer.from(String(req.headers.authorization).replace('Basic ', ''), 'base64').toString());
+          out.push(c.url.includes('@') ? 'url keeps credentials' : 'url without credentials');
+          c.terminate();
+        }
+        return out;
+      }),
+    );
+    expect(r).toEqual(['us er:p@ss', 'url keeps credentials', 'opt:ion', 'url without credentials']);
+  });
+
+  it('ws+unix: URLs connect through a Unix socket (socket path, then ":" and the request path)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wasmws-ipc-'));
+    try {
+      const r = await sameAsWs(async (lib) => {
+        const path = join(dir, `${lib.name}.sock`);
+        const server = http.createServer();
+        const wss = new lib.WebSocketServer({ server });
+        await new Promise<void>((res) => server.listen(path, res));
+        const conn = next(wss, 'connection');
+        const c = new lib.WebSocket(`ws+unix://${path}:/chat?x=1`);
+        const [serverSide, req] = await conn;
+        await next(c, 'open');
+        serverSide.send('over a unix socket');
+        const [msg] = await next(c, 'message');
+        c.terminate();
+        await Promise.race([new Promise((res) => wss.close(res)), sleep(1000)]);
+        server.closeAllConnections?.();
+        await Promise.race([new Promise((res) => server.close(res)), sleep(1000)]);
+        return { url: req.url, msg: String(msg), wsUrl: c.url === `ws+unix://${path}:/chat?x=1` };
+      });
+      expect(r).toEqual({ url: '/chat?x=1', msg: 'over a unix socket', wsUrl: true });
+      expect(() => new ours.WebSocket('ws+unix:')).toThrow(SyntaxError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('request options reach http.request: createConnection and lookup are called, a ClientRequestArgs object is accepted', async () => {
+    const r = await sameAsWs((lib) =>
+      withServer(lib, {}, async (url) => {
+        const calls: string[] = [];
+        const c = new lib.WebSocket(url.replace('127.0.0.1', 'localhost'), {
+          createConnection: (opts: net.NetConnectOpts, ...rest: unknown[]) => {
+            calls.push('createConnection');
+            void rest;
+            return net.createConnection({ ...(opts as net.TcpNetConnectOpts), lookup: ((host: string, o: object, cb: Function) => {
+              calls.push(`lookup ${host}`);
+              cb(null, [{ address: '127.0.0.1', family: 4 }]);
+            }) as never });
+          },
+        } as http.ClientRequestArgs);
+        await next(c, 'open');
+        c.terminate();
+        return calls;
+      }),
+    );
+    expect(r).toEqual(['createConnection', 'lookup localhost']);
+  });
+
+  it("an 'upgrade' listener that terminates: no open, error and close as for any aborted handshake", async () => {
+    const r = await sameAsWs((lib) =>
+      withServer(lib, {}, async (url) => {
+        const c = new lib.WebSocket(url);
+        const log: string[] = [];
+        c.on('upgrade', () => {
+          log.push('upgrade');
+          c.terminate();
+        });
+        c.on('open', () => log.push('open'));
+        c.on('error', (e: Error) => log.push(`error ${e.message}`));
+        c.on('close', (code: number) => log.push(`close ${code}`));
+        await next(c, 'close');
+        await sleep(20);
+        return log;
+      }),
+    );
+    expect(r).toEqual(['upgrade', 'error WebSocket was closed before the connection was established', 'close 1006']);
+  });
+
+  it('protocolVersion: 13 is accepted; any other version throws RangeError (we speak RFC 6455 only)', () => {
+    const c = new ours.WebSocket('ws://127.0.0.1:1', { protocolVersion: 13 });
+    c.on('error', () => {});
+    c.terminate();
+    expect(() => new ours.WebSocket('ws://127.0.0.1:1', { protocolVersion: 8 })).toThrow(RangeError);
+    // ws also throws for versions it does not speak (it speaks 8 and 13).
+    expect(() => new wsLib.WebSocket('ws://127.0.0.1:1', { protocolVersion: 7 })).toThrow(RangeError);
+  });
+
+  it('url is the normalized href (http: → ws:, trailing slash), and a URL object passed in is not modified', () => {
+    const u = new URL('http://127.0.0.1:1');
+    for (const lib of LIBS) {
+      const c = new lib.WebSocket(u);
+      c.on('error', () => {});
+      expect(c.url, lib.name).toBe('ws://127.0.0.1:1/');
+      c.terminate();
+    }
+    expect(u.protocol).toBe('http:');
+  });
+});
+
