@@ -12,7 +12,12 @@ export function toBuffer(data: Data | number | undefined): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (typeof data === 'string') return Buffer.from(data);
   if (typeof data === 'number') return Buffer.from(String(data));
-  if (Array.isArray(data)) return data.length === 1 ? toBuffer(data[0]) : Buffer.concat(data.map((d) => toBuffer(d)));
+  if (Array.isArray(data)) {
+    // An array of byte values is those bytes (as Buffer.from and ws take it); an array of
+    // buffers is their concatenation.
+    if (typeof (data as unknown[])[0] === 'number') return Buffer.from(data as unknown as number[]);
+    return data.length === 1 ? toBuffer(data[0]) : Buffer.concat(data.map((d) => toBuffer(d)));
+  }
   if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer)) {
     return Buffer.from(data as ArrayBuffer);
   }

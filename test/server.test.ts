@@ -273,7 +273,9 @@ describe('connection lifecycle', () => {
     ws.send(pieces());
     expect(wss.broadcast(pieces())).toBe(1);
     expect(wss.broadcast([new Uint8Array([9, 8]) as Buffer])).toBe(1);
-    await expect.poll(() => got.length).toBe(3);
+    ws.send([1, 2, 250] as unknown as Buffer[]); // byte values, as Buffer.from and ws take them
+    await expect.poll(() => got.length).toBe(4);
+    expect(got[3]).toEqual(Buffer.from([1, 2, 250]));
     expect(got[0]).toEqual(Buffer.concat(pieces()));
     expect(got[1]).toEqual(Buffer.concat(pieces()));
     expect(got[2]).toEqual(Buffer.from([9, 8]));
