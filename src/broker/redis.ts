@@ -15,8 +15,13 @@
 //   are dropped past it (counted in `dropped`); the broker emits one 'error' per outage and
 //   'ready' when both connections are back; the subscriber re-subscribes after its reconnect.
 // - A node subscribes to a channel only while its topic has local subscribers.
+// - History (option): every publish is also appended to a per-topic Redis stream (bounded length
+//   and age) by one Lua script, atomically with the PUBLISH, which then carries the stream id. A
+//   node whose subscriber reconnects, or that sees a sequence jump, first replays what it missed
+//   from the stream (holding live messages meanwhile), so only what never reached Redis (dropped
+//   by a full queue, or trimmed from the stream) is reported as a gap.
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { WebSocket } from '../websocket.js';
 import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './types.js';
 
@@ -32,7 +37,7 @@ export interface RedisClientLike {
   unsubscribe(channels: string, listener?: (message: Buffer, channel: Buffer) => void, bufferMode?: true): Promise<void>;
   sSubscribe?(channels: string, listener: (message: Buffer, channel: Buffer) => void, bufferMode: true): Promise<void>;
   sUnsubscribe?(channels: string, listener?: (message: Buffer, channel: Buffer) => void, bufferMode?: true): Promise<void>;
-  sendCommand(args: (string | Buffer)[]): Promise<unknown>;
+  sendCommand(args: (string | Buffer)[], options?: Record<string, unknown>): Promise<unknown>;
   on(event: string, listener: (...args: any[]) => void): unknown;
   off(event: string, listener: (...args: any[]) => void): unknown;
   close?(): Promise<unknown>;
@@ -55,10 +60,45 @@ export interface RedisBrokerOptions {
   maxQueueBytes?: number;
   /** Deliver our own publish locally when its echo has not come back in this many ms (default 2000). */
   echoTimeout?: number;
+  /**
+   * Keep each topic's recent messages in a Redis stream and replay what a node missed (after its
+   * subscriber reconnects, or on a sequence jump) before going on. `maxLen` entries (about, default
+   * 1000), at most `maxAge` ms old (default: no age limit; the stream expires after maxAge idle).
+   * Not with `sharded`.
+   */
+  history?: boolean | { maxLen?: number; maxAge?: number };
 }
 
 export const FORMAT_VERSION = 1;
 export const HEADER_SIZE = 16;
+/** Flag set by the history script: a stream id follows the header (1 length byte, then ASCII). */
+export const FLAG_STREAM_ID = 4;
+
+// KEYS[1] stream · ARGV: message, channel, maxLen, maxAge (ms, 0 = none). XADD + PUBLISH in one
+// atomic step, so stream order is publish order; the published copy carries the entry's id.
+const HISTORY_SCRIPT = `
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[1])
+local age = tonumber(ARGV[4])
+if age > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', now - age))
+  redis.call('PEXPIRE', KEYS[1], age)
+end
+local m = ARGV[1]
+redis.call('PUBLISH', ARGV[2], string.sub(m, 1, 1) .. string.char(bit.bor(string.byte(m, 2), ${4})) .. string.sub(m, 3, ${16}) .. string.char(#id) .. id .. string.sub(m, ${17}))
+return id
+`;
+const HISTORY_SHA = createHash('sha1').update(HISTORY_SCRIPT).digest('hex');
+/** node-redis: RESP blob strings as Buffers (binary payloads). */
+const AS_BUFFERS = { typeMapping: { 36: Buffer } };
+
+/** Stream ids "ms-seq": a < b? */
+function idBefore(a: string, b: string): boolean {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am < bm || (am === bm && as < bs);
+}
 const SEQ_MAX = 2 ** 48;
 
 type Listener = (message: Buffer, channel: Buffer) => void;
@@ -72,6 +112,12 @@ interface Channel {
   seen: Map<string, number>;
   /** Our own publishes waiting for their echo, by sequence number (ascending). */
   awaiting: Map<number, Pending> | null;
+  /** History: the last stream id delivered (overall, and per origin), the one when our
+   *  subscriber went down, and live messages held while a replay runs. */
+  lastId: string | null;
+  originIds: Map<string, string> | null;
+  downId: string | null;
+  held: Decoded[] | null;
 }
 
 interface Pending {
@@ -93,9 +139,27 @@ export function encodeMessage(origin: Buffer, seq: number, flags: number, payloa
 }
 
 /** Decode a message; null when it is not ours (short, or another format version). */
-export function decodeMessage(msg: Buffer): { origin: string; seq: number; flags: number; payload: Buffer } | null {
+export function decodeMessage(msg: Buffer): Decoded | null {
   if (msg.length < HEADER_SIZE || msg[0] !== FORMAT_VERSION) return null;
-  return { origin: msg.toString('latin1', 2, 10), seq: msg.readUIntBE(10, 6), flags: msg[1], payload: msg.subarray(HEADER_SIZE) };
+  const flags = msg[1];
+  let id: string | null = null;
+  let at = HEADER_SIZE;
+  if (flags & FLAG_STREAM_ID) {
+    const n = msg[HEADER_SIZE];
+    if (n === undefined || msg.length < HEADER_SIZE + 1 + n) return null;
+    id = msg.toString('latin1', HEADER_SIZE + 1, HEADER_SIZE + 1 + n);
+    at = HEADER_SIZE + 1 + n;
+  }
+  return { origin: msg.toString('latin1', 2, 10), seq: msg.readUIntBE(10, 6), flags, id, payload: msg.subarray(at) };
+}
+
+interface Decoded {
+  origin: string;
+  seq: number;
+  flags: number;
+  /** Stream entry id (history on). */
+  id: string | null;
+  payload: Buffer;
 }
 
 export interface RedisBroker {
@@ -127,6 +191,7 @@ export class RedisBroker extends EventEmitter implements Broker {
   private readonly maxQueue: number;
   private readonly maxQueueBytes: number;
   private readonly echoTimeout: number;
+  private readonly history: { maxLen: number; maxAge: number } | null;
   private sink: BrokerSink | null = null;
   private readonly channels = new Map<string, Channel>();
   private readonly seqs = new Map<string, number>();
@@ -152,6 +217,9 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueueBytes = options.maxQueueBytes ?? 16 * 1024 * 1024;
     this.echoTimeout = options.echoTimeout ?? 2000;
+    const h = options.history;
+    this.history = h ? { maxLen: (h === true ? undefined : h.maxLen) ?? 1000, maxAge: (h === true ? undefined : h.maxAge) ?? 0 } : null;
+    if (this.history && this.sharded) throw new TypeError('history is not available with sharded: true');
     if (this.sharded && (typeof client.sPublish !== 'function' || typeof client.sSubscribe !== 'function')) {
       throw new TypeError('sharded: true needs a client with sPublish/sSubscribe (redis v5+)');
     }
@@ -185,7 +253,7 @@ export class RedisBroker extends EventEmitter implements Broker {
 
   subscribe(topic: string): void {
     if (this.closed || this.channels.has(topic)) return;
-    const ch: Channel = { active: false, listener: (m) => this.receive(topic, ch, m), seen: new Map(), awaiting: null };
+    const ch: Channel = { active: false, listener: (m) => this.receive(topic, ch, m), seen: new Map(), awaiting: null, lastId: null, originIds: null, downId: null, held: null };
     this.channels.set(topic, ch);
     this.subscribeChannel(this.prefix + topic, ch.listener).then(
       () => {
@@ -272,6 +340,21 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.unsubscribeChannel(channel, l);
   }
 
+  /**
+   * History on: the last `count` messages of `topic` from the stream, oldest first (for a client
+   * that joins late). Empty when Redis is away.
+   */
+  async recent(topic: string, count = 50): Promise<{ data: Buffer; binary: boolean }[]> {
+    if (!this.history || !this.client.isReady) return [];
+    const entries = (await this.client.sendCommand(['XREVRANGE', this.streamKey(topic), '+', '-', 'COUNT', String(count)], AS_BUFFERS)) as [Buffer, Buffer[]][];
+    const out: { data: Buffer; binary: boolean }[] = [];
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const m = decodeMessage(entries[i][1][1]);
+      if (m) out.push({ data: m.payload, binary: (m.flags & FLAG_BINARY) !== 0 });
+    }
+    return out;
+  }
+
   /** @internal The application's client (commands go there). */
   get _client(): RedisClientLike {
     return this.client;
@@ -324,31 +407,83 @@ export class RedisBroker extends EventEmitter implements Broker {
   }
 
   private command(channel: string, msg: Buffer): Promise<unknown> {
+    if (this.history) {
+      const h = this.history;
+      const key = this.streamKey(channel.slice(this.prefix.length));
+      const args = [key, msg, channel, String(h.maxLen), String(h.maxAge)];
+      return this.client.sendCommand(['EVALSHA', HISTORY_SHA, '1', ...args]).catch((err: Error) => {
+        if (!/NOSCRIPT/.test(String(err?.message))) throw err;
+        return this.client.sendCommand(['EVAL', HISTORY_SCRIPT, '1', ...args]);
+      });
+    }
     return this.sharded ? this.client.sPublish!(channel, msg) : this.client.publish(channel, msg);
+  }
+
+  private streamKey(topic: string): string {
+    return `${this.prefix}history:{${topic}}`;
   }
 
   private receive(topic: string, ch: Channel, msg: Buffer): void {
     if (this.channels.get(topic) !== ch) return;
     const m = decodeMessage(msg);
     if (!m) return;
-    const sink = this.sink;
     if (m.origin === this.originKey) {
       // Our own publish came back: deliver it now (and any earlier one whose echo was lost).
+      if (m.id) ch.lastId = m.id;
       const p = ch.awaiting?.get(m.seq);
       if (p) this.releaseAwaiting(topic, ch, m.seq);
       return;
     }
+    if (ch.held) return void ch.held.push(m); // a replay runs: after it
+    this.handle(topic, ch, m, true);
+  }
+
+  /** Deliver a message from another node once, in order; on a sequence jump, replay first (history). */
+  private handle(topic: string, ch: Channel, m: Decoded, mayReplay: boolean): void {
+    if (m.origin === this.originKey) return; // our own (replayed): delivered when published
     const last = ch.seen.get(m.origin);
     if (last !== undefined) {
       if (m.seq <= last && last - m.seq < SEQ_MAX / 2) return; // old or repeated: at most once
       const missed = (m.seq - last - 1 + SEQ_MAX) % SEQ_MAX;
+      const from = ch.originIds?.get(m.origin) ?? ch.lastId;
+      if (missed > 0 && mayReplay && this.history && from) {
+        ch.held = [m];
+        this.replay(topic, ch, from);
+        return;
+      }
       if (missed > 0) {
         this.missed += missed;
         this.emit('gap', topic, Buffer.from(m.origin, 'latin1').toString('hex'), missed);
       }
     }
     ch.seen.set(m.origin, m.seq);
-    if (sink) sink.deliver(topic, m.payload, (m.flags & FLAG_BINARY) !== 0, (m.flags & FLAG_NO_COMPRESS) === 0, null);
+    if (m.id) {
+      if (!ch.lastId || idBefore(ch.lastId, m.id)) ch.lastId = m.id;
+      (ch.originIds ??= new Map()).set(m.origin, m.id);
+    }
+    this.sink?.deliver(topic, m.payload, (m.flags & FLAG_BINARY) !== 0, (m.flags & FLAG_NO_COMPRESS) === 0, null);
+  }
+
+  /** Read what came after ch.lastId from the stream, deliver it, then the messages held meanwhile. */
+  private replay(topic: string, ch: Channel, from: string | null): void {
+    ch.held ??= [];
+    const finish = (entries: [Buffer, Buffer[]][]) => {
+      const held = ch.held ?? [];
+      ch.held = null;
+      if (this.channels.get(topic) !== ch) return;
+      for (const [id, fields] of entries) {
+        const m = decodeMessage(fields[1]);
+        if (!m) continue;
+        m.id = id.toString('latin1');
+        this.handle(topic, ch, m, false);
+      }
+      for (const m of held) this.handle(topic, ch, m, false);
+    };
+    if (!from || !this.client.isReady) return finish([]);
+    const count = String(this.history!.maxLen * 2);
+    this.client
+      .sendCommand(['XRANGE', this.streamKey(topic), `(${from}`, '+', 'COUNT', count], AS_BUFFERS)
+      .then((r) => finish(r as [Buffer, Buffer[]][]), () => finish([]));
   }
 
   /** Deliver our own publishes of `topic` up to `upTo` that wait for their echo, in order. */
@@ -390,7 +525,10 @@ export class RedisBroker extends EventEmitter implements Broker {
 
   private subscriberDown(): void {
     // Echoes will not come back on this connection: deliver what waits for them now.
-    for (const [topic, ch] of this.channels) this.releaseAwaiting(topic, ch, Infinity);
+    for (const [topic, ch] of this.channels) {
+      this.releaseAwaiting(topic, ch, Infinity);
+      ch.downId ??= ch.lastId; // history: replay from here once back
+    }
   }
 
   private outage(err: unknown): void {
@@ -414,6 +552,14 @@ export class RedisBroker extends EventEmitter implements Broker {
     }
     if (!this.down || !this.client.isReady || !this.subscriber.isReady) return;
     this.down = false;
+    // History: catch up on what was published while our subscriber was away.
+    if (this.history) {
+      for (const [topic, ch] of this.channels) {
+        const from = ch.downId ?? ch.lastId;
+        ch.downId = null;
+        if (from && !ch.held) this.replay(topic, ch, from);
+      }
+    }
     this.emit('ready');
   }
 }
