@@ -26,7 +26,7 @@ const TAG = '__wasmws';
 const CONN_KEY = '\0connections';
 const BROADCAST = '\0broadcast:';
 
-type Wire = string | { b64: string };
+type Wire = string | Uint8Array | { b64: string };
 type Msg =
   | { [TAG]: 1; t: 'pub'; ch: string; d: Wire; skip?: number } // worker → primary → workers
   | { [TAG]: 1; t: 'share'; key: string; v: unknown } // worker → primary
@@ -38,8 +38,10 @@ type Msg =
 
 const ignore = () => {};
 const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && (m as any)[TAG] === 1;
-const enc = (d: string | Buffer): Wire => (typeof d === 'string' ? d : { b64: d.toString('base64') });
-const dec = (w: Wire): string | Buffer => (typeof w === 'string' ? w : Buffer.from(w.b64, 'base64'));
+// Workers forked by serveCluster talk V8 serialization (Buffers as bytes); others get base64 in JSON.
+const enc = (d: string | Buffer): Wire => (typeof d === 'string' ? d : process.env[ADVANCED_IPC_ENV] === '1' ? d : { b64: d.toString('base64') });
+const dec = (w: Wire): string | Buffer =>
+  typeof w === 'string' ? w : w instanceof Uint8Array ? Buffer.from(w.buffer, w.byteOffset, w.byteLength) : Buffer.from(w.b64, 'base64');
 const toPayload = (data: Data): string | Buffer => (typeof data === 'string' ? data : toBuffer(data));
 
 /** What a worker reports about itself (value of the connections key). */
@@ -193,7 +195,7 @@ export class ClusterHub extends EventEmitter {
   private deliver(channel: string, data: string | Buffer): void {
     if (channel.startsWith(BROADCAST)) {
       const name = channel.slice(BROADCAST.length);
-      // Text was sent as a string over IPC, binary as base64.
+      // Text was sent as a string over IPC, binary as bytes (base64 outside serveCluster).
       this.localBroadcast(name, data, typeof data !== 'string');
       return;
     }

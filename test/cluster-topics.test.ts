@@ -108,6 +108,10 @@ describe('ClusterBroker with forked workers', () => {
     expect(new Set(ref).size).toBe(total);
     for (const c of clients) expect(c.got).toEqual(ref);
     expect(ref).toContain(`bin:${Buffer.from('0-0').toString('hex')}`);
+    // hub.broadcast: binary bytes cross IPC as bytes and reach every client of both workers.
+    clients[0].ws.send('hubcast:\u00ff\u0000raw');
+    const want = `bin:${Buffer.from('\u00ff\u0000raw').toString('hex')}`;
+    await until(() => clients.every((c) => c.got.includes(want)), 5000, 'hub broadcast');
     for (const c of clients) c.ws.close();
   });
 
