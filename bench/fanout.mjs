@@ -9,8 +9,9 @@
 //           wasmws + RedisBroker  vs  socket.io + @socket.io/redis-adapter
 //
 //   npm run build && node bench/fanout.mjs [--quick] [--only local|redis]
-// Writes bench/results/fanout.md and fanout.json. Text messages of 16 B and 1 KiB, 10 per
-// event-loop turn on the publisher. Every wait is bounded.
+// Writes bench/results/fanout.md and fanout.json; `npm run bench:report` runs it too
+// (`export async function runFanout({ quick, only, log })` → { rows, versions, markdown }).
+// Text messages of 16 B and 1 KiB, 10 per event-loop turn on the publisher. Every wait is bounded.
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -19,11 +20,12 @@ import { fileURLToPath } from 'node:url';
 import * as net from 'node:net';
 import { cpus } from 'node:os';
 import { runEnvironment, mdTable } from './harness.mjs';
+import { findBun } from './echo-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const quick = process.argv.includes('--quick');
-const only = (() => { const i = process.argv.indexOf('--only'); return i > 0 ? process.argv[i + 1] : null; })();
-const BUN = process.env.WASMWS_BUN ?? '/root/.cache/wasmws-rt/_oven_bun-linux-x64_1.4.5/node_modules/@oven/bun-linux-x64/bin/bun';
+// Bun: $BUN_PATH, PATH, the usual install places (findBun), or the CI's pinned runtime cache.
+const CI_BUN = join(process.env.HOME ?? '/root', '.cache/wasmws-rt/_oven_bun-linux-x64_1.4.5/node_modules/@oven/bun-linux-x64/bin/bun');
+const BUN = findBun()?.path ?? CI_BUN;
 const HAS_TASKSET = spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
 const TWO = cpus().length > 1;
 const BATCH = 10;
@@ -82,7 +84,7 @@ const frameSize = (impl, size) => {
   return len + (len <= 125 ? 2 : len <= 65535 ? 4 : 10);
 };
 
-async function measure({ impl, pub, subServer, conns, size, count, socketio }) {
+async function measure({ impl, pub, subServer, conns, size, count, socketio, log }) {
   const client = child([process.execPath, join(here, 'fanout-client.mjs'), JSON.stringify({ port: subServer.port, path: socketio ? '/socket.io/?EIO=4&transport=websocket' : '/?t=bench', conns, socketio })], 0);
   try {
     const opened = await client.next((m) => m.re === 'opened' || m.re === 'error', 180_000, 'subscribers open');
@@ -110,7 +112,7 @@ async function measure({ impl, pub, subServer, conns, size, count, socketio }) {
       const secs = (reached.t - started.t) / 1000;
       const rate = (msgs * conns) / secs;
       rows.push({ impl, conns, size: s, messages: msgs, deliveries: msgs * conns, seconds: +secs.toFixed(3), deliveriesPerSec: Math.round(rate) });
-      console.log(`fanout: ${impl.padEnd(13)} ${String(conns).padStart(5)} subs × ${String(s).padStart(4)} B: ${(rate / 1e6).toFixed(2)} M deliveries/s (${msgs} msgs in ${secs.toFixed(2)} s)`);
+      log(`fanout: ${impl.padEnd(13)} ${String(conns).padStart(5)} subs × ${String(s).padStart(4)} B: ${(rate / 1e6).toFixed(2)} M deliveries/s (${msgs} msgs in ${secs.toFixed(2)} s)`);
       await sleep(200);
     }
     return rows;
@@ -136,83 +138,93 @@ async function startRedis() {
   return { url: `redis://127.0.0.1:${port}`, stop: () => p.kill('SIGKILL') };
 }
 
-const rows = [];
-const versions = {};
-const SUBS = quick ? [1000] : [1000, 10_000];
-// Deliveries per cell: ~2 M at 16 B, ~0.4 M at 1 KiB (memory stays bounded by that × frame size).
-const localCount = (conns) => (s) => Math.max(10, Math.round((s <= 16 ? 2_000_000 : 400_000) / conns / (quick ? 4 : 1)));
+/** The fan-out suite: local (wasmws, ws, Bun) and through Redis (wasmws, socket.io). */
+export async function runFanout({ quick = false, only = null, log = console.log } = {}) {
+  const rows = [];
+  const versions = {};
+  const SUBS = quick ? [1000] : [1000, 10_000];
+  // Deliveries per cell: ~2 M at 16 B, ~0.4 M at 1 KiB (memory stays bounded by that × frame size).
+  const localCount = (conns) => (s) => Math.max(10, Math.round((s <= 16 ? 2_000_000 : 400_000) / conns / (quick ? 4 : 1)));
 
-if (only !== 'redis') {
-  for (const impl of ['wasmws', 'ws', 'bun']) {
-    if (impl === 'bun' && !existsSync(BUN)) { console.log('fanout: Bun not installed, skipped'); continue; }
-    for (const conns of SUBS) {
-      const srv = await server(impl, TWO ? 1 : null);
-      versions[impl] = srv.version;
-      try {
-        rows.push(...(await measure({ impl, pub: srv, subServer: srv, conns, size: [16, 1024], count: localCount(conns) })));
-      } catch (err) {
-        console.log(`fanout: ${impl} ${conns}: ${err.message}`);
-        rows.push({ impl, conns, note: `failed: ${err.message}` });
-      } finally {
-        await srv.stop();
-      }
-    }
-  }
-}
-
-if (only !== 'local') {
-  const redis = await startRedis();
-  try {
-    for (const impl of ['wasmws-redis', 'socketio']) {
-      for (const conns of quick ? [1000] : [1000, 10_000]) {
-        const a = await server(impl, null, redis.url);
-        const b = await server(impl, null, redis.url);
-        versions[impl] = a.version;
+  if (only !== 'redis') {
+    for (const impl of ['wasmws', 'ws', 'bun']) {
+      if (impl === 'bun' && !existsSync(BUN)) { log('fanout: Bun not installed, skipped'); continue; }
+      for (const conns of SUBS) {
+        const srv = await server(impl, TWO ? 1 : null);
+        versions[impl] = srv.version;
         try {
-          const count = (s) => Math.max(10, Math.round((s <= 16 ? 1_000_000 : 200_000) / conns / (quick ? 4 : 1)));
-          rows.push(...(await measure({ impl, pub: a, subServer: b, conns, size: [16, 1024], count, socketio: impl === 'socketio' })));
+          rows.push(...(await measure({ impl, pub: srv, subServer: srv, conns, size: [16, 1024], count: localCount(conns), log })));
         } catch (err) {
-          console.log(`fanout: ${impl} ${conns}: ${err.message}`);
+          log(`fanout: ${impl} ${conns}: ${err.message}`);
           rows.push({ impl, conns, note: `failed: ${err.message}` });
         } finally {
-          await a.stop();
-          await b.stop();
+          await srv.stop();
         }
       }
     }
-  } finally {
-    redis.stop();
   }
+
+  if (only !== 'local') {
+    const redis = await startRedis();
+    try {
+      for (const impl of ['wasmws-redis', 'socketio']) {
+        for (const conns of quick ? [1000] : [1000, 10_000]) {
+          const a = await server(impl, null, redis.url);
+          const b = await server(impl, null, redis.url);
+          versions[impl] = a.version;
+          try {
+            const count = (s) => Math.max(10, Math.round((s <= 16 ? 1_000_000 : 200_000) / conns / (quick ? 4 : 1)));
+            rows.push(...(await measure({ impl, pub: a, subServer: b, conns, size: [16, 1024], count, socketio: impl === 'socketio', log })));
+          } catch (err) {
+            log(`fanout: ${impl} ${conns}: ${err.message}`);
+            rows.push({ impl, conns, note: `failed: ${err.message}` });
+          } finally {
+            await a.stop();
+            await b.stop();
+          }
+        }
+      }
+    } finally {
+      redis.stop();
+    }
+  }
+
+  // ── report ───────────────────────────────────────────────────────────────────────────────────
+  const fmt = (r) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : `${Math.round(r / 1e3)} k`);
+  const cell = (impl, conns, size) => rows.find((r) => r.impl === impl && r.conns === conns && r.size === size)?.deliveriesPerSec;
+  const lines = [];
+  const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
+  if (only !== 'redis') {
+    lines.push('**One process** (deliveries/s; publisher and subscribers in separate processes, pinned to separate cores):', '');
+    const t = [];
+    for (const conns of SUBS) for (const size of [16, 1024]) {
+      const w = cell('wasmws', conns, size), ws = cell('ws', conns, size), bun = cell('bun', conns, size);
+      t.push([`${size === 16 ? '16 B' : '1 KiB'} → ${conns.toLocaleString('en')} subs`, w ? fmt(w) : '—', ws ? fmt(ws) : '—', bun ? fmt(bun) : '—', ratio(w, ws), ratio(w, bun)]);
+    }
+    lines.push(mdTable(['case', 'wasmws publish', 'ws loop', 'Bun publish', 'wasmws ÷ ws', 'wasmws ÷ Bun'], t), '');
+  }
+  if (only !== 'local') {
+    lines.push('**Two processes through Redis** (publish on A, subscribers on B; deliveries/s on B):', '');
+    const t = [];
+    for (const conns of quick ? [1000] : [1000, 10_000]) for (const size of [16, 1024]) {
+      const w = cell('wasmws-redis', conns, size), s = cell('socketio', conns, size);
+      t.push([`${size === 16 ? '16 B' : '1 KiB'} → ${conns.toLocaleString('en')} subs`, w ? fmt(w) : '—', s ? fmt(s) : '—', ratio(w, s)]);
+    }
+    lines.push(mdTable(['case', 'wasmws + RedisBroker', 'socket.io + redis-adapter', 'ratio'], t), '');
+  }
+  const env = runEnvironment('bench/fanout.mjs');
+  const commit = process.env.WASMWS_COMMIT ?? (spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).stdout || '').trim();
+  const md = [`## Fan-out`, '', `- date: ${env.date}`, `- node: ${env.node}`, `- cpu: ${env.cpu} × ${env.cpus}`, `- versions: ${[...new Set(Object.values(versions))].join(', ')}${commit ? ` (wasmws at ${commit})` : ''}`, `- batch: ${BATCH} messages published per event-loop turn`, `- command: \`node bench/fanout.mjs${quick ? ' --quick' : ''}${only ? ` --only ${only}` : ''}\``, '', ...lines].join('\n');
+  return { env, commit, versions, rows, markdown: lines.join('\n'), md };
 }
 
-// ── report ───────────────────────────────────────────────────────────────────────────────────
-const fmt = (r) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : `${Math.round(r / 1e3)} k`);
-const cell = (impl, conns, size) => rows.find((r) => r.impl === impl && r.conns === conns && r.size === size)?.deliveriesPerSec;
-const lines = [];
-const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
-if (only !== 'redis') {
-  lines.push('**One process** (deliveries/s; publisher and subscribers in separate processes, pinned to separate cores):', '');
-  const t = [];
-  for (const conns of SUBS) for (const size of [16, 1024]) {
-    const w = cell('wasmws', conns, size), ws = cell('ws', conns, size), bun = cell('bun', conns, size);
-    t.push([`${size === 16 ? '16 B' : '1 KiB'} → ${conns.toLocaleString('en')} subs`, w ? fmt(w) : '—', ws ? fmt(ws) : '—', bun ? fmt(bun) : '—', ratio(w, ws), ratio(w, bun)]);
-  }
-  lines.push(mdTable(['case', 'wasmws publish', 'ws loop', 'Bun publish', 'wasmws ÷ ws', 'wasmws ÷ Bun'], t), '');
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const quick = process.argv.includes('--quick');
+  const only = (() => { const i = process.argv.indexOf('--only'); return i > 0 ? process.argv[i + 1] : null; })();
+  const { env, versions, rows, md } = await runFanout({ quick, only });
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', 'fanout.md'), md + '\n');
+  writeFileSync(join(here, 'results', 'fanout.json'), JSON.stringify({ env, versions, rows }, null, 2) + '\n');
+  console.log('\n' + md);
+  process.exit(0);
 }
-if (only !== 'local') {
-  lines.push('**Two processes through Redis** (publish on A, subscribers on B; deliveries/s on B):', '');
-  const t = [];
-  for (const conns of quick ? [1000] : [1000, 10_000]) for (const size of [16, 1024]) {
-    const w = cell('wasmws-redis', conns, size), s = cell('socketio', conns, size);
-    t.push([`${size === 16 ? '16 B' : '1 KiB'} → ${conns.toLocaleString('en')} subs`, w ? fmt(w) : '—', s ? fmt(s) : '—', ratio(w, s)]);
-  }
-  lines.push(mdTable(['case', 'wasmws + RedisBroker', 'socket.io + redis-adapter', 'ratio'], t), '');
-}
-const env = runEnvironment('bench/fanout.mjs');
-const commit = process.env.WASMWS_COMMIT ?? (spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).stdout || '').trim();
-const md = [`## Fan-out`, '', `- date: ${env.date}`, `- node: ${env.node}`, `- cpu: ${env.cpu} × ${env.cpus}`, `- versions: ${[...new Set(Object.values(versions))].join(', ')}${commit ? ` (wasmws at ${commit})` : ''}`, `- batch: ${BATCH} messages published per event-loop turn`, `- command: \`node bench/fanout.mjs${quick ? ' --quick' : ''}${only ? ` --only ${only}` : ''}\``, '', ...lines].join('\n');
-mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'fanout.md'), md + '\n');
-writeFileSync(join(here, 'results', 'fanout.json'), JSON.stringify({ env, versions, rows }, null, 2) + '\n');
-console.log('\n' + md);
-process.exit(0);

@@ -29,7 +29,7 @@ function parseArgs(argv) {
     else if (a === '--codec-full') o.codecFull = true;
     else if (a === '--render') o.render = true;
     else if (a === '--skip') for (const s of argv[++i].split(',')) o.skip.add(s);
-    else throw new Error(`unknown argument: ${a} (usage: bench/report.mjs [--quick] [--codec-full] [--skip codec,echo,memory] [--render])`);
+    else throw new Error(`unknown argument: ${a} (usage: bench/report.mjs [--quick] [--codec-full] [--skip codec,echo,memory,fanout] [--render])`);
   }
   return o;
 }
@@ -208,6 +208,7 @@ export function reportMarkdown(data) {
   md.push(...(lost.length ? lost.map((l) => `- ${l}`) : ['- nowhere in this run.']), '');
   if (data.echo) md.push('## End-to-end echo', '', data.echo.markdown, '');
   if (data.memory) md.push('## Memory', '', data.memory.markdown, '');
+  if (data.fanout) md.push('## Fan-out (topics)', '', data.fanout.markdown, '');
   const codec = codecSummary(data.codec);
   if (codec) md.push('## Codec', '', codec, '');
   md.push('## Reproduce', '', '```sh', 'npm ci', `${BUN_ENABLE}   # optional: Bun rows`, 'npm run bench:report         # full (~12 min); add -- --quick for a ~2 min smoke run', '```', '');
@@ -256,6 +257,17 @@ async function main() {
     const { runMemory } = await import('./memory.mjs');
     log(`memory suite (${o.quick ? 'quick' : 'full'})`);
     data.memory = await runMemory({ quick: o.quick, log });
+  }
+  if (!o.skip.has('fanout')) {
+    log(`fanout suite (${o.quick ? 'quick' : 'full'})`);
+    try {
+      const { runFanout } = await import('./fanout.mjs');
+      const { rows, versions, markdown } = await runFanout({ quick: o.quick, log });
+      data.fanout = { rows, versions, markdown };
+    } catch (err) {
+      log(`fanout suite failed: ${err.message}`);
+      data.fanout = { error: String(err.message ?? err), markdown: `**The fan-out suite failed in this run:** \`${String(err.message ?? err).split('\n')[0]}\`` };
+    }
   }
   data.env.seconds = +((performance.now() - t0) / 1000).toFixed(1);
   log(`total ${data.env.seconds} s`);
