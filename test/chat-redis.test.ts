@@ -88,7 +88,7 @@ describe.skipIf(!HAVE_REDIS)('wasmws serve --redis', () => {
     b.proc.kill('SIGKILL');
     await until(() => [ada, amy].every((c) => JSON.stringify(lastPresence(c)) === JSON.stringify(['ada', 'amy'])), TTL * 4, 'bob gone');
     const took = Date.now() - killedAt;
-    expect(took).toBeLessThan(TTL * 3); // expiry (≤ TTL) + the next refresh (TTL / 3), with room for a loaded machine
+    expect(took).toBeLessThan(TTL * 4); // expiry (≤ TTL) + the next refresh (TTL / 3), with room for a loaded machine
     // Node A still chats.
     ada.ws.send(JSON.stringify({ type: 'message', text: 'still here' }));
     await until(() => amy.messages.includes('ada:still here'), 5000, 'after the kill');

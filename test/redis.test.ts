@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import * as net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
@@ -240,11 +241,40 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     await cl.close();
   });
 
+  /** A TCP relay to Redis that can refuse new connections (to keep one node away for a while). */
+  async function relay(port: number) {
+    const live = new Set<net.Socket>();
+    const r = { open: true, port: 0, close: () => {} };
+    const srv = net.createServer((down) => {
+      if (!r.open) return void down.destroy();
+      const up = net.connect(port, '127.0.0.1');
+      live.add(down).add(up);
+      const end = () => {
+        down.destroy();
+        up.destroy();
+        live.delete(down);
+        live.delete(up);
+      };
+      down.on('error', end).on('close', end);
+      up.on('error', end).on('close', end);
+      down.pipe(up).pipe(down);
+    });
+    await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+    r.port = (srv.address() as net.AddressInfo).port;
+    r.close = () => {
+      for (const s of live) s.destroy();
+      srv.close();
+    };
+    return r;
+  }
+
   const outage = async (history: boolean) => {
     const own = await RedisServer.start();
-    // B reconnects slowly, so that A is back first and publishes while B is still away.
-    const mk = async (retryMs: number) => {
-      const cl = createClient({ url: own.url, socket: { reconnectStrategy: () => retryMs } });
+    // B reaches Redis through a relay that stays shut after the restart until A is back and has
+    // published: B is away longer than A, deterministically.
+    const gate = await relay(own.port);
+    const mk = async (redisPort: number) => {
+      const cl = createClient({ url: `redis://127.0.0.1:${redisPort}`, socket: { reconnectStrategy: () => 50 } });
       cl.on('error', () => {});
       await cl.connect();
       const broker = new RedisBroker({ client: cl, maxQueue: 20, history });
@@ -261,8 +291,8 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       const port = (wss.address() as { port: number }).port;
       return { cl, broker, wss, errors, gaps, get readies() { return readies; }, url: `ws://127.0.0.1:${port}/` };
     };
-    const A = await mk(50);
-    const B = await mk(1200);
+    const A = await mk(own.port);
+    const B = await mk(gate.port);
     try {
       const a = await client(A.url);
       const b = await client(B.url);
@@ -274,6 +304,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       await until(() => b.got.length === 1 && a.got.length === 1, 5000, 'first message');
       for (let i = 0; i < 10; i++) pub();
       await until(() => b.got.length === 11, 5000, 'before the outage');
+      gate.open = false;
       await own.stop();
       await until(() => !A.broker.connected && !B.broker.connected, 5000, 'outage noticed');
       // During: local subscribers still get everything; remote publishes queue up to 20, then drop.
@@ -286,6 +317,8 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       await until(() => A.broker.connected, 5000, 'A reconnects');
       expect(B.broker.connected).toBe(false);
       for (let i = 0; i < 10; i++) pub();
+      await A.cl.ping(); // after the PUBLISHes on the same connection: Redis has them
+      gate.open = true;
       await until(() => A.broker.connected && B.broker.connected, 10_000, 'reconnect');
       await until(() => A.readies >= 1 && B.readies >= 1, 5000, "'ready' after the outage");
       // After: delivery resumes; B saw every message once or reported it missing.
@@ -314,6 +347,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
         await X.broker.close();
         await X.cl.close().catch(() => {});
       }
+      gate.close();
       await own.stop();
     }
   };
