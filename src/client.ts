@@ -11,6 +11,8 @@ import { buildUpgradeHeaders, generateKey, validateAcceptResponse } from './hand
 import type { PerMessageDeflateOptions } from './extensions.js';
 import { DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { acceptClient, clientOffer } from './deflate.js';
+import type { ClientHttp2Session } from 'node:http2';
+import { startHttp2Client } from './http2.js';
 import type { CertMeta, FinishRequestCallback } from './ws-types.js';
 
 /**
@@ -46,6 +48,14 @@ export interface ClientOptions extends ConnectionOptions, SecureContextOptions {
   host?: string;
   /** Ignored, as in ws: the URL gives the scheme. */
   protocol?: string;
+  /**
+   * RFC 8441: open the WebSocket as a stream of an HTTP/2 session (shared by every WebSocket to the
+   * same origin) when the server advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; HTTP/1.1 otherwise.
+   * `ws.transport` says which one is used.
+   */
+  http2?: boolean;
+  /** RFC 8441 on this session (yours: never closed by us); implies `http2`. */
+  http2Session?: ClientHttp2Session;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
@@ -95,6 +105,11 @@ export function initAsClient(
   }
   if (ipc && !url.pathname) throw new SyntaxError("The URL's pathname is empty");
   if (url.hash) throw new SyntaxError('The URL contains a fragment identifier');
+  if ((opts.http2 || opts.http2Session) && !ipc) {
+    // Falls back to this function, for HTTP/1.1, when the server does not take extended CONNECT.
+    const h1: ClientOptions = { ...opts, http2: false, http2Session: undefined };
+    return startHttp2Client(ws, url, protocols, opts, () => initAsClient(ws, url, protocols, h1, redirect));
+  }
   const key = generateKey();
   const deflateOpts = opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate;
   const extOffer = opts.perMessageDeflate !== false ? clientOffer(deflateOpts) : undefined;

@@ -259,19 +259,19 @@ export function validateUpgrade(req: UpgradeRequest, opts: UpgradeOptions = {}):
   }
   // §4.2.1 item 7, §10.2: Origin (Sec-WebSocket-Origin from version-8 era clients).
   const origin = header(h, 'origin') ?? header(h, 'sec-websocket-origin');
-  const allowed = opts.allowedOrigins;
-  if (allowed !== undefined) {
-    const pass =
-      typeof allowed === 'function'
-        ? allowed(origin)
-        : origin === undefined || allowed.some((a) => normalizeOrigin(a) === normalizeOrigin(origin));
-    if (!pass) return reject(403, 'Origin not allowed');
-  }
+  if (!originAllowed(origin, opts.allowedOrigins)) return reject(403, 'Origin not allowed');
   const out: UpgradeAccepted = { ok: true, key, protocols };
   if (origin !== undefined) out.origin = origin;
   const extensions = header(h, 'sec-websocket-extensions');
   if (extensions !== undefined) out.extensions = extensions;
   return out;
+}
+
+/** The allowedOrigins policy: a list (compared normalized) or a predicate; an absent Origin passes a list. */
+function originAllowed(origin: string | undefined, allowed: UpgradeOptions['allowedOrigins']): boolean {
+  if (allowed === undefined) return true;
+  if (typeof allowed === 'function') return allowed(origin);
+  return origin === undefined || allowed.some((a) => normalizeOrigin(a) === normalizeOrigin(origin));
 }
 
 function checkHeaderText(what: string, s: string): string {
@@ -382,6 +382,11 @@ export function validateAcceptResponse(
   if (header(h, 'sec-websocket-accept') !== acceptKey(key)) {
     return { ok: false, message: 'Invalid Sec-WebSocket-Accept header' };
   }
+  return checkSelection(h, requestedProtocols);
+}
+
+/** The subprotocol and extensions the server selected (RFC 6455 §4.1 items 5, 6); shared by HTTP/1.1 and HTTP/2. */
+function checkSelection(h: HeaderMap, requestedProtocols: string[]): { ok: true; protocol: string; extensions?: string } | { ok: false; message: string } {
   // §4.1 item 6, with ws's rule that a server ignoring all our subprotocols fails the handshake.
   const protocol = header(h, 'sec-websocket-protocol');
   if (protocol !== undefined) {
@@ -394,4 +399,155 @@ export function validateAcceptResponse(
   }
   const extensions = header(h, 'sec-websocket-extensions');
   return extensions !== undefined ? { ok: true, protocol: protocol ?? '', extensions } : { ok: true, protocol: protocol ?? '' };
+}
+
+// ── WebSockets over HTTP/2 (RFC 8441) ────────────────────────────────────────────────────────
+// Server: validateExtendedConnect → h2AcceptLines → h2ResponseHeaders | h2ErrorHeaders.
+// Client: buildExtendedConnectHeaders → validateExtendedConnectResponse.
+// The same checks as HTTP/1.1 where they apply; no Sec-WebSocket-Key/Accept, no Upgrade/Connection.
+
+/** The :protocol of a WebSocket over HTTP/2 (RFC 8441 §4, the "websocket" upgrade token). */
+export const H2_WEBSOCKET_PROTOCOL = 'websocket';
+
+/** Headers HTTP/2 forbids (RFC 9113 §8.2.2): connection-specific, meaningless on a stream. */
+const H2_CONNECTION_HEADERS = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'host', 'http2-settings']);
+
+/** An extended CONNECT that may be accepted. `extensions` is the raw Sec-WebSocket-Extensions value. */
+export interface ExtendedConnectAccepted {
+  ok: true;
+  protocols: Set<string>;
+  origin?: string;
+  extensions?: string;
+}
+
+/** True if `h` is an extended CONNECT (RFC 8441 §4: CONNECT with a :protocol), for any protocol. */
+export function isExtendedConnect(h: HeaderMap): boolean {
+  return header(h, ':method') === 'CONNECT' && header(h, ':protocol') !== undefined;
+}
+
+/**
+ * Validates a WebSocket's extended CONNECT (RFC 8441 §4, §5) from the stream's header map
+ * (pseudo-headers included) and says how to answer it: 405 for another method, 400 for a CONNECT
+ * without :protocol, :scheme, :path or :authority, 501 for a :protocol other than "websocket",
+ * 404 off `path`, 400 for a missing or other Sec-WebSocket-Version (with "sec-websocket-version:
+ * 13"; HTTP/2 has no 426), 400 for a malformed Sec-WebSocket-Protocol, 403 for a refused Origin.
+ */
+export function validateExtendedConnect(h: HeaderMap, opts: UpgradeOptions = {}): ExtendedConnectAccepted | UpgradeRejected {
+  if (header(h, ':method') !== 'CONNECT') return reject(405, 'Invalid HTTP method', { Allow: 'CONNECT' });
+  const protocol = header(h, ':protocol');
+  if (protocol === undefined) return reject(400, 'Missing :protocol pseudo-header');
+  if (protocol.toLowerCase() !== H2_WEBSOCKET_PROTOCOL) return reject(501, 'Unsupported :protocol');
+  // §4: "the :scheme and :path pseudo-header fields of the target URI MUST also be included".
+  const path = header(h, ':path');
+  if (!path || !header(h, ':scheme') || !header(h, ':authority')) return reject(400, 'Missing :scheme, :path or :authority');
+  if (opts.path !== undefined && requestPath(path) !== opts.path) return reject(404, 'Not found');
+  // §5: Sec-WebSocket-Version as in RFC 6455 §4.2.1 item 6.
+  const v = header(h, 'sec-websocket-version')?.trim();
+  if (v !== WS_VERSION) {
+    return reject(400, v ? 'Unsupported WebSocket version' : 'Missing Sec-WebSocket-Version header', { 'Sec-WebSocket-Version': WS_VERSION });
+  }
+  const protoHeader = header(h, 'sec-websocket-protocol');
+  let protocols = new Set<string>();
+  if (protoHeader !== undefined) {
+    const parsed = parseSubprotocols(protoHeader);
+    if (parsed === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
+    protocols = parsed;
+  }
+  const origin = header(h, 'origin');
+  if (!originAllowed(origin, opts.allowedOrigins)) return reject(403, 'Origin not allowed');
+  const out: ExtendedConnectAccepted = { ok: true, protocols };
+  if (origin !== undefined) out.origin = origin;
+  const extensions = header(h, 'sec-websocket-extensions');
+  if (extensions !== undefined) out.extensions = extensions;
+  return out;
+}
+
+/**
+ * The response that accepts an extended CONNECT (RFC 8441 §5: a 2xx, here 200) as lines, status
+ * line first ("HTTP/2 200"), as the 'headers' event hands them out; h2ResponseHeaders turns them
+ * into the header map `stream.respond` takes.
+ */
+export function h2AcceptLines(o: { protocol?: string; extensions?: string }): string[] {
+  const lines = ['HTTP/2 200'];
+  if (o.protocol) lines.push(headerLine('sec-websocket-protocol', o.protocol).slice(0, -2));
+  if (o.extensions) lines.push(headerLine('sec-websocket-extensions', o.extensions).slice(0, -2));
+  return lines;
+}
+
+/**
+ * A header map for `Http2Stream#respond` from response lines (h2AcceptLines', possibly edited):
+ * the status from the first line, "Name: value" lines with names lower-cased, repeated names as
+ * lists. Connection-specific headers, which HTTP/2 forbids (RFC 9113 §8.2.2), are dropped. Throws
+ * TypeError on a malformed line or CR, LF or NUL.
+ */
+export function h2ResponseHeaders(lines: string[]): Record<string, string | string[] | number> {
+  const status = /^HTTP\/2(?:\.0)? ([1-5][0-9][0-9])\b/.exec(lines[0] ?? '');
+  if (!status) throw new TypeError(`Invalid status line: ${JSON.stringify(lines[0])}`);
+  const out: Record<string, string | string[] | number> = { ':status': Number(status[1]) };
+  for (let i = 1; i < lines.length; i++) {
+    const line = checkHeaderText('extra header', lines[i]);
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : '';
+    if (!isToken(name)) throw new TypeError(`Invalid header line: ${JSON.stringify(line)}`);
+    if (H2_CONNECTION_HEADERS.has(name)) continue;
+    const value = line.slice(colon + 1).trim();
+    const prev = out[name];
+    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+  }
+  return out;
+}
+
+/** The header map of a refusal (`status`, a text body follows); `headers` as a rejection carries them. */
+export function h2ErrorHeaders(status: number, headers?: Record<string, string>): Record<string, string | number> {
+  const out: Record<string, string | number> = { ':status': status, 'content-type': 'text/plain; charset=utf-8' };
+  if (headers) for (const [k, v] of Object.entries(headers)) out[checkHeaderText('header name', k).toLowerCase()] = checkHeaderText(`header ${k}`, v);
+  return out;
+}
+
+/** What the client puts in its extended CONNECT. */
+export interface ExtendedConnectOptions {
+  /** host[:port] of the target URI. */
+  authority: string;
+  /** The path plus query. */
+  path: string;
+  scheme: 'https' | 'http';
+  protocols?: string[];
+  origin?: string;
+  extensions?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * The client's extended CONNECT (RFC 8441 §4, §5) as an HTTP/2 header map: :method CONNECT,
+ * :protocol websocket, :scheme, :path, :authority, sec-websocket-version 13, and the offered
+ * subprotocols, extensions and Origin. Extra headers are lower-cased; a Host header becomes
+ * :authority; connection-specific ones are dropped. Throws SyntaxError on bad or repeated subprotocols.
+ */
+export function buildExtendedConnectHeaders(o: ExtendedConnectOptions): Record<string, string> {
+  // The HTTP/1.1 builder validates the subprotocols, Origin and extension offer the same way.
+  const h1 = buildUpgradeHeaders({ key: '', protocols: o.protocols, origin: o.origin, extensions: o.extensions, headers: o.headers });
+  const out: Record<string, string> = {
+    ':method': 'CONNECT',
+    ':protocol': H2_WEBSOCKET_PROTOCOL,
+    ':scheme': o.scheme,
+    ':path': checkHeaderText('path', o.path || '/'),
+    ':authority': o.authority,
+  };
+  for (const [k, v] of Object.entries(h1)) {
+    const name = k.toLowerCase();
+    if (name === 'sec-websocket-key') continue;
+    if (name === 'host') out[':authority'] = v;
+    else if (!H2_CONNECTION_HEADERS.has(name)) out[name] = checkHeaderText(`header ${k}`, v);
+  }
+  return out;
+}
+
+/** Checks the server's answer to our extended CONNECT (RFC 8441 §5: a 2xx; then RFC 6455 §4.1 items 5, 6). */
+export function validateExtendedConnectResponse(
+  h: HeaderMap,
+  requestedProtocols: string[],
+): { ok: true; protocol: string; extensions?: string } | { ok: false; message: string } {
+  const status = Number(header(h, ':status'));
+  if (!(status >= 200 && status < 300)) return { ok: false, message: `Unexpected server response: ${status}` };
+  return checkSelection(h, requestedProtocols);
 }

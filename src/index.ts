@@ -8,6 +8,11 @@ export {
 } from './frame.js';
 export { WebSocket, type ConnectionOptions, type BinaryType, type Data } from './websocket.js';
 export { WebSocketServer, type ServerOptions, type VerifyClientInfo } from './server.js';
+export { isHttp2Server, type Http2WebSocketRequest, type Http2AnyServer } from './http2.js';
+export {
+  validateExtendedConnect, h2AcceptLines, h2ResponseHeaders, h2ErrorHeaders, buildExtendedConnectHeaders, validateExtendedConnectResponse,
+  isExtendedConnect, H2_WEBSOCKET_PROTOCOL, type ExtendedConnectAccepted, type ExtendedConnectOptions,
+} from './handshake.js';
 export type { ClientOptions } from './client.js';
 export { Protocol, type ProtocolSink, type ProtocolOptions, type MessageCompressor } from './protocol.js';
 export {

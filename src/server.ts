@@ -12,6 +12,8 @@ import type { PerMessageDeflateOptions } from './extensions.js';
 import { negotiateServer } from './deflate.js';
 import { fanOut, Topics, type PublishOptions } from './topics.js';
 import type { Broker } from './broker/types.js';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { attachHttp2Server, handleH2Stream, isHttp2Server, type Http2AnyServer, type Http2WebSocketRequest } from './http2.js';
 
 export interface VerifyClientInfo {
   origin: string | undefined;
@@ -29,7 +31,8 @@ export interface ServerOptions extends ConnectionOptions {
   port?: number;
   host?: string;
   backlog?: number;
-  server?: http.Server | import('node:https').Server;
+  /** An http(s) server, or an http2 one (RFC 8441: WebSockets as HTTP/2 streams too, see src/http2.ts). */
+  server?: http.Server | import('node:https').Server | Http2AnyServer;
   noServer?: boolean;
   /** Accept upgrades on this path only; other paths get 404. */
   path?: string;
@@ -86,11 +89,13 @@ export class WebSocketServer extends EventEmitter {
   /** Open connections (when clientTracking is on). */
   readonly clients: Set<WebSocket>;
   private readonly conns = new Set<WebSocket>();
-  private readonly pending = new Set<Duplex>();
-  private server: http.Server | import('node:https').Server | null = null;
+  /** @internal Sockets and HTTP/2 streams whose handshake is in progress. */
+  readonly pending = new Set<Duplex>();
+  private server: http.Server | import('node:https').Server | Http2AnyServer | null = null;
   private ownServer = false;
   private heartbeat: NodeJS.Timeout | null = null;
-  private state: 'running' | 'closing' | 'closed' = 'running';
+  /** @internal */
+  state: 'running' | 'closing' | 'closed' = 'running';
   private removeListeners: () => void = noop;
   /** @internal Topics and pub/sub (src/topics.ts). */
   readonly _topics: Topics;
@@ -132,7 +137,10 @@ export class WebSocketServer extends EventEmitter {
       server.on('listening', onListening);
       server.on('error', onError);
       server.on('upgrade', onUpgrade);
+      // On an http2 server, extended CONNECT streams as well (RFC 8441).
+      const offStreams = isHttp2Server(server) ? attachHttp2Server(this, server) : noop;
       this.removeListeners = () => {
+        offStreams();
         server.off('listening', onListening);
         server.off('error', onError);
         server.off('upgrade', onUpgrade);
@@ -244,6 +252,15 @@ export class WebSocketServer extends EventEmitter {
     complete();
   }
 
+  /**
+   * Validate and accept a WebSocket over HTTP/2 (RFC 8441): `stream` and `headers` as the http2
+   * server's 'stream' event gives them. `cb(ws, req)` gets the open connection; refusals are
+   * answered with an HTTP/2 status. For `noServer` users (attached servers route streams by themselves).
+   */
+  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, cb: (ws: WebSocket, req: Http2WebSocketRequest) => void): void {
+    handleH2Stream(this, stream, headers, cb);
+  }
+
   /** Emit 'wsClientError' (err, socket, req) if anyone listens; false when nobody does. */
   private emitClientError(message: string, socket: Duplex, req: http.IncomingMessage): boolean {
     if (this.listenerCount('wsClientError') === 0) return false;
@@ -255,7 +272,8 @@ export class WebSocketServer extends EventEmitter {
    * Create and track the connection. Kept apart from handleUpgrade so that nothing a connection
    * keeps alive (its listeners) captures the request, the handshake timer or their closures.
    */
-  private accept(socket: Duplex, head: Buffer, protocol: string, ext: ReturnType<typeof negotiateServer>): WebSocket {
+  /** @internal */
+  accept(socket: Duplex, head: Buffer, protocol: string, ext: ReturnType<typeof negotiateServer>): WebSocket {
     socket.off('error', noop);
     const ws = new (this.options.WebSocket ?? WebSocket)(null);
     ws.protocol = protocol;

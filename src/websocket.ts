@@ -57,6 +57,8 @@ const COALESCE_AVG = 512;
 /** Messages buffered for `for await` before the socket is paused. */
 const ITER_HIGH_WATER = 64;
 const EMPTY = Buffer.alloc(0);
+/** RST_STREAM error code CANCEL (RFC 9113 §7), for a WebSocket over HTTP/2 dropped without a closing handshake. */
+const H2_CANCEL = 0x8;
 
 function flushTick(ws: WebSocket): void {
   ws._flush();
@@ -108,6 +110,8 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   readonly url: string;
   /** Heartbeat bookkeeping: set when anything arrives from the peer. */
   isAlive = true;
+  /** What carries the connection: 'http/1.1' (the upgraded TCP/TLS socket) or 'h2' (an HTTP/2 stream, RFC 8441). */
+  transport: 'http/1.1' | 'h2' = 'http/1.1';
 
   /** @internal */ _socket: Duplex | null = null;
   /** @internal */ _protocol: Protocol | null = null;
@@ -333,7 +337,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
 
   private armCloseTimer(): void {
     if (this.closeTimer) return;
-    this.closeTimer = setTimeout(() => this._socket?.destroy(), this.opts.closeTimeout);
+    this.closeTimer = setTimeout(() => this._destroySocket(), this.opts.closeTimeout);
     this.closeTimer.unref?.();
   }
 
@@ -356,7 +360,17 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   /** @internal */
   onIdle(): void {
     if (this.readyState === OPEN) this.close(1001, 'idle timeout');
-    else this._socket?.destroy();
+    else this._destroySocket();
+  }
+
+  /**
+   * @internal Drop the transport now. An HTTP/2 stream is reset with CANCEL (RFC 9113 §8.7: "the
+   * stream is no longer needed"); Node's destroy() would send NO_ERROR, which reads as a normal end.
+   */
+  _destroySocket(): void {
+    const s = this._socket as (Duplex & { close?: (code: number) => void }) | null;
+    if (s && this.transport === 'h2' && !s.destroyed && s.close) s.close(H2_CANCEL);
+    else s?.destroy();
   }
 
   /** @internal */
@@ -544,6 +558,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       // The peer's close came first (we answered it only now): end TCP once ours is written, which
       // may be after a compression still in flight.
       proto.sendClose(code, r, () => this._socket?.end());
+    } else if (this.transport === 'h2') {
+      // RFC 8441 §6: END_STREAM is the stream's orderly close, and after our close frame we send
+      // nothing more: end our half now; the peer's close frame and END_STREAM still arrive.
+      proto.sendClose(code, r, () => this._socket?.end());
     } else proto.sendClose(code, r);
     this.armCloseTimer();
   }
@@ -559,7 +577,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       return;
     }
     this.readyState = CLOSING;
-    this._socket?.destroy();
+    this._destroySocket();
   }
 
   pause(): void {

@@ -1,0 +1,462 @@
+// WebSockets over HTTP/2 (RFC 8441), server and client. Only the opening handshake differs from
+// HTTP/1.1: an extended CONNECT (:method CONNECT, :protocol websocket) answered with :status 200.
+// After it, the stream's DATA carries RFC 6455 frames, and the connection is the same WebSocket
+// and Protocol as over TCP, with the Http2Stream (a Duplex) as its transport:
+//
+//   h2 session ─┬─ stream 1: GET /            (the page)
+//               ├─ stream 3: CONNECT websocket ─▶ WebSocket._setSocket(stream) ─▶ Protocol
+//               └─ stream 5: CONNECT websocket ─▶ WebSocket._setSocket(stream) ─▶ Protocol
+//
+// Closing (RFC 8441 §6): our close frame, then end() = END_STREAM (the connection code ends its
+// transport after the closing handshake); the peer's END_STREAM closes the stream; a reset happens
+// only when closeTimeout passes. A peer's RST_STREAM after the closing handshake is a clean close,
+// one before it is 1006 — the same rule as a TCP reset.
+import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import type { WebSocketServer, VerifyClientInfo } from './server.js';
+import type { WebSocket } from './websocket.js';
+import type { ClientOptions } from './client.js';
+import {
+  buildExtendedConnectHeaders, h2AcceptLines, h2ErrorHeaders, h2ResponseHeaders, isExtendedConnect, requestPath,
+  validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL,
+} from './handshake.js';
+import { acceptClient, clientOffer, negotiateServer } from './deflate.js';
+import { DEFAULT_MAX_PAYLOAD } from './constants.js';
+
+/** An http2 server (TLS or cleartext) a WebSocketServer can serve streams of. */
+export type Http2AnyServer = http2.Http2SecureServer | http2.Http2Server;
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
+const EMPTY = Buffer.alloc(0);
+const noop = () => {};
+/** How long a refused stream may stay open for a peer that keeps sending (ms). */
+const REFUSE_LINGER = 1000;
+const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT = 30_000;
+
+/** True for the servers of node:http2 (only they have updateSettings). */
+export function isHttp2Server(server: unknown): server is Http2AnyServer {
+  return typeof (server as { updateSettings?: unknown } | null)?.updateSettings === 'function';
+}
+
+/**
+ * The request of a WebSocket over HTTP/2, shaped like the IncomingMessage of an HTTP/1.1 upgrade
+ * where that makes sense: `url` is :path, `headers` are the stream's (pseudo-headers included;
+ * there is no `host`, use `headers[':authority']`), `socket` is the session's socket.
+ */
+export interface Http2WebSocketRequest {
+  method: 'CONNECT';
+  url: string;
+  headers: http2.IncomingHttpHeaders;
+  httpVersion: '2.0';
+  httpVersionMajor: 2;
+  httpVersionMinor: 0;
+  socket: Socket;
+  stream: http2.ServerHttp2Stream;
+}
+
+// ── server ────────────────────────────────────────────────────────────────────────────────
+
+const kHandled = Symbol('wasmws.h2.handled');
+type MarkedStream = http2.ServerHttp2Stream & { [kHandled]?: true };
+
+/**
+ * Answer a refused extended CONNECT with an HTTP/2 status and a short text body. A peer that keeps
+ * its side open is reset after a moment (RFC 9113 §8.1: RST_STREAM NO_ERROR after a complete response).
+ */
+function refuse(stream: http2.ServerHttp2Stream, status: number, message: string, headers?: Record<string, string>): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    stream.close(NGHTTP2_CANCEL);
+    return;
+  }
+  // Discard what the peer sends: a stream closes only once its readable side has been read to
+  // the end (unread DATA would keep it, and a graceful session close, waiting).
+  stream.resume();
+  try {
+    stream.respond(h2ErrorHeaders(status, headers));
+    stream.end(message);
+  } catch {
+    stream.destroy();
+    return;
+  }
+  setTimeout(() => {
+    if (!stream.closed) stream.close(NGHTTP2_NO_ERROR);
+  }, REFUSE_LINGER).unref();
+}
+
+function requestOf(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Http2WebSocketRequest {
+  return {
+    method: 'CONNECT',
+    url: String(headers[':path'] ?? '/'),
+    headers,
+    httpVersion: '2.0',
+    httpVersionMajor: 2,
+    httpVersionMinor: 0,
+    socket: stream.session?.socket as Socket,
+    stream,
+  };
+}
+
+/** WebSocketServer#handleStream: validate an extended CONNECT, run the policy hooks, answer 200 and connect. */
+export function handleH2Stream(
+  wss: WebSocketServer,
+  stream: MarkedStream,
+  headers: http2.IncomingHttpHeaders,
+  cb: (ws: WebSocket, req: Http2WebSocketRequest) => void,
+): void {
+  if (stream[kHandled]) throw new Error('server.handleStream() was called more than once with the same stream');
+  stream[kHandled] = true;
+  stream.on('error', noop); // a reset during the handshake must not crash the process
+  // Answered already: Node's compatibility layer sends 405 to a CONNECT when a 'request' listener
+  // exists and no 'connect' one (nodejs/node#36977); servers we attach to get a 'connect' guard.
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  if (wss.state !== 'running') return refuse(stream, 503, 'Server is shutting down');
+  const o = wss.options;
+  const check = validateExtendedConnect(headers, { path: o.path, allowedOrigins: o.allowedOrigins });
+  if (!check.ok) return refuse(stream, check.status, check.message, check.headers);
+
+  // Extensions (RFC 7692 over RFC 8441 §5): negotiated exactly as over HTTP/1.1.
+  let ext: ReturnType<typeof negotiateServer> = null;
+  if (o.perMessageDeflate) {
+    try {
+      ext = negotiateServer(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+    } catch {
+      return refuse(stream, 400, 'Invalid Sec-WebSocket-Extensions header');
+    }
+  }
+
+  const req = requestOf(stream, headers);
+  wss.pending.add(stream);
+  const timer = setTimeout(() => {
+    wss.pending.delete(stream);
+    if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+  }, o.handshakeTimeout!);
+  timer.unref();
+  const finish = () => {
+    clearTimeout(timer);
+    wss.pending.delete(stream);
+  };
+
+  const complete = () => {
+    finish();
+    if (stream.destroyed || stream.closed) return;
+    if (wss.state !== 'running') return refuse(stream, 503, 'Server is shutting down');
+    let protocol = '';
+    if (check.protocols.size > 0) {
+      const chosen = o.handleProtocols ? o.handleProtocols(check.protocols, req as never) : check.protocols.values().next().value!;
+      if (chosen) protocol = chosen;
+    }
+    // 'headers' gets the response as lines ("HTTP/2 200", then "name: value"), as over HTTP/1.1.
+    const lines = h2AcceptLines({ protocol, extensions: ext?.response });
+    wss.emit('headers', lines, req);
+    try {
+      stream.respond(h2ResponseHeaders(lines));
+    } catch {
+      stream.destroy();
+      return;
+    }
+    stream.off('error', noop);
+    const ws = wss.accept(stream, EMPTY, protocol, ext);
+    ws.transport = 'h2';
+    cb(ws, req);
+  };
+
+  if (!o.verifyClient) return complete();
+  const info: VerifyClientInfo = { origin: check.origin, secure: stream.session?.encrypted === true, req: req as never };
+  if (o.verifyClient.length === 2) {
+    (o.verifyClient as (i: VerifyClientInfo, cb: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void)(
+      info,
+      (ok, code = 401, message, hdrs) => {
+        if (!ok) {
+          finish();
+          return refuse(stream, code, message ?? 'Unauthorized', hdrs);
+        }
+        complete();
+      },
+    );
+    return;
+  }
+  if (!(o.verifyClient as (i: VerifyClientInfo) => boolean)(info)) {
+    finish();
+    return refuse(stream, 401, 'Unauthorized');
+  }
+  complete();
+}
+
+/**
+ * nodejs/node#36977: once a 'request' listener exists, Node's compatibility layer answers every
+ * CONNECT with 405 unless a 'connect' listener exists. This one lets extended CONNECTs through to
+ * the 'stream' listeners and, when it is the only 'connect' listener, answers a plain CONNECT with
+ * 405 as Node would. One per server, shared by the WebSocketServers attached to it.
+ */
+function connectGuard(this: Http2AnyServer, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  if (isExtendedConnect(req.headers)) return;
+  if (this.listeners('connect').every((l) => l === connectGuard)) {
+    res.statusCode = 405;
+    res.end();
+  }
+}
+const guardRefs = new WeakMap<Http2AnyServer, number>();
+
+/** The extended CONNECT no 'stream' listener claimed: answer it (404 off every path, 501 for another :protocol). */
+function unclaimed(stream: MarkedStream, headers: http2.IncomingHttpHeaders, wss: WebSocketServer): void {
+  if (stream[kHandled] || stream.headersSent || stream.destroyed) return;
+  stream[kHandled] = true;
+  stream.on('error', noop);
+  const check = validateExtendedConnect(headers, { path: wss.options.path });
+  if (!check.ok) refuse(stream, check.status, check.message, check.headers);
+  else refuse(stream, 404, 'Not found');
+}
+
+/**
+ * Serve the WebSocket streams of an http2 server: advertise SETTINGS_ENABLE_CONNECT_PROTOCOL
+ * (RFC 8441 §3) to sessions from now on, take extended CONNECTs for our path from the 'stream'
+ * event, and guard them from the compatibility layer's 405. Returns the detach function.
+ */
+export function attachHttp2Server(wss: WebSocketServer, server: Http2AnyServer): () => void {
+  server.updateSettings({ enableConnectProtocol: true });
+  const path = wss.options.path;
+  const onStream = (stream: MarkedStream, headers: http2.IncomingHttpHeaders) => {
+    if (stream[kHandled] || !isExtendedConnect(headers)) return;
+    // Another path or :protocol may belong to another listener (another WebSocketServer on this
+    // server): leave it, and answer it only if nobody claims it by the end of this tick.
+    const mine =
+      String(headers[':protocol']).toLowerCase() === H2_WEBSOCKET_PROTOCOL &&
+      (path === undefined || requestPath(String(headers[':path'] ?? '/')) === path);
+    if (!mine) {
+      process.nextTick(unclaimed, stream, headers, wss);
+      return;
+    }
+    handleH2Stream(wss, stream, headers, (ws, req) => wss.emit('connection', ws, req));
+  };
+  server.on('stream', onStream);
+  const refs = guardRefs.get(server) ?? 0;
+  if (refs === 0) server.on('connect', connectGuard);
+  guardRefs.set(server, refs + 1);
+  let attached = true;
+  const detach = () => {
+    if (!attached) return;
+    attached = false;
+    server.off('stream', onStream);
+    const left = (guardRefs.get(server) ?? 1) - 1;
+    guardRefs.set(server, left);
+    if (left === 0) server.off('connect', connectGuard);
+  };
+  // Detached when the WebSocketServer has closed, not when it starts to: streams arriving during a
+  // graceful close get 503 (an h2 stream nobody answers would just hang, unlike a socket).
+  return () => {
+    if (wss.state === 'closed') detach();
+    else wss.once('close', detach);
+  };
+}
+
+// ── client ────────────────────────────────────────────────────────────────────────────────
+
+/** A client session and what we know of it. */
+interface SessionEntry {
+  session: http2.ClientHttp2Session;
+  /** Cache key; null for a session the application passed (never closed by us). */
+  key: string | null;
+  /** Did the server advertise SETTINGS_ENABLE_CONNECT_PROTOCOL? null until its SETTINGS arrived. */
+  connectProtocol: boolean | null;
+  waiters: ((ok: boolean) => void)[];
+  /** WebSockets using the session, and handshakes in progress on it. */
+  refs: number;
+}
+
+/** Our own sessions, one per origin (and TLS options): WebSockets to one origin share it. */
+const sessions = new Map<string, SessionEntry>();
+const userSessions = new WeakMap<http2.ClientHttp2Session, SessionEntry>();
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+
+function idOf(v: unknown): string {
+  if (v === undefined) return '';
+  if (typeof v !== 'object' || v === null) return String(v);
+  let id = objectIds.get(v);
+  if (id === undefined) objectIds.set(v, (id = nextObjectId++));
+  return `#${id}`;
+}
+
+function settle(e: SessionEntry, ok: boolean): void {
+  if (e.connectProtocol !== null) return;
+  e.connectProtocol = ok;
+  if (!ok && e.key !== null && sessions.get(e.key) === e) sessions.delete(e.key);
+  for (const w of e.waiters.splice(0)) w(ok);
+  if (!ok) release(e, 0);
+}
+
+function whenReady(e: SessionEntry, cb: (ok: boolean) => void): void {
+  if (e.connectProtocol !== null) process.nextTick(cb, e.connectProtocol);
+  else e.waiters.push(cb);
+}
+
+/** Drop `n` references; our own session closes (GOAWAY, then the socket) when nothing uses it. */
+function release(e: SessionEntry, n: number): void {
+  e.refs -= n;
+  if (e.refs > 0 || e.key === null) return;
+  if (sessions.get(e.key) === e) sessions.delete(e.key);
+  if (!e.session.closed && !e.session.destroyed) e.session.close();
+}
+
+function ownSession(url: URL, opts: ClientOptions): SessionEntry {
+  const secure = url.protocol === 'wss:';
+  const origin = `${secure ? 'https' : 'http'}://${url.host}`;
+  const key = [origin, opts.rejectUnauthorized === false ? 'insecure' : '', idOf(opts.ca), opts.family ?? '', opts.localAddress ?? ''].join('|');
+  const cached = sessions.get(key);
+  if (cached && !cached.session.closed && !cached.session.destroyed) return cached;
+  const session = http2.connect(origin, {
+    rejectUnauthorized: opts.rejectUnauthorized,
+    ca: opts.ca,
+    family: opts.family,
+    localAddress: opts.localAddress,
+  } as http2.SecureClientSessionOptions);
+  const e: SessionEntry = { session, key, connectProtocol: null, waiters: [], refs: 0 };
+  sessions.set(key, e);
+  // RFC 8441 §3: the server's first SETTINGS says whether it takes extended CONNECT. A session that
+  // fails or closes before (no h2 in ALPN, an HTTP/1.1-only cleartext server) means "fall back".
+  session.once('remoteSettings', (s) => settle(e, s.enableConnectProtocol === true));
+  session.on('error', () => settle(e, false));
+  session.once('close', () => {
+    if (sessions.get(key) === e) sessions.delete(key);
+    settle(e, false);
+  });
+  return e;
+}
+
+/**
+ * A session the application passed: its SETTINGS may have arrived long ago (no event will come)
+ * or not yet. A PING's ACK comes after the server's SETTINGS (they open its side of the connection),
+ * so once it is back, remoteSettings is the server's.
+ */
+function userSession(session: http2.ClientHttp2Session): SessionEntry {
+  let e = userSessions.get(session);
+  if (e && e.connectProtocol !== false) return e;
+  e = { session, key: null, connectProtocol: null, waiters: [], refs: 0 };
+  userSessions.set(session, e);
+  const entry = e;
+  const advertised = () => session.remoteSettings?.enableConnectProtocol === true;
+  if (advertised()) {
+    entry.connectProtocol = true;
+    return entry;
+  }
+  session.once('remoteSettings', (s) => {
+    if (s.enableConnectProtocol) settle(entry, true);
+  });
+  const ping = () => {
+    try {
+      if (!session.ping((err) => settle(entry, !err && advertised()))) settle(entry, advertised());
+    } catch {
+      settle(entry, false);
+    }
+  };
+  if (session.closed || session.destroyed) settle(entry, false);
+  else if (session.connecting) session.once('connect', ping);
+  else ping();
+  return entry;
+}
+
+/**
+ * @internal The client's opening handshake over HTTP/2 (RFC 8441 §4, §5): reuse or open the
+ * session for the URL's origin, wait for its SETTINGS, send the extended CONNECT, check the 200,
+ * bind the stream. `fallback()` runs the HTTP/1.1 handshake instead when the server does not
+ * advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (or does not speak h2).
+ */
+export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], opts: ClientOptions, fallback: () => void): void {
+  const secure = url.protocol === 'wss:';
+  const deflateOpts = opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate;
+  const extOffer = opts.perMessageDeflate !== false ? clientOffer(deflateOpts) : undefined;
+  // Throws (bad subprotocols) synchronously, as the HTTP/1.1 path does.
+  const headers = buildExtendedConnectHeaders({
+    authority: url.host,
+    path: (url.pathname || '/') + url.search,
+    scheme: secure ? 'https' : 'http',
+    protocols,
+    origin: opts.origin,
+    extensions: extOffer,
+    headers: opts.headers,
+  });
+  const e = opts.http2Session ? userSession(opts.http2Session) : ownSession(url, opts);
+  e.refs++;
+  let held = true;
+  const drop = () => {
+    if (!held) return;
+    held = false;
+    release(e, 1);
+  };
+  let done = false;
+  let stream: http2.ClientHttp2Stream | null = null;
+  const timer = setTimeout(() => fail(new Error('Opening handshake has timed out')), opts.handshakeTimeout ?? DEFAULT_CLIENT_HANDSHAKE_TIMEOUT);
+  const settleHandshake = () => {
+    done = true;
+    clearTimeout(timer);
+    ws.abortHandshake = undefined;
+  };
+  const fail = (err: Error): void => {
+    if (done) return;
+    settleHandshake();
+    if (stream && !stream.closed) {
+      stream.resume(); // unread DATA (an error body) would keep the stream, and our session, open
+      stream.close(NGHTTP2_CANCEL);
+    }
+    drop();
+    ws.readyState = 2;
+    if (ws.listenerCount('error') > 0) ws.emit('error', err);
+    process.nextTick(() => ws.emitClose());
+  };
+  ws.abortHandshake = fail;
+
+  whenReady(e, (ok) => {
+    if (done) return;
+    if (!ok) {
+      settleHandshake();
+      drop();
+      fallback();
+      return;
+    }
+    let s: http2.ClientHttp2Stream;
+    try {
+      s = e.session.request(headers, { endStream: false });
+    } catch (err) {
+      return fail(err as Error);
+    }
+    stream = s;
+    const onError = (err: Error) => fail(err);
+    const onClose = () => fail(new Error(`The stream closed before the server's response (RST_STREAM ${s.rstCode})`));
+    s.on('error', onError);
+    s.once('close', onClose);
+    s.once('response', (h) => {
+      if (done) return;
+      const res = { statusCode: Number(h[':status']), headers: h, httpVersion: '2.0' };
+      const check = validateExtendedConnectResponse(h, protocols);
+      if (!check.ok) {
+        if (res.statusCode !== 200 && ws.listenerCount('unexpected-response') > 0) {
+          // As over HTTP/1.1: the application handles the response (the stream is its body);
+          // terminate()/close() still end the attempt.
+          ws.emit('unexpected-response', s, res);
+          return;
+        }
+        return fail(new Error(check.message));
+      }
+      // RFC 7692 §7.1: no header means the server declined and we go on without compression.
+      let compressor = null;
+      if (check.extensions !== undefined) {
+        try {
+          if (extOffer === undefined) throw new Error('Server sent a Sec-WebSocket-Extensions header but no extension was requested');
+          compressor = acceptClient(check.extensions, deflateOpts, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+        } catch (err) {
+          return fail(err as Error);
+        }
+      }
+      settleHandshake();
+      s.off('error', onError);
+      s.off('close', onClose);
+      ws.emit('upgrade', res);
+      ws.protocol = check.protocol;
+      ws.extensions = check.extensions ?? '';
+      ws.transport = 'h2';
+      ws.once('close', drop);
+      ws._setSocket(s, EMPTY, 'client', opts, compressor);
+    });
+  });
+}

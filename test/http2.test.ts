@@ -1,0 +1,476 @@
+// WebSockets over HTTP/2 (RFC 8441): Node's http2 client, driven by hand, against our server; our
+// client against our server over h2, and falling back to HTTP/1.1 where the server does not
+// advertise SETTINGS_ENABLE_CONNECT_PROTOCOL.
+import { afterEach, describe, expect, it } from 'vitest';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import * as zlib from 'node:zlib';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from '../src/index.js';
+import type { Http2WebSocketRequest } from '../src/http2.js';
+import { eventually } from './helpers.js';
+import { CONNECT, H2Client, h2Server, h2Session, randomPayload, testCert, type H2Setup } from './h2.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(...args: Parameters<typeof h2Server>): Promise<H2Setup> {
+  const s = await h2Server(...args);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function session(origin: string): Promise<http2.ClientHttp2Session> {
+  const s = await h2Session(origin);
+  cleanups.push(() => s.destroy());
+  return s;
+}
+
+/** Our server-side connection for the next stream. */
+const nextConnection = (wss: WebSocketServer) => eventually<[WebSocket, Http2WebSocketRequest]>(wss, 'connection');
+
+describe('server: the extended CONNECT handshake', () => {
+  it('advertises SETTINGS_ENABLE_CONNECT_PROTOCOL and answers 200 (no 101, no Accept, no Upgrade), then echoes masked frames', async () => {
+    const s = await setup({ path: '/echo' });
+    const sess = await session(s.origin);
+    expect(sess.remoteSettings.enableConnectProtocol).toBe(true);
+    const conn = nextConnection(s.wss);
+    const c = await H2Client.open(sess, '/echo?x=1', { origin: s.origin });
+    expect(c.status).toBe(200);
+    expect(c.headers['sec-websocket-accept']).toBeUndefined();
+    expect(c.headers['upgrade']).toBeUndefined();
+    expect(c.headers['connection']).toBeUndefined();
+    const [ws, req] = await conn;
+    expect(ws.transport).toBe('h2');
+    expect(req.url).toBe('/echo?x=1');
+    expect(req.httpVersion).toBe('2.0');
+    expect(req.headers[':protocol']).toBe('websocket');
+    expect(req.socket.remoteAddress).toBe('127.0.0.1');
+    expect(req.stream.session).toBeDefined();
+    c.send(1, 'hello over h2');
+    await c.until(() => c.messages().length === 1);
+    expect(c.messages()[0].payload.toString()).toBe('hello over h2');
+    expect(c.frames[0].opcode).toBe(1);
+  });
+
+  it('keeps HTTP requests working on the same server (a request handler does not turn CONNECT into 405)', async () => {
+    const s = await setup();
+    const sess = await session(s.origin);
+    const get = sess.request({ ':path': '/page' });
+    let body = '';
+    get.on('data', (d) => (body += d));
+    await once(get, 'end');
+    expect(body).toBe('page /page');
+    const c = await H2Client.open(sess, '/');
+    expect(c.status).toBe(200);
+    // A plain CONNECT (a proxy request, no :protocol) is not ours: Node's 405 stays.
+    const plain = new H2Client(sess.request({ ':method': 'CONNECT', ':authority': 'example.com:443' }, { endStream: false }));
+    await plain.until(() => plain.status !== 0 || plain.closed);
+    expect(plain.status).toBe(405);
+  });
+
+  const refusals: [string, Partial<ConstructorParameters<typeof WebSocketServer>[0]>, string, http2.OutgoingHttpHeaders, number, Record<string, string>?][] = [
+    ['another path', { path: '/chat' }, '/other', {}, 404],
+    ['no Sec-WebSocket-Version', {}, '/', { 'sec-websocket-version': undefined }, 400, { 'sec-websocket-version': '13' }],
+    ['Sec-WebSocket-Version 8', {}, '/', { 'sec-websocket-version': '8' }, 400, { 'sec-websocket-version': '13' }],
+    ['a malformed Sec-WebSocket-Protocol', {}, '/', { 'sec-websocket-protocol': 'a,,b' }, 400],
+    ['an unknown :protocol', {}, '/', { ':protocol': 'connect-udp' }, 501],
+    ['an Origin not allowed', { allowedOrigins: ['https://good.example'] }, '/', { origin: 'https://evil.example' }, 403],
+    ['verifyClient false', { verifyClient: () => false }, '/', {}, 401],
+    ['verifyClient(cb) with a custom status and header', { verifyClient: (_i: unknown, cb: (ok: boolean, code?: number, msg?: string, h?: Record<string, string>) => void) => cb(false, 429, 'slow down', { 'Retry-After': '5' }) }, '/', {}, 429, { 'retry-after': '5' }],
+    ['a malformed Sec-WebSocket-Extensions', { perMessageDeflate: true }, '/', { 'sec-websocket-extensions': 'permessage-deflate; =' }, 400],
+  ];
+  for (const [what, opts, path, extra, status, headers] of refusals) {
+    it(`refuses ${what} with ${status}`, async () => {
+      const s = await setup(opts);
+      let connected = false;
+      s.wss.on('connection', () => (connected = true));
+      const sess = await session(s.origin);
+      const c = await H2Client.open(sess, path, extra);
+      expect(c.status).toBe(status);
+      for (const [k, v] of Object.entries(headers ?? {})) expect(c.headers[k]).toBe(v);
+      await c.until(() => c.ended);
+      expect(c.body.length).toBeGreaterThan(0);
+      expect(connected).toBe(false);
+      // The refused stream does not take the session down.
+      expect((await H2Client.open(sess, path, extra)).status).toBe(status);
+    });
+  }
+
+  it('refuses with 503 while shutting down, and handleStream answers streams of a noServer setup', async () => {
+    const { key, cert } = testCert();
+    const server = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } });
+    const wss = new WebSocketServer({ noServer: true });
+    server.on('stream', (stream, headers) => {
+      if (headers[':method'] === 'CONNECT') wss.handleStream(stream, headers, (ws) => ws.send('routed by hand'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const sess = await session(`https://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const c = await H2Client.open(sess, '/anything');
+    expect(c.status).toBe(200);
+    await c.until(() => c.messages().length === 1);
+    expect(c.messages()[0].payload.toString()).toBe('routed by hand');
+    c.sendClose(1000);
+    c.stream.end();
+    await c.until(() => c.closed);
+    await new Promise<void>((r) => wss.close(() => r()));
+    expect((await H2Client.open(sess, '/')).status).toBe(503);
+  });
+});
+
+/** An echo server, a session, and one open raw WebSocket stream with our server-side connection. */
+async function open(opts: Parameters<typeof h2Server>[0] = {}, extra: http2.OutgoingHttpHeaders = {}) {
+  const s = await setup(opts);
+  const sess = await session(s.origin);
+  const conn = nextConnection(s.wss);
+  const c = await H2Client.open(sess, '/', extra);
+  expect(c.status).toBe(200);
+  const [ws, req] = await conn;
+  return { s, sess, c, ws, req };
+}
+
+describe('server: messages over an h2 stream', () => {
+  it('echoes text and binary messages of 0 B to 16 MiB (far past the 64 KiB flow-control window)', async () => {
+    const { c } = await open({ maxPayload: 32 << 20 });
+    const sizes = [0, 1, 125, 126, 65535, 65536, 65537, 1 << 20, 16 << 20];
+    const sent: Buffer[] = [];
+    for (const n of sizes) {
+      const p = randomPayload(n);
+      sent.push(p);
+      c.send(2, p);
+    }
+    c.send(1, 'ünïcødé text');
+    await c.until(() => c.messages().length === sizes.length + 1, 20_000);
+    const got = c.messages();
+    sizes.forEach((n, i) => {
+      expect(got[i].opcode).toBe(2);
+      expect(got[i].payload.length).toBe(n);
+      expect(got[i].payload.equals(sent[i])).toBe(true);
+    });
+    expect(got[sizes.length].payload.toString()).toBe('ünïcødé text');
+  }, 30_000);
+
+  it('selects a subprotocol with handleProtocols and sends it in the 200', async () => {
+    const { c, ws } = await open({ handleProtocols: (p) => (p.has('chat') ? 'chat' : false) }, { 'sec-websocket-protocol': 'superchat, chat' });
+    expect(c.headers['sec-websocket-protocol']).toBe('chat');
+    expect(ws.protocol).toBe('chat');
+  });
+
+  it("lets 'headers' listeners add response headers (lines, as over HTTP/1.1)", async () => {
+    const s = await setup();
+    let lines: string[] = [];
+    s.wss.on('headers', (l) => {
+      lines = [...l];
+      l.push('x-served-by: wasmws', 'Set-Cookie: a=1', 'set-cookie: b=2', 'Connection: dropped-on-h2');
+    });
+    const c = await H2Client.open(await session(s.origin), '/');
+    expect(lines).toEqual(['HTTP/2 200']);
+    expect(c.headers['x-served-by']).toBe('wasmws');
+    expect(c.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(c.headers['connection']).toBeUndefined();
+  });
+
+  it('negotiates permessage-deflate and exchanges compressed messages (RSV1) both ways', async () => {
+    const { c, ws } = await open({ perMessageDeflate: { threshold: 0 } }, { 'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits' });
+    expect(c.headers['sec-websocket-extensions']).toMatch(/^permessage-deflate/);
+    expect(ws.extensions).toMatch(/^permessage-deflate/);
+    const text = 'compress me '.repeat(200);
+    // RFC 7692 §7.2.1: deflate with a sync flush, drop the trailing 00 00 ff ff.
+    const deflated = zlib.deflateRawSync(Buffer.from(text), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    c.send(1, deflated.subarray(0, deflated.length - 4), { rsv1: true });
+    await c.until(() => c.messages().length === 1);
+    const echo = c.messages()[0];
+    expect(echo.rsv1).toBe(true);
+    expect(echo.payload.length).toBeLessThan(text.length / 4);
+    expect(zlib.inflateRawSync(Buffer.concat([echo.payload, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString()).toBe(text);
+  });
+
+  it('fails with 1002 on an unmasked client frame and 1009 past maxPayload', async () => {
+    const a = await open();
+    a.c.send(1, 'not masked', { mask: false });
+    await a.c.until(() => a.c.closeFrame() !== undefined);
+    expect(a.c.closeFrame()![0]).toBe(1002);
+    const b = await open({ maxPayload: 1000 });
+    const closed = eventually<[number]>(b.ws, 'close');
+    b.c.send(2, Buffer.alloc(1001));
+    await b.c.until(() => b.c.closeFrame() !== undefined);
+    expect(b.c.closeFrame()![0]).toBe(1009);
+    b.c.sendClose(1009);
+    b.c.stream.end();
+    expect((await closed)[0]).toBe(1009);
+  });
+
+  it('drops a peer that does not read once maxBackpressure bytes wait in the stream and h2 flow control (1008 locally)', async () => {
+    const { c, ws } = await open({ maxBackpressure: 1 << 20 });
+    c.stream.pause(); // no WINDOW_UPDATE from now on: the server's window closes after 64 KiB
+    const closed = eventually<[number]>(ws, 'close');
+    const chunk = Buffer.alloc(128 * 1024, 7);
+    let peak = 0;
+    let sends = 0;
+    const pump = () => {
+      if (ws.readyState !== ws.OPEN || sends > 200) return;
+      ws.send(chunk);
+      sends++;
+      peak = Math.max(peak, ws.bufferedAmount);
+      setImmediate(pump);
+    };
+    pump();
+    expect((await closed)[0]).toBe(1008);
+    expect(peak).toBeGreaterThan(1 << 20);
+    expect(sends).toBeLessThan(40);
+    await c.until(() => c.closed);
+    expect(c.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+  });
+
+  it('closes idle connections (1001) and terminates heartbeat-silent ones', async () => {
+    const idle = await open({ idleTimeout: 150 });
+    const closedIdle = eventually<[number]>(idle.ws, 'close');
+    await idle.c.until(() => idle.c.closeFrame() !== undefined, 3000);
+    expect(idle.c.closeFrame()![0]).toBe(1001);
+    idle.c.sendClose(1001);
+    idle.c.stream.end();
+    expect((await closedIdle)[0]).toBe(1001);
+
+    // Our raw client never answers pings: the second beat terminates it (RST_STREAM, 1006).
+    const hb = await open({ heartbeatInterval: 100 });
+    const closedHb = eventually<[number]>(hb.ws, 'close');
+    expect((await closedHb)[0]).toBe(1006);
+    expect(hb.c.frames.some((f) => f.opcode === 9)).toBe(true);
+    await hb.c.until(() => hb.c.closed);
+    expect(hb.c.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+  });
+});
+
+describe('server: closing an h2 WebSocket', () => {
+  it('client-initiated: close frame + END_STREAM both ways, no RST_STREAM', async () => {
+    const { c, ws } = await open();
+    const closed = eventually<[number, Buffer]>(ws, 'close');
+    c.sendClose(1000, 'bye');
+    c.stream.end();
+    const [code, reason] = await closed;
+    expect([code, reason.toString()]).toEqual([1000, 'bye']);
+    await c.until(() => c.closed);
+    expect(c.closeFrame()).toEqual([1000, 'bye']);
+    expect(c.ended).toBe(true);
+    expect(c.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
+  it('server-initiated: our close frame, END_STREAM, then the peer\'s; a reset only when closeTimeout passes', async () => {
+    const a = await open();
+    const closedA = eventually<[number]>(a.ws, 'close');
+    a.ws.close(4000, 'server says bye');
+    await a.c.until(() => a.c.closeFrame() !== undefined && a.c.ended);
+    expect(a.c.closeFrame()).toEqual([4000, 'server says bye']);
+    expect(a.c.closed).toBe(false); // the stream waits for our END_STREAM
+    a.c.sendClose(4000);
+    a.c.stream.end();
+    expect((await closedA)[0]).toBe(4000);
+    await a.c.until(() => a.c.closed);
+    expect(a.c.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+
+    // A peer that never answers: RST_STREAM(CANCEL) after closeTimeout, close 1006.
+    const b = await open({ closeTimeout: 200 });
+    const closedB = eventually<[number]>(b.ws, 'close');
+    const t0 = Date.now();
+    b.ws.close(1000);
+    expect((await closedB)[0]).toBe(1006);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(180);
+    await b.c.until(() => b.c.closed);
+    expect(b.c.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+  });
+
+  it("the peer's RST_STREAM(CANCEL): after the closing handshake a clean close, before it 1006", async () => {
+    const a = await open();
+    const closedA = eventually<[number]>(a.ws, 'close');
+    a.ws.close(1000, 'done');
+    await a.c.until(() => a.c.closeFrame() !== undefined);
+    a.c.sendClose(1000);
+    // Let our close frame leave before the reset (a peer that resets right after its close frame).
+    await new Promise((r) => setTimeout(r, 20));
+    a.c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    expect((await closedA)[0]).toBe(1000);
+
+    const b = await open();
+    const closedB = eventually<[number]>(b.ws, 'close');
+    b.c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    expect((await closedB)[0]).toBe(1006);
+  });
+
+  it('graceful wss.close(): 1001 to every h2 client, 503 for new streams meanwhile, done once they answered', async () => {
+    const { s, sess, c } = await open();
+    const c2 = await H2Client.open(sess, '/');
+    expect(s.wss.clients.size).toBe(2);
+    let done = false;
+    const closed = new Promise<void>((r) => s.wss.close(() => r())).then(() => (done = true));
+    for (const x of [c, c2]) {
+      await x.until(() => x.closeFrame() !== undefined);
+      expect(x.closeFrame()![0]).toBe(1001);
+    }
+    expect((await H2Client.open(sess, '/')).status).toBe(503);
+    c.sendClose(1001);
+    c.stream.end();
+    await c.until(() => c.closed);
+    expect(done).toBe(false);
+    c2.sendClose(1001);
+    c2.stream.end();
+    await closed;
+    expect(s.wss.clients.size).toBe(0);
+  });
+});
+
+/** Our client: resolves once open (or rejects on 'error'). */
+function client(url: string, protocols: string[] | undefined, opts: ConstructorParameters<typeof WebSocket>[2] = {}): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols ?? [], { rejectUnauthorized: false, ...opts });
+  cleanups.push(() => ws.terminate());
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+const echoOnce = async (ws: WebSocket, data: string | Buffer): Promise<Buffer> => {
+  const got = eventually<[Buffer]>(ws, 'message');
+  ws.send(data);
+  return (await got)[0];
+};
+
+describe('HTTP/1.1 and h2 WebSockets on one server', () => {
+  it('serves both at once: clients, broadcast and the closing handshake on each transport', async () => {
+    const s = await setup({ path: '/chat' });
+    const transports: string[] = [];
+    s.wss.on('connection', (ws) => transports.push(ws.transport));
+    const h1 = await client(`wss://127.0.0.1:${s.port}/chat`, undefined);
+    const sess = await session(s.origin);
+    const h2 = await H2Client.open(sess, '/chat');
+    await expect.poll(() => s.wss.clients.size).toBe(2);
+    expect(h1.transport).toBe('http/1.1');
+    expect(transports.sort()).toEqual(['h2', 'http/1.1']);
+    const h1got = eventually<[Buffer]>(h1, 'message');
+    expect(s.wss.broadcast('to everyone')).toBe(2);
+    expect((await h1got)[0].toString()).toBe('to everyone');
+    await h2.until(() => h2.messages().length === 1);
+    expect(h2.messages()[0].payload.toString()).toBe('to everyone');
+    expect((await echoOnce(h1, 'h1 echo')).toString()).toBe('h1 echo');
+    const closed = eventually<[number]>(h1, 'close');
+    h1.close(1000);
+    expect((await closed)[0]).toBe(1000);
+    h2.sendClose(1000);
+    h2.stream.end();
+    await h2.until(() => h2.closed);
+    await expect.poll(() => s.wss.clients.size).toBe(0);
+  });
+});
+
+describe('client: new WebSocket(url, protocols, { http2: true })', () => {
+  it('opens streams on one shared h2 session per origin, echoes, and closes the session after the last WebSocket', async () => {
+    const s = await setup({ path: '/echo', handleProtocols: (p) => (p.has('b') ? 'b' : false) });
+    const reqs: Http2WebSocketRequest[] = [];
+    s.wss.on('connection', (_ws, req) => reqs.push(req as unknown as Http2WebSocketRequest));
+    const sessionsSeen = new Set<http2.ServerHttp2Session>();
+    s.server.on('session', (x) => sessionsSeen.add(x));
+    const [a, b, c] = await Promise.all([
+      client(`wss://127.0.0.1:${s.port}/echo`, ['a', 'b'], { http2: true }),
+      client(`wss://127.0.0.1:${s.port}/echo?n=2`, undefined, { http2: true }),
+      client(`wss://127.0.0.1:${s.port}/echo?n=3`, undefined, { http2: true }),
+    ]);
+    for (const ws of [a, b, c]) expect(ws.transport).toBe('h2');
+    expect(a.protocol).toBe('b');
+    expect(sessionsSeen.size).toBe(1);
+    expect(new Set(reqs.map((r) => r.stream.session)).size).toBe(1);
+    expect((await echoOnce(a, 'über h2')).toString()).toBe('über h2');
+    const big = randomPayload(3 << 20);
+    expect((await echoOnce(b, big)).equals(big)).toBe(true);
+    const [server] = sessionsSeen;
+    const sessionClosed = once(server, 'close');
+    for (const ws of [a, b]) {
+      const closed = eventually<[number]>(ws, 'close');
+      ws.close(1000);
+      expect((await closed)[0]).toBe(1000);
+    }
+    expect(server.closed).toBe(false); // c still uses it
+    const closed = eventually<[number]>(c, 'close');
+    c.close(1000);
+    expect((await closed)[0]).toBe(1000);
+    await sessionClosed;
+    // A new WebSocket opens a new session.
+    const d = await client(`wss://127.0.0.1:${s.port}/echo`, undefined, { http2: true });
+    expect(d.transport).toBe('h2');
+    expect(sessionsSeen.size).toBe(2);
+  });
+
+  it('negotiates permessage-deflate over h2 (on by default in the client)', async () => {
+    const s = await setup({ perMessageDeflate: { threshold: 0 } });
+    const ws = await client(`wss://127.0.0.1:${s.port}/`, undefined, { http2: true });
+    expect(ws.transport).toBe('h2');
+    expect(ws.extensions).toMatch(/^permessage-deflate/);
+    const text = 'squeeze '.repeat(5000);
+    expect((await echoOnce(ws, text)).toString()).toBe(text);
+  });
+
+  it('uses a ClientHttp2Session it is given, and leaves it open', async () => {
+    const s = await setup();
+    const sess = http2.connect(s.origin, { rejectUnauthorized: false });
+    cleanups.push(() => sess.destroy());
+    // Given before its SETTINGS arrived, and once more after.
+    const first = await client(`${s.origin}/`, undefined, { http2Session: sess });
+    const second = await client(`${s.origin}/`, undefined, { http2Session: sess });
+    for (const ws of [first, second]) {
+      expect(ws.transport).toBe('h2');
+      const closed = eventually(ws, 'close');
+      ws.close();
+      await closed;
+    }
+    expect(sess.closed).toBe(false);
+    expect((await H2Client.open(sess, '/')).status).toBe(200);
+  });
+
+  it('fails the handshake on a refusal with the status in the error', async () => {
+    const s = await setup({ path: '/only', handleProtocols: () => false });
+    await expect(client(`wss://127.0.0.1:${s.port}/elsewhere`, undefined, { http2: true })).rejects.toThrow('Unexpected server response: 404');
+    await expect(client(`wss://127.0.0.1:${s.port}/only`, ['x'], { http2: true })).rejects.toThrow('Server sent no subprotocol');
+  });
+
+  it('falls back to HTTP/1.1 when the server does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL, or does not speak h2', async () => {
+    const { key, cert } = testCert();
+    // An h2 server without the setting (the WebSocketServer only routes HTTP/1.1 upgrades).
+    const h2only = http2.createSecureServer({ key, cert, allowHTTP1: true });
+    const wss = new WebSocketServer({ noServer: true });
+    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    h2only.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
+    // An HTTPS server that speaks HTTP/1.1 only (ALPN has no h2).
+    const h1only = https.createServer({ key, cert });
+    const wss1 = new WebSocketServer({ server: h1only });
+    wss1.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    for (const srv of [h2only, h1only]) {
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => { (srv as https.Server).closeAllConnections?.(); srv.close(() => r()); }));
+    }
+    cleanups.push(() => new Promise<void>((r) => wss.close(() => r())), () => new Promise<void>((r) => wss1.close(() => r())));
+    for (const srv of [h2only, h1only]) {
+      const ws = await client(`wss://127.0.0.1:${(srv.address() as AddressInfo).port}/`, undefined, { http2: true });
+      expect(ws.transport).toBe('http/1.1');
+      expect((await echoOnce(ws, 'fell back')).toString()).toBe('fell back');
+      ws.close();
+      await once(ws, 'close');
+    }
+  });
+
+  it('speaks cleartext h2 (prior knowledge) for ws:// URLs', async () => {
+    const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (x) => sessions.add(x));
+    cleanups.push(() => new Promise<void>((r) => wss.close(() => setImmediate(() => { for (const x of sessions) x.destroy(); server.close(() => r()); }))));
+    const ws = await client(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/`, undefined, { http2: true });
+    expect(ws.transport).toBe('h2');
+    expect((await echoOnce(ws, 'h2c')).toString()).toBe('h2c');
+    ws.close();
+    await once(ws, 'close');
+  });
+});
