@@ -6,6 +6,8 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as zlib from 'node:zlib';
 import { once } from 'node:events';
+import { execFile, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import type { Http2WebSocketRequest } from '../src/http2.js';
@@ -472,5 +474,38 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     expect((await echoOnce(ws, 'h2c')).toString()).toBe('h2c');
     ws.close();
     await once(ws, 'close');
+  });
+});
+
+describe('an independent client: python3-h2 (hyper-h2)', () => {
+  const script = fileURLToPath(new URL('./fixtures/h2_websocket_client.py', import.meta.url));
+  /** Debian's python3 (apt's python3-h2) first: a python3 earlier on PATH may lack the module. */
+  const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import h2'], { stdio: 'ignore', timeout: 10_000 }).status === 0);
+  const run = (port: number, ...args: string[]) => {
+    if (!python) throw new Error('python3 with the h2 module not found: apt-get install -y python3-h2 (.ci/run does this)');
+    return new Promise<Record<string, any>>((resolve, reject) => {
+      execFile(python, [script, String(port), ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout));
+      });
+    });
+  };
+
+  it('does an extended CONNECT and exchanges masked frames (100 kB past both flow-control windows), ping, close', async () => {
+    const s = await setup({ path: '/echo', handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+    const closed = new Promise<[number, string, string]>((resolve) =>
+      s.wss.once('connection', (ws) => ws.once('close', (code, reason) => resolve([code, reason.toString(), ws.transport]))));
+    const r = await run(s.port, '/echo');
+    expect(r).toMatchObject({ alpn: 'h2', enable_connect_protocol: 1, status: 200, protocol: 'chat', has_accept: false, pong: 'py-ping', close: [1000, 'py bye'], end_stream: true, reset: null });
+    expect(r.messages).toEqual([['text', 'hello from python-h2 é'], ['binary', 100_000, true]]);
+    expect(await closed).toEqual([1000, 'py bye', 'h2']);
+  });
+
+  it('gets close 1002 for an unmasked frame', async () => {
+    const s = await setup({ path: '/echo' });
+    const r = await run(s.port, '/echo', 'unmasked');
+    expect(r.status).toBe(200);
+    expect(r.close?.[0]).toBe(1002);
+    expect(r.messages).toEqual([]);
   });
 });
