@@ -63,7 +63,7 @@ type MarkedStream = http2.ServerHttp2Stream & { [kHandled]?: true };
  * Answer a refused extended CONNECT with an HTTP/2 status and a short text body. A peer that keeps
  * its side open is reset after a moment (RFC 9113 §8.1: RST_STREAM NO_ERROR after a complete response).
  */
-function refuse(stream: http2.ServerHttp2Stream, status: number, message: string, headers?: Record<string, string>): void {
+export function refuseStream(stream: http2.ServerHttp2Stream, status: number, message: string, headers?: Record<string, string>): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     stream.close(NGHTTP2_CANCEL);
@@ -110,10 +110,10 @@ export function handleH2Stream(
   // Answered already: Node's compatibility layer sends 405 to a CONNECT when a 'request' listener
   // exists and no 'connect' one (nodejs/node#36977); servers we attach to get a 'connect' guard.
   if (stream.destroyed || stream.closed || stream.headersSent) return;
-  if (wss.state !== 'running') return refuse(stream, 503, 'Server is shutting down');
+  if (wss.state !== 'running') return refuseStream(stream, 503, 'Server is shutting down');
   const o = wss.options;
   const check = validateExtendedConnect(headers, { path: o.path, allowedOrigins: o.allowedOrigins });
-  if (!check.ok) return refuse(stream, check.status, check.message, check.headers);
+  if (!check.ok) return refuseStream(stream, check.status, check.message, check.headers);
 
   // Extensions (RFC 7692 over RFC 8441 §5): negotiated exactly as over HTTP/1.1.
   let ext: ReturnType<typeof negotiateServer> = null;
@@ -121,7 +121,7 @@ export function handleH2Stream(
     try {
       ext = negotiateServer(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
     } catch {
-      return refuse(stream, 400, 'Invalid Sec-WebSocket-Extensions header');
+      return refuseStream(stream, 400, 'Invalid Sec-WebSocket-Extensions header');
     }
   }
 
@@ -140,7 +140,7 @@ export function handleH2Stream(
   const complete = () => {
     finish();
     if (stream.destroyed || stream.closed) return;
-    if (wss.state !== 'running') return refuse(stream, 503, 'Server is shutting down');
+    if (wss.state !== 'running') return refuseStream(stream, 503, 'Server is shutting down');
     let protocol = '';
     if (check.protocols.size > 0) {
       const chosen = o.handleProtocols ? o.handleProtocols(check.protocols, req as never) : check.protocols.values().next().value!;
@@ -169,7 +169,7 @@ export function handleH2Stream(
       (ok, code = 401, message, hdrs) => {
         if (!ok) {
           finish();
-          return refuse(stream, code, message ?? 'Unauthorized', hdrs);
+          return refuseStream(stream, code, message ?? 'Unauthorized', hdrs);
         }
         complete();
       },
@@ -178,7 +178,7 @@ export function handleH2Stream(
   }
   if (!(o.verifyClient as (i: VerifyClientInfo) => boolean)(info)) {
     finish();
-    return refuse(stream, 401, 'Unauthorized');
+    return refuseStream(stream, 401, 'Unauthorized');
   }
   complete();
 }
@@ -204,8 +204,8 @@ function unclaimed(stream: MarkedStream, headers: http2.IncomingHttpHeaders, wss
   stream[kHandled] = true;
   stream.on('error', noop);
   const check = validateExtendedConnect(headers, { path: wss.options.path });
-  if (!check.ok) refuse(stream, check.status, check.message, check.headers);
-  else refuse(stream, 404, 'Not found');
+  if (!check.ok) refuseStream(stream, check.status, check.message, check.headers);
+  else refuseStream(stream, 404, 'Not found');
 }
 
 /**

@@ -24,6 +24,8 @@ export interface ServeOptions {
   redis?: string;
   /** Lifetime of a node's presence key in Redis, ms (a dead node's users drop out after it). */
   presenceTtl: number;
+  /** PEM files: serve over TLS, h2 with HTTP/1.1 fallback on one port (WebSockets over h2 per RFC 8441). */
+  tls?: { cert: string; key: string };
 }
 
 export type Command = { command: 'help' } | { command: 'version' } | { command: 'serve'; options: ServeOptions };
@@ -61,6 +63,9 @@ Options:
       --redis <url>        run the chat across every serve process using this Redis (redis://host:port;
                            needs the "redis" package); each worker is one node
       --presence-ttl <ms>  with --redis: a dead node's users drop out after this long (default: ${DEFAULTS.presenceTtl})
+      --tls-cert <file>    serve over TLS with this PEM certificate and --tls-key: HTTP/2 with
+      --tls-key <file>     HTTP/1.1 fallback on the same port (https://, wss://); WebSockets ride
+                           the page's h2 connection (RFC 8441) or upgrade over HTTP/1.1
   -h, --help               show this help
   -v, --version            print the version
 
@@ -104,6 +109,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         deflate: { type: 'boolean' },
         redis: { type: 'string' },
         'presence-ttl': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -157,5 +164,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) throw new UsageError(`--redis must be a URL like redis://127.0.0.1:6379 (got "${redis}")`);
   }
   const presenceTtl = v['presence-ttl'] === undefined ? DEFAULTS.presenceTtl : int('presence-ttl', v['presence-ttl'], 300, 2 ** 31 - 1);
-  return { command: 'serve', options: { port, host, workers, path, origins, maxPayload, heartbeat, codec, deflate, redis, presenceTtl } };
+  const options: ServeOptions = { port, host, workers, path, origins, maxPayload, heartbeat, codec, deflate, redis, presenceTtl };
+  const [cert, key] = [v['tls-cert'], v['tls-key']];
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together (a PEM certificate and its private key)');
+  if (cert !== undefined && key !== undefined) {
+    if (cert.trim() === '' || key.trim() === '') throw new UsageError('--tls-cert and --tls-key need file names');
+    options.tls = { cert, key };
+  }
+  return { command: 'serve', options };
 }

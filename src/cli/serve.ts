@@ -2,11 +2,14 @@
 // (noServer): /chat (the chat room) and /echo. With --workers N, node:cluster runs N of them on
 // one port and the ClusterHub relays chat messages and presence between them.
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type ServerOptions, type VerifyClientInfo } from '../server.js';
 import type { WebSocket } from '../websocket.js';
-import { requestPath, buildErrorResponse } from '../handshake.js';
+import { requestPath, buildErrorResponse, isExtendedConnect } from '../handshake.js';
+import { refuseStream } from '../http2.js';
 import { createCodec } from '../codec/index.js';
 import { ClusterHub, serveCluster, workerCount, type ClusterHandle } from '../cluster.js';
 import { ChatRoom, HubPresence, type ChatPresence } from './chat.js';
@@ -21,12 +24,13 @@ import type { ServeOptions } from './args.js';
 export class StartError extends Error {}
 
 export interface App {
-  server: http.Server;
+  /** An http.Server, or with --tls-cert/--tls-key an http2 secure server (h2 and HTTP/1.1 on one port). */
+  server: http.Server | http2.Http2SecureServer;
   chat: WebSocketServer;
   echo: WebSocketServer;
   room: ChatRoom;
   hub: ClusterHub;
-  /** http://host:port/ */
+  /** http://host:port/ (https:// with TLS) */
   url: string;
   /** Graceful: close 1001 to every client, wait for their close handshakes (bounded), stop listening. */
   close(): Promise<void>;
@@ -50,7 +54,9 @@ function originCheck(origins: string[]) {
     } catch {
       return cb(false, 403, 'Origin not allowed');
     }
-    if (host === info.req.headers.host || extra.has(norm)) return cb(true);
+    // Over HTTP/2 the request's host is its :authority (there is no Host header).
+    const own = info.req.headers.host ?? (info.req.headers as Record<string, string | undefined>)[':authority'];
+    if (host === own || extra.has(norm)) return cb(true);
     cb(false, 403, 'Origin not allowed');
   };
 }
@@ -134,7 +140,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   });
   const backend = createCodec({ backend: o.codec }).backend;
 
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const path = requestPath(req.url);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('Method Not Allowed\n');
@@ -159,7 +165,9 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
       return;
     }
     if (path === o.path || path === '/echo') {
-      res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' }).end('Upgrade Required: this is a WebSocket endpoint\n');
+      // HTTP/2 forbids the Upgrade header (RFC 9113 §8.2.2); there a WebSocket is an extended CONNECT.
+      const upgrade = req.httpVersionMajor >= 2 ? {} : { Upgrade: 'websocket' };
+      res.writeHead(426, { ...upgrade, 'Content-Type': 'text/plain' }).end('Upgrade Required: this is a WebSocket endpoint\n');
       return;
     }
     if (path === '/favicon.ico') {
@@ -167,8 +175,31 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found\n');
-  });
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  };
+  const server = o.tls ? tlsServer(o.tls, onRequest) : http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, onRequest);
+  const h2sessions = new Set<http2.ServerHttp2Session>();
+  if (!(server instanceof http.Server)) {
+    const h2 = server as http2.Http2SecureServer;
+    h2.on('session', (s) => {
+      h2sessions.add(s);
+      s.on('close', () => h2sessions.delete(s));
+    });
+    // RFC 8441: WebSockets as streams of the page's own h2 connection, routed by path as upgrades are.
+    h2.on('stream', (stream, headers) => {
+      if (!isExtendedConnect(headers)) return;
+      const path = requestPath(String(headers[':path'] ?? '/'));
+      const wss = path === o.path ? chat : path === '/echo' || path === '/' ? echo : null;
+      if (!wss) return refuseStream(stream, 404, 'Not found');
+      wss.handleStream(stream, headers, (ws, req) => wss.emit('connection', ws, req));
+    });
+    // With a request handler, Node answers CONNECT with 405 unless someone listens for 'connect'
+    // (nodejs/node#36977): extended CONNECTs are served above, plain ones (proxy requests) get 405.
+    h2.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      if (isExtendedConnect(req.headers)) return;
+      res.writeHead(405, { 'content-type': 'text/plain' }).end('Method Not Allowed\n');
+    });
+  }
+  (server as http.Server).on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = requestPath(req.url);
     // The echo endpoint also answers upgrades on "/" (load generators and conformance suites often
     // connect there by default); a plain GET / still serves the page.
@@ -181,7 +212,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
-  server.on('clientError', (_err, socket) => {
+  (server as http.Server).on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     socket.destroy();
   });
@@ -200,12 +231,17 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   const close = (): Promise<void> =>
     (closing ??= new Promise<void>((resolve) => {
       server.close();
-      server.closeIdleConnections();
+      (server as http.Server).closeIdleConnections?.();
       let left = 2;
       const done = () => {
         if (--left > 0) return;
         clearTimeout(force);
-        server.closeAllConnections();
+        (server as http.Server).closeAllConnections?.();
+        // h2 connections: GOAWAY, then gone once their last stream is (a browser keeps one idle).
+        for (const s of h2sessions) s.close();
+        setTimeout(() => {
+          for (const s of h2sessions) s.destroy();
+        }, 1000).unref();
         resolve();
       };
       // Peers that never answer our close frame are cut after the close timeout.
@@ -225,7 +261,28 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
       echo.close(() => done());
     }));
   hub.onShutdown(close);
-  return { server, chat, echo, room, hub, url: formatUrl(o.host, port) + '/', close };
+  return { server, chat, echo, room, hub, url: formatUrl(o.host, port, o.tls ? 'https' : 'http') + '/', close };
+}
+
+/** The --tls-cert/--tls-key server: h2 (advertising extended CONNECT, RFC 8441 §3) with HTTP/1.1 on the same port (ALPN). */
+function tlsServer(files: { cert: string; key: string }, onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void): http2.Http2SecureServer {
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new StartError(`cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const cert = read('--tls-cert', files.cert);
+  const key = read('--tls-key', files.key);
+  try {
+    return http2.createSecureServer(
+      { cert, key, allowHTTP1: true, settings: { enableConnectProtocol: true } },
+      onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
+  } catch (err) {
+    throw new StartError(`cannot use --tls-cert ${files.cert} / --tls-key ${files.key}: ${(err as Error).message}`);
+  }
 }
 
 /** How often a server started by npm checks that npm is still its parent. */
@@ -241,14 +298,15 @@ export async function runServe(o: ServeOptions, log: (line: string) => void = co
   });
   if (handle.role === 'worker') return handle;
   const port = handle.address?.port ?? o.port;
-  const base = formatUrl(o.host, port);
-  const ws = formatUrl(o.host, port, 'ws');
+  const base = formatUrl(o.host, port, o.tls ? 'https' : 'http');
+  const ws = formatUrl(o.host, port, o.tls ? 'wss' : 'ws');
   const backend = createCodec({ backend: o.codec }).backend;
   log(`wasmws: listening on ${base}/`);
   log(`  chat page  ${base}/`);
   log(`  chat       ${ws}${o.path}  (subprotocol "chat")`);
   log(`  echo       ${ws}/echo`);
   log(`  codec ${backend} · permessage-deflate ${o.deflate ? "on" : "off"} · ${workers} worker${workers === 1 ? '' : 's'} (${workers === 1 ? 'single process' : 'node:cluster'}) · pid ${process.pid}`);
+  if (o.tls) log(`  tls        h2 + HTTP/1.1 on one port: WebSockets as streams of the page's h2 connection (RFC 8441), or HTTP/1.1 upgrades`);
   if (o.redis) log(`  redis      ${new URL(o.redis).host}: chat and presence across every serve process using it`);
   log('Press Ctrl+C to stop.');
   let stopping = false;
