@@ -3,17 +3,16 @@
 // very h2 connection that served the page; a page from another origin has no such connection and
 // must fall back to an HTTP/1.1 upgrade on the same port, and work.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
 import * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { type Browser, type BrowserContext } from 'playwright-core';
+import { launchChromium } from './browser.js';
 import { startServer, type App } from '../src/cli/serve.js';
 import { DEFAULTS } from '../src/cli/args.js';
 import type { WebSocket } from '../src/websocket.js';
 import { testCert } from './h2.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 interface Seen {
   method: string;
@@ -32,9 +31,6 @@ let page: http.Server | null = null;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (.ci/run does this) or set CHROMIUM_PATH.`);
-  }
   // The cross-origin page: plain HTTP on another port, opening a WebSocket to the TLS server.
   page = http.createServer((req, res) => {
     const target = decodeURIComponent((req.url ?? '').slice(2));
@@ -60,12 +56,8 @@ beforeAll(async () => {
   app.chat.on('connection', track('chat'));
   app.echo.on('connection', track('echo'));
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // A fresh profile per run (playwright's default), the self-signed certificate accepted.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic', '--ignore-certificate-errors'],
-    timeout: 30_000,
-  });
+  // A fresh profile per launch, the self-signed certificate accepted.
+  browser = await launchChromium(['--ignore-certificate-errors']);
 }, 60_000);
 
 afterAll(async () => {

@@ -1,13 +1,12 @@
 // The chat page in Chromium across two servers sharing one real redis-server (`serve --redis`):
 // a user on each sees the other in the list of who is online and their messages, in one order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './browser.js';
 import { startServer, type App } from '../src/cli/serve.js';
 import { DEFAULTS } from '../src/cli/args.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 describe.skipIf(!HAVE_REDIS)('chat page in Chromium across two servers and one Redis', () => {
   let redis: RedisServer;
@@ -15,14 +14,9 @@ describe.skipIf(!HAVE_REDIS)('chat page in Chromium across two servers and one R
   let browser: Browser | null = null;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (.ci/run installs it; or set CHROMIUM_PATH)`);
     redis = await RedisServer.start();
     for (let i = 0; i < 2; i++) apps.push(await startServer({ ...DEFAULTS, port: 0, origins: [], heartbeat: 0, redis: redis.url }));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

@@ -1,14 +1,14 @@
 // The chat page in a real browser: Debian's Chromium, headless, driven by playwright-core.
 // Two pages join, talk both ways, one leaves; the other then rides out a server restart.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './browser.js';
 import { startServer, type App } from '../src/cli/serve.js';
 import { DEFAULTS } from '../src/cli/args.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const artifacts = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
 const serveOpts = { ...DEFAULTS, port: 0, origins: [] as string[], heartbeat: 0 };
 
@@ -16,18 +16,8 @@ let app: App | null = null;
 let browser: Browser | null = null;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it with "apt-get update && apt-get install -y chromium" ` +
-        '(.ci/run does this) or set CHROMIUM_PATH. The browser test does not skip silently.',
-    );
-  }
   app = await startServer(serveOpts);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
