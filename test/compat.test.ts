@@ -13,50 +13,17 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import * as ours from '../src/index.js';
 import { FrameParser } from '../src/parser.js';
+import { eventually } from './helpers.js';
+import { LIBS, sameAsWs, sleep, withServer, type Lib } from './side-by-side.js';
+
+const next = (emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> => eventually<any[]>(emitter, event, ms);
 
 const require = createRequire(import.meta.url);
 const wsLib = require('ws');
 
-interface Lib {
-  name: string;
-  WebSocket: any;
-  WebSocketServer: any;
-}
-const LIBS: [Lib, Lib] = [
-  { name: 'ws', WebSocket: wsLib.WebSocket, WebSocketServer: wsLib.WebSocketServer },
-  { name: 'wasmws', WebSocket: ours.WebSocket, WebSocketServer: ours.WebSocketServer },
-];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function next(emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for '${event}'`)), ms);
-    emitter.once(event, (...args: any[]) => {
-      clearTimeout(t);
-      resolve(args);
-    });
-  });
-}
 
-/** Run `scenario` with ws, then with us: the records must be equal. Returns ws's. */
-async function sameAsWs(scenario: (lib: Lib) => Promise<unknown>): Promise<any> {
-  const theirs = await scenario(LIBS[0]);
-  const mine = await scenario(LIBS[1]);
-  expect(mine).toEqual(theirs);
-  return theirs;
-}
 
-/** A server of `lib` on 127.0.0.1:0 (`options` added); `fn(url, wss)`, then teardown. */
-async function withServer<T>(lib: Lib, options: object, fn: (url: string, wss: any) => Promise<T>): Promise<T> {
-  const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1', ...options });
-  await next(wss, 'listening');
-  try {
-    return await fn(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, wss);
-  } finally {
-    for (const c of wss.clients) c.terminate();
-    await Promise.race([new Promise((r) => wss.close(r)), sleep(2000)]);
-  }
-}
 
 describe('server options', () => {
   it('WebSocket: connections are instances of the given subclass', async () => {

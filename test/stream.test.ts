@@ -6,34 +6,17 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex, DuplexOptions } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as ours from '../src/index.js';
+import { eventually } from './helpers.js';
+import { LIBS, sameAsWs, sleep, withServer, type Lib } from './side-by-side.js';
+
+// Not events.once: it rejects on 'error', and several scenarios wait for 'close' after one.
+const next = (emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> => eventually<any[]>(emitter, event, ms);
 
 const require = createRequire(import.meta.url);
 const wsLib = require('ws');
 
-interface Lib {
-  name: string;
-  WebSocket: any;
-  WebSocketServer: any;
-  createWebSocketStream: (ws: any, options?: DuplexOptions) => Duplex;
-}
-const LIBS: Lib[] = [
-  { name: 'ws', WebSocket: wsLib.WebSocket, WebSocketServer: wsLib.WebSocketServer, createWebSocketStream: wsLib.createWebSocketStream },
-  { name: 'wasmws', WebSocket: ours.WebSocket, WebSocketServer: ours.WebSocketServer, createWebSocketStream: ours.createWebSocketStream },
-];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Resolve when `emitter` emits `event` (its arguments), reject after `ms`. */
-function next(emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> {
-  // Not events.once: it rejects on 'error', and several scenarios wait for 'close' after one.
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for '${event}'`)), ms);
-    emitter.once(event, (...args: any[]) => {
-      clearTimeout(t);
-      resolve(args);
-    });
-  });
-}
 
 /** Wait until `pred()` holds, polling, at most `ms`. */
 async function until(pred: () => boolean, ms = 3000): Promise<void> {
@@ -44,29 +27,14 @@ async function until(pred: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-/**
- * A server of `lib` on 127.0.0.1: `onConnection(serverSide)` runs for each connection, then
- * `fn(url)`; the server is torn down after.
- */
-async function withServer<T>(lib: Lib, onConnection: (ws: any) => void, fn: (url: string) => Promise<T>): Promise<T> {
-  const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await next(wss, 'listening');
-  wss.on('connection', onConnection);
-  try {
-    return await fn(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
-  } finally {
-    for (const c of wss.clients) c.terminate();
-    await Promise.race([new Promise((r) => wss.close(r)), sleep(2000)]);
-  }
+/** withServer with `onConnection(serverSide)` run for each connection. */
+function withServerOn<T>(lib: Lib, onConnection: (ws: any) => void, fn: (url: string) => Promise<T>): Promise<T> {
+  return withServer(lib, {}, (url, wss) => {
+    wss.on('connection', onConnection);
+    return fn(url);
+  });
 }
 
-/** Run `scenario` for ws and for ours; the two records must be equal. Returns ws's record. */
-async function sameAsWs(scenario: (lib: Lib) => Promise<unknown>): Promise<any> {
-  const theirs = await scenario(LIBS[0]!);
-  const mine = await scenario(LIBS[1]!);
-  expect(mine).toEqual(theirs);
-  return theirs;
-}
 
 /** Record the stream's events, in order, as names. (Error classes differ: ws's RangeError is our ProtocolError.) */
 function recordEvents(d: Duplex, log: string[]): void {
@@ -81,7 +49,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it('pipes both ways: written chunks go as binary messages (after open), messages are read as chunks', async () => {
     const r = await sameAsWs((lib) => {
       const got: [string, boolean][] = [];
-      return withServer(
+      return withServerOn(
         lib,
         (server) =>
           server.on('message', (d: Buffer, bin: boolean) => {
@@ -106,7 +74,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it('decodeStrings: false sends written strings as text messages', async () => {
     const r = await sameAsWs((lib) => {
       let seen: unknown[] = [];
-      return withServer(
+      return withServerOn(
         lib,
         (server) => server.on('message', (d: Buffer, bin: boolean) => (seen = [String(d), bin])),
         async (url) => {
@@ -124,7 +92,7 @@ describe('createWebSocketStream, side by side with ws', () => {
 
   it('readableObjectMode reads text as strings and binary as Buffers; objectMode is forced off', async () => {
     const r = await sameAsWs((lib) =>
-      withServer(
+      withServerOn(
         lib,
         (server) => {
           server.send('text');
@@ -153,7 +121,7 @@ describe('createWebSocketStream, side by side with ws', () => {
 
   it("ends the readable side when the WebSocket closes; end() then finishes and closes the stream", async () => {
     const r = await sameAsWs((lib) =>
-      withServer(
+      withServerOn(
         lib,
         (server) => server.close(1000, 'bye'),
         async (url) => {
@@ -177,7 +145,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it('end() starts the closing handshake (the peer sees 1005), then finish, end and close', async () => {
     const r = await sameAsWs((lib) => {
       let peer: unknown[] = [];
-      return withServer(
+      return withServerOn(
         lib,
         (server) => server.on('close', (code: number, reason: Buffer) => (peer = [code, String(reason)])),
         async (url) => {
@@ -199,7 +167,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it('pauses the WebSocket when the readable buffer is full and resumes it when read', async () => {
     const N = 200;
     const r = await sameAsWs((lib) =>
-      withServer(
+      withServerOn(
         lib,
         (server) => {
           for (let i = 0; i < N; i++) server.send(Buffer.alloc(1000, i));
@@ -229,7 +197,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it('destroy() terminates the WebSocket (the peer sees 1006) and emits only close', async () => {
     const r = await sameAsWs((lib) => {
       let peer: unknown[] = [];
-      return withServer(
+      return withServerOn(
         lib,
         (server) => server.on('close', (code: number) => (peer = [code])),
         async (url) => {
@@ -250,7 +218,7 @@ describe('createWebSocketStream, side by side with ws', () => {
 
   it('destroy(err) emits that error, then close', async () => {
     const r = await sameAsWs((lib) =>
-      withServer(lib, echo, async (url) => {
+      withServerOn(lib, echo, async (url) => {
         const client = new lib.WebSocket(url);
         await next(client, 'open');
         const duplex = lib.createWebSocketStream(client);
@@ -270,7 +238,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it("an error of the WebSocket destroys the stream with it, without cutting its close frame short", async () => {
     const r = await sameAsWs((lib) => {
       let peer: unknown[] = [];
-      return withServer(
+      return withServerOn(
         lib,
         (server) => {
           server.on('close', (code: number) => (peer = [code]));
@@ -313,7 +281,7 @@ describe('createWebSocketStream, side by side with ws', () => {
 
   it('an unhandled stream error still throws (re-emitted when the stream has no other listener)', async () => {
     const r = await sameAsWs((lib) =>
-      withServer(lib, echo, async (url) => {
+      withServerOn(lib, echo, async (url) => {
         const client = new lib.WebSocket(url);
         await next(client, 'open');
         const duplex = lib.createWebSocketStream(client);

@@ -22,7 +22,11 @@ import type { AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as oursEsm from '../src/index.js';
-import { ensureDist } from './helpers.js';
+import { ensureDist, eventually } from './helpers.js';
+import { LIBS, sameAsWs as sameRecords, sleep, withServer, type Lib } from './side-by-side.js';
+
+/** The arguments of the next `event` (not events.once: it rejects on 'error'). */
+const next = (emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> => eventually<any[]>(emitter, event, ms);
 
 const require = createRequire(import.meta.url);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -172,43 +176,21 @@ function chainNames(proto: object): string[] {
   return [...out];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Resolve with the arguments of the next `event`, reject after `ms` (not events.once: it rejects on 'error'). */
-function next(emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for '${event}'`)), ms);
-    emitter.once(event, (...args: any[]) => {
-      clearTimeout(t);
-      resolve(args);
-    });
-  });
-}
 
-interface Lib {
-  name: string;
-  WebSocket: any;
-  WebSocketServer: any;
-}
-const LIBS: [Lib, Lib] = [
-  { name: 'ws', WebSocket: wsCjs.WebSocket, WebSocketServer: wsCjs.WebSocketServer },
-  { name: 'wasmws', WebSocket: oursEsm.WebSocket, WebSocketServer: oursEsm.WebSocketServer },
-];
 
 /** A server of `lib` on 127.0.0.1:0 and a connected client of `lib`; both sides, then teardown. */
-async function connected<T>(lib: Lib, fn: (client: any, serverSide: any, wss: any) => Promise<T>): Promise<T> {
-  const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await next(wss, 'listening');
-  const conn = next(wss, 'connection');
-  const client = new lib.WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
-  const [[serverSide]] = await Promise.all([conn, next(client, 'open')]);
-  try {
-    return await fn(client, serverSide, wss);
-  } finally {
-    client.terminate();
-    for (const c of wss.clients) c.terminate();
-    await Promise.race([new Promise((r) => wss.close(r)), sleep(2000)]);
-  }
+function connected<T>(lib: Lib, fn: (client: any, serverSide: any, wss: any) => Promise<T>): Promise<T> {
+  return withServer(lib, {}, async (url, wss) => {
+    const conn = next(wss, 'connection');
+    const client = new lib.WebSocket(url);
+    const [[serverSide]] = await Promise.all([conn, next(client, 'open')]);
+    try {
+      return await fn(client, serverSide, wss);
+    } finally {
+      client.terminate();
+    }
+  });
 }
 
 describe('(b) the members of WebSocket and WebSocketServer', () => {
@@ -440,12 +422,7 @@ function withoutPorts(record: unknown): any {
 }
 
 /** Run `scenario` with ws, then with us: the records (ports aside) must be equal. Returns ws's. */
-async function sameAsWs(scenario: (lib: Lib) => Promise<unknown>): Promise<any> {
-  const theirs = withoutPorts(await scenario(LIBS[0]));
-  const mine = withoutPorts(await scenario(LIBS[1]));
-  expect(mine).toEqual(theirs);
-  return theirs;
-}
+const sameAsWs = (scenario: (lib: Lib) => Promise<unknown>): Promise<any> => sameRecords(scenario, withoutPorts);
 
 /** A plain HTTP server on 127.0.0.1:0 answering with `handler`; its port. */
 async function httpServer(handler: http.RequestListener): Promise<{ server: http.Server; port: number }> {
