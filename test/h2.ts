@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync, mkdtempSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type ServerOptions } from '../src/server.js';
@@ -192,3 +193,92 @@ export class H2Client extends Waitable {
 }
 
 export const randomPayload = (n: number): Buffer => (n === 0 ? Buffer.alloc(0) : randomBytes(n));
+
+/** What startServerOverH2's servers accepted: connections that arrived as h2 streams. */
+export const overH2 = { connections: 0 };
+
+/**
+ * `startServer` (test/helpers.ts) with the WebSocketServer on an h2 server instead, behind a TCP
+ * bridge: every TCP connection to `port` sends an HTTP/1.1 upgrade request, which becomes an
+ * extended CONNECT stream on one shared h2 session (RFC 8441), answered "101" on the TCP side once
+ * the stream has its 200; then bytes are relayed both ways, TCP FIN ⇄ END_STREAM, TCP reset ⇄
+ * RST_STREAM. Raw-socket suites (test/conformance.test.ts) thus run unchanged over h2 streams.
+ */
+export async function startServerOverH2(opts: Partial<ServerOptions> = {}): Promise<{ wss: WebSocketServer; port: number; url: string }> {
+  const { key, cert } = testCert();
+  const server = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } });
+  const wss = new WebSocketServer({ server, ...opts } as ServerOptions);
+  wss.on('connection', (ws) => {
+    if (ws.transport === 'h2') overH2.connections++;
+  });
+  const serverSessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    serverSessions.add(s);
+    s.on('close', () => serverSessions.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const session = await h2Session(`https://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const sockets = new Set<net.Socket>();
+  const bridge = net.createServer((socket) => {
+    socket.setNoDelay(true); // as the server's own sockets: no Nagle delay on relayed frames
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let head = Buffer.alloc(0);
+    const onHead = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onHead);
+      socket.pause();
+      const lines = head.subarray(0, end).toString('latin1').split('\r\n');
+      const rest = head.subarray(end + 4);
+      const extra: http2.OutgoingHttpHeaders = {};
+      for (const line of lines.slice(1)) {
+        const i = line.indexOf(':');
+        const name = line.slice(0, i).trim().toLowerCase();
+        if (name === 'sec-websocket-extensions' || name === 'sec-websocket-protocol' || name === 'origin') extra[name] = line.slice(i + 1).trim();
+      }
+      const stream = session.request(CONNECT(lines[0].split(' ')[1] ?? '/', extra), { endStream: false });
+      stream.on('error', () => {});
+      stream.once('response', (h) => {
+        const status = Number(h[':status']);
+        if (status !== 200) {
+          socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\n\r\n`);
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        let res = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n';
+        for (const name of ['sec-websocket-extensions', 'sec-websocket-protocol']) if (h[name]) res += `${name}: ${h[name]}\r\n`;
+        socket.write(res + '\r\n');
+        if (rest.length > 0) stream.write(rest);
+        stream.on('data', (d: Buffer) => socket.write(d));
+        stream.on('end', () => socket.end());
+        // A reset (or a stream closed without END_STREAM) is a TCP reset.
+        stream.on('close', () => {
+          if (!socket.writableEnded) socket.resetAndDestroy();
+        });
+        socket.on('data', (d: Buffer) => stream.write(d));
+        socket.on('end', () => stream.end());
+        socket.on('close', () => {
+          if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        });
+        socket.resume();
+      });
+    };
+    socket.on('data', onHead);
+  });
+  await new Promise<void>((r) => bridge.listen(0, '127.0.0.1', r));
+  wss.once('close', () =>
+    // A later turn: see h2Server's close about Node 20.
+    setImmediate(() => {
+      session.destroy();
+      for (const s of sockets) s.destroy();
+      for (const s of serverSessions) s.destroy();
+      bridge.close();
+      server.close();
+    }),
+  );
+  const port = (bridge.address() as AddressInfo).port;
+  return { wss, port, url: `ws://127.0.0.1:${port}` };
+}
