@@ -1,11 +1,21 @@
 // Test helpers: an independent frame builder (not our encoder), a seeded PRNG, and the backends.
 import { createCodec, type Codec } from '../src/codec/index.js';
-import { WasmCodec } from '../src/codec/wasm.js';
+import { rng, TEST_KEY, upgradeRequest } from './fixtures.mjs';
 
-/** Both backends; the wasm one with the small-size fallback disabled so wasm runs every case. */
+export { rng, TEST_KEY, upgradeRequest };
+import { WasmCodec } from '../src/codec/wasm.js';
+import { HAS_NATIVE, NativeCodec } from '../src/codec/native.js';
+
+/**
+ * Every backend: wasm and TS everywhere, the runtime's native unmask where it has one (Node ≥ 26;
+ * test/codec-native.test.ts says so where it is absent), and `auto` as createCodec() builds it.
+ * wasm and native with their small-size fallback disabled, so they run every case.
+ */
 export const BACKENDS: [string, Codec][] = [
   ['wasm', new WasmCodec({ maskMin: 0, scanMin: 0 })],
   ['ts', createCodec({ backend: 'ts' })],
+  ...(HAS_NATIVE ? [['native', new NativeCodec({ min: 0 })] as [string, Codec]] : []),
+  ['auto', createCodec({ backend: 'auto' })],
 ];
 
 export interface RawFrame {
@@ -39,17 +49,6 @@ export function raw(f: RawFrame): Buffer {
   return Buffer.concat([Buffer.from(bytes), body]);
 }
 
-/** Mulberry32: small, seeded, reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomBytes(next: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
@@ -93,7 +92,6 @@ export function stopServer(wss: WebSocketServer, ms = 5000): Promise<void> {
   });
 }
 
-export const TEST_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 /** A hand-driven client: raw TCP, our own handshake bytes, frames parsed as a client would. */
 /** Something tests wait on: `until(pred)` re-checks `pred` each time the subclass calls `wake()`. */
@@ -173,17 +171,6 @@ export class RawClient extends Waitable {
   }
 }
 
-export function upgradeRequest(path: string, extra: Record<string, string> = {}): string {
-  const headers: Record<string, string> = {
-    Host: '127.0.0.1',
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': TEST_KEY,
-    'Sec-WebSocket-Version': '13',
-    ...extra,
-  };
-  return `GET ${path} HTTP/1.1\r\n` + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n';
-}
 
 /** Resolve when `emitter` emits `event`, or reject after `ms`. */
 export function eventually<T = unknown[]>(emitter: NodeJS.EventEmitter, event: string, ms = 5000): Promise<T> {

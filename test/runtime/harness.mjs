@@ -1,6 +1,7 @@
 // A tiny test harness for the runtime suite: plain ES modules and node: builtins only, so the same
 // file runs on Node, Bun and Deno. Tests run one after another, each bounded in time; output is one
 // `ok - name` / `not ok - name: error` line per test and, last, the summary line CI parses.
+import { rng } from '../fixtures.mjs';
 import process from 'node:process';
 import { writeFileSync } from 'node:fs';
 import { Buffer } from 'node:buffer';
@@ -128,17 +129,8 @@ export function throws(fn, what = 'call') {
 
 // ── deterministic data ───────────────────────────────────────────────────────────────────────
 
-/** Mulberry32: small, seeded, reproducible. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
+
 
 /** `n` reproducible random bytes (32 bits of PRNG per 4 bytes, so 16 MiB is quick). */
 export function randomBytes(seed, n) {

@@ -4,6 +4,9 @@ import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 import { WebSocketServer, WebSocket as OurWebSocket, FrameParser, encodeFrame } from '../../dist/esm/index.js';
 import { Queue, deferred, withTimeout } from './harness.mjs';
+import { TEST_KEY, upgradeRequest } from '../fixtures.mjs';
+
+export { TEST_KEY, upgradeRequest };
 
 const servers = new Set();
 
@@ -123,20 +126,6 @@ export async function openRuntime(url, protocols, ms = 5000) {
 }
 
 // ── raw TCP ──────────────────────────────────────────────────────────────────────────────────
-
-export const TEST_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
-
-export function upgradeRequest(path = '/', extra = {}) {
-  const headers = {
-    Host: '127.0.0.1',
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': TEST_KEY,
-    'Sec-WebSocket-Version': '13',
-    ...extra,
-  };
-  return `GET ${path} HTTP/1.1\r\n` + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n';
-}
 
 /** A hand-driven client over node:net: our bytes out, the server's frames parsed as a client would. */
 export class RawClient {
