@@ -102,6 +102,16 @@ describe('server: the extended CONNECT handshake', () => {
     });
   }
 
+  it('resets a stream whose verifyClient never answers, after handshakeTimeout', async () => {
+    const s = await setup({ handshakeTimeout: 150, verifyClient: (_info: unknown, _cb: unknown) => {} });
+    const sess = await session(s.origin);
+    const c = new H2Client(sess.request(CONNECT('/'), { endStream: false }));
+    await c.until(() => c.closed, 3000);
+    expect(c.status).toBe(0);
+    expect(c.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(s.wss.clients.size).toBe(0);
+  });
+
   it('refuses with 503 while shutting down, and handleStream answers streams of a noServer setup', async () => {
     const { key, cert } = testCert();
     const server = http2.createSecureServer({ key, cert, settings: { enableConnectProtocol: true } });
@@ -357,6 +367,13 @@ describe('HTTP/1.1 and h2 WebSockets on one server', () => {
     await h2.until(() => h2.messages().length === 1);
     expect(h2.messages()[0].payload.toString()).toBe('to everyone');
     expect((await echoOnce(h1, 'h1 echo')).toString()).toBe('h1 echo');
+    // Topics: one publish reaches subscribers on both transports.
+    for (const ws of s.wss.clients) ws.subscribe('news');
+    const h1news = eventually<[Buffer]>(h1, 'message');
+    expect(s.wss.publish('news', 'published')).toBe(2);
+    expect((await h1news)[0].toString()).toBe('published');
+    await h2.until(() => h2.messages().length === 2);
+    expect(h2.messages()[1].payload.toString()).toBe('published');
     const closed = eventually<[number]>(h1, 'close');
     h1.close(1000);
     expect((await closed)[0]).toBe(1000);
