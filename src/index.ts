@@ -25,6 +25,7 @@ export { LocalBroker, type Broker, type BrokerSink } from './broker/types.js';
 export { RedisBroker, type RedisBrokerOptions, type RedisClientLike } from './broker/redis.js';
 export { ClusterBroker, type ClusterBrokerOptions } from './broker/cluster.js';
 export { RedisPresence, type RedisPresenceOptions } from './broker/presence.js';
+export { runtimeInternals, type InternalsReport } from './internals.js';
 export { createWebSocketStream } from './stream.js';
 export type {
   RawData, CertMeta, Event, ErrorEvent, CloseEvent, MessageEvent, WebSocketEventMap, EventListenerOptions, AddressInfo,
