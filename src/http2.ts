@@ -270,11 +270,11 @@ const userSessions = new WeakMap<http2.ClientHttp2Session, SessionEntry>();
 const objectIds = new WeakMap<object, number>();
 let nextObjectId = 1;
 
+/** A cache-key part: primitives as themselves, objects and functions by identity. */
 function idOf(v: unknown): string {
-  if (v === undefined) return '';
-  if (typeof v !== 'object' || v === null) return String(v);
-  let id = objectIds.get(v);
-  if (id === undefined) objectIds.set(v, (id = nextObjectId++));
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return JSON.stringify(v) ?? String(v);
+  let id = objectIds.get(v as object);
+  if (id === undefined) objectIds.set(v as object, (id = nextObjectId++));
   return `#${id}`;
 }
 
@@ -299,18 +299,32 @@ function release(e: SessionEntry, n: number): void {
   if (!e.session.closed && !e.session.destroyed) e.session.close();
 }
 
+/**
+ * The options of a WebSocket that shape its connection (TLS: trust, client certificate, name
+ * checks; the socket: family, local address, lookup), passed to http2.connect. A session is shared
+ * only by WebSockets that agree on all of them.
+ */
+const CONNECTION_OPTIONS = [
+  'rejectUnauthorized', 'ca', 'cert', 'key', 'pfx', 'passphrase', 'crl', 'ciphers', 'ecdhCurve', 'sigalgs',
+  'minVersion', 'maxVersion', 'secureOptions', 'secureProtocol', 'honorCipherOrder', 'dhparam', 'sessionIdContext',
+  'privateKeyIdentifier', 'privateKeyEngine', 'clientCertEngine', 'servername', 'checkServerIdentity',
+  'family', 'localAddress', 'lookup',
+] as const;
+
 function ownSession(url: URL, opts: ClientOptions): SessionEntry {
   const secure = url.protocol === 'wss:';
   const origin = `${secure ? 'https' : 'http'}://${url.host}`;
-  const key = [origin, opts.rejectUnauthorized === false ? 'insecure' : '', idOf(opts.ca), opts.family ?? '', opts.localAddress ?? ''].join('|');
+  const connect: Record<string, unknown> = {};
+  let key = origin;
+  for (const name of CONNECTION_OPTIONS) {
+    const v = (opts as Record<string, unknown>)[name];
+    if (v === undefined) continue;
+    connect[name] = v;
+    key += `|${name}=${idOf(v)}`;
+  }
   const cached = sessions.get(key);
   if (cached && !cached.session.closed && !cached.session.destroyed) return cached;
-  const session = http2.connect(origin, {
-    rejectUnauthorized: opts.rejectUnauthorized,
-    ca: opts.ca,
-    family: opts.family,
-    localAddress: opts.localAddress,
-  } as http2.SecureClientSessionOptions);
+  const session = http2.connect(origin, connect as http2.SecureClientSessionOptions);
   const e: SessionEntry = { session, key, connectProtocol: null, waiters: [], refs: 0 };
   sessions.set(key, e);
   // RFC 8441 §3: the server's first SETTINGS says whether it takes extended CONNECT. A session that

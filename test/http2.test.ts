@@ -421,6 +421,25 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     expect(sessionsSeen.size).toBe(2);
   });
 
+  it('passes TLS options to the session (a client certificate reaches the server) and shares sessions only between equal options', async () => {
+    const { key, cert } = testCert();
+    const s = await setup({}, { requestCert: true, rejectUnauthorized: false });
+    const peers: string[] = [];
+    s.wss.on('connection', (_ws, req) => {
+      const tlsSocket = (req as unknown as Http2WebSocketRequest).socket as import('node:tls').TLSSocket;
+      peers.push(String(tlsSocket.getPeerCertificate?.()?.subject?.CN ?? 'none'));
+    });
+    const sessionsSeen = new Set<http2.ServerHttp2Session>();
+    s.server.on('session', (x) => sessionsSeen.add(x));
+    const url = `wss://127.0.0.1:${s.port}/`;
+    const withCert = await client(url, undefined, { http2: true, cert, key });
+    const withCertToo = await client(url, undefined, { http2: true, cert, key });
+    const without = await client(url, undefined, { http2: true });
+    for (const ws of [withCert, withCertToo, without]) expect(ws.transport).toBe('h2');
+    expect(peers).toEqual(['localhost', 'localhost', 'none']);
+    expect(sessionsSeen.size).toBe(2);
+  });
+
   it('negotiates permessage-deflate over h2 (on by default in the client)', async () => {
     const s = await setup({ perMessageDeflate: { threshold: 0 } });
     const ws = await client(`wss://127.0.0.1:${s.port}/`, undefined, { http2: true });
