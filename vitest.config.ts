@@ -20,12 +20,37 @@ const FALLBACK_SUITES = [
   'test/interop.test.ts',
 ];
 
+/**
+ * Suites with wall-clock or memory assertions (linear-time parsing, decompression bombs, floods,
+ * RSS bounds): they run after everything else, one file at a time, so that parallel forks cannot
+ * starve them.
+ */
+const TIMING_SUITES = ['test/hardening.test.ts', 'test/extensions.test.ts', 'test/handshake.test.ts', 'test/deflate.test.ts'];
+
+/**
+ * Most suites wait on sockets, timers and child processes far more than they compute, so more
+ * forks than cores shortens the run (vitest's default on 2 cores is one).
+ */
+const IO_WORKERS = 3;
+
 export default defineConfig({
   test: {
     projects: [
-      { test: { ...common, name: 'main', include: ['test/**/*.test.ts'] } },
+      { test: { ...common, name: 'main', include: ['test/**/*.test.ts'], exclude: TIMING_SUITES, maxWorkers: IO_WORKERS } },
       // The same cases with every private runtime API forced off: the public fallbacks must pass them.
-      { test: { ...common, name: 'fallback', include: FALLBACK_SUITES, env: { WASMWS_INTERNALS: 'off' } } },
+      {
+        test: {
+          ...common, name: 'fallback', include: FALLBACK_SUITES, exclude: TIMING_SUITES, maxWorkers: IO_WORKERS,
+          env: { WASMWS_INTERNALS: 'off' },
+        },
+      },
+      { test: { ...common, name: 'timing', include: TIMING_SUITES, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+      {
+        test: {
+          ...common, name: 'timing-fallback', include: TIMING_SUITES.filter((f) => FALLBACK_SUITES.includes(f)), maxWorkers: 1,
+          env: { WASMWS_INTERNALS: 'off' }, sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });
