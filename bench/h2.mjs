@@ -8,7 +8,8 @@
 //   memory — server RSS and heap per idle WebSocket after gc(): 10,000 as streams on 10 h2 sessions,
 //            against 10,000 plain TCP connections and (fewer: TLS handshakes are slow here) TLS ones.
 //
-//   npm run build && node --expose-gc bench/h2.mjs [--quick] [--window=BYTES]   → Markdown on stdout
+//   npm run build && node --expose-gc bench/h2.mjs [--quick] [--only=echo|memory] [--window=BYTES]
+//   → Markdown tables on stdout, progress on stderr
 //
 // Node's default h2 flow-control windows (64 KiB per stream and per connection) apply unless
 // --window sets both sides' initial stream window (and 16× that per connection). Large windows with
@@ -316,12 +317,13 @@ async function main() {
   };
   console.error(`# ${new Date().toISOString()} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model} · load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
+  const only = args.find((a) => a.startsWith('--only='))?.slice(7);
   // Echo.
   const echo = [];
   const window = Number(args.find((a) => a.startsWith('--window='))?.slice(9) ?? 0) || undefined;
   let srv = await startServer(window);
   const sizes = [[16, 64], [1024, 32], [65536, 4]];
-  for (const [size, inflight] of sizes) {
+  for (const [size, inflight] of only === 'memory' ? [] : sizes) {
     const row = { size, cells: {} };
     for (const transport of ['h2', 'h1tls', 'h1']) {
       const r = await runClient({ transport, tlsPort: srv.tlsPort, plainPort: srv.plainPort, serverPid: srv.pid, conns: 64, size, inflight, window, warmupMs: quick ? 500 : 1000, measureMs: quick ? 1500 : 3000 });
@@ -339,7 +341,7 @@ async function main() {
     { transport: 'h1', conns: quick ? 2000 : 10_000, label: 'HTTP/1.1 over TCP (ws://)' },
     { transport: 'h1tls', conns: quick ? 500 : 2000, label: 'HTTP/1.1 over TLS (wss://)' },
   ];
-  for (const plan of plans) {
+  for (const plan of only === 'echo' ? [] : plans) {
     srv = await startServer(undefined);
     const before = await srv.ask('mem');
     const c = child(['--role', 'client', JSON.stringify({ ...plan, mode: 'idle', tlsPort: srv.tlsPort, plainPort: srv.plainPort })], 0);
@@ -361,16 +363,14 @@ async function main() {
 
   // Markdown.
   const lines = [];
-  lines.push('| message | h2: 64 streams, 1 session | HTTP/1.1 over TLS: 64 conns | HTTP/1.1 over TCP: 64 conns | h2 ÷ TLS | h2 ÷ TCP |');
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+  if (echo.length) lines.push('| message | h2: 64 streams, 1 session | HTTP/1.1 over TLS: 64 conns | HTTP/1.1 over TCP: 64 conns | h2 ÷ TLS | h2 ÷ TCP |');
+  if (echo.length) lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of echo) {
     const [a, b, c] = ['h2', 'h1tls', 'h1'].map((t) => r.cells[t]);
     const cell = (x) => `${fmt(x.msgsPerSec)} (${(x.serverCpu * 100).toFixed(0)}% CPU)`;
     lines.push(`| ${r.size >= 1024 ? `${r.size / 1024} KiB` : `${r.size} B`} | ${cell(a)} | ${cell(b)} | ${cell(c)} | ${(a.msgsPerSec / b.msgsPerSec).toFixed(2)}× | ${(a.msgsPerSec / c.msgsPerSec).toFixed(2)}× |`);
   }
-  lines.push('');
-  lines.push('| idle WebSockets | open | RSS per WebSocket | heap per WebSocket |');
-  lines.push('| --- | ---: | ---: | ---: |');
+  if (memory.length) lines.push('', '| idle WebSockets | open | RSS per WebSocket | heap per WebSocket |', '| --- | ---: | ---: | ---: |');
   for (const m of memory) lines.push(`| ${m.label} | ${m.counted.toLocaleString('en')} | ${m.rssKiB.toFixed(2)} KiB | ${m.heapKiB.toFixed(2)} KiB |`);
   console.log(lines.join('\n'));
 }
