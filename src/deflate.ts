@@ -467,8 +467,16 @@ export function clientOffer(options: true | PerMessageDeflateOptions | undefined
   return buildDeflateOffer(deflateOpts(options));
 }
 
-/** Client side: check the server's answer against our offer and build the compressor; throws if unacceptable. */
-export function acceptClient(header: string, options: true | PerMessageDeflateOptions | undefined, maxPayload: number): PerMessageDeflate {
+/**
+ * Client side: the compressor for the server's Sec-WebSocket-Extensions answer (`header`, undefined
+ * when absent) to our offer (`offered`, undefined when we made none); throws if unacceptable.
+ * RFC 7692 §7.1: no header means the server declined, and we go on without compression.
+ */
+export function acceptClient(
+  header: string | undefined, offered: string | undefined, options: true | PerMessageDeflateOptions | undefined, maxPayload: number,
+): PerMessageDeflate | null {
+  if (header === undefined) return null;
+  if (offered === undefined) throw new Error('Server sent a Sec-WebSocket-Extensions header but no extension was requested');
   const opts = deflateOpts(options);
   return new PerMessageDeflate(acceptDeflateResponseClient(header, opts), 'client', opts, maxPayload);
 }

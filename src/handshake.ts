@@ -50,6 +50,12 @@ export function isToken(s: string): boolean {
 }
 
 /** Reads a header by name, case-insensitively; repeated values are joined with ", " as Node does. */
+/** RFC 6455 §4.2.1 item 8: the subprotocols a request offers (none: empty), or null if malformed. */
+function offeredProtocols(h: HeaderMap): Set<string> | null {
+  const value = header(h, 'sec-websocket-protocol');
+  return value === undefined ? new Set<string>() : parseSubprotocols(value);
+}
+
 export function header(headers: HeaderMap, name: string): string | undefined {
   const lower = name.toLowerCase();
   let v = headers[lower];
@@ -250,13 +256,8 @@ export function validateUpgrade(req: UpgradeRequest, opts: UpgradeOptions = {}):
     return reject(426, 'Unsupported WebSocket version', { 'Sec-WebSocket-Version': WS_VERSION });
   }
   // §4.2.1 item 8.
-  const protoHeader = header(h, 'sec-websocket-protocol');
-  let protocols = new Set<string>();
-  if (protoHeader !== undefined) {
-    const parsed = parseSubprotocols(protoHeader);
-    if (parsed === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
-    protocols = parsed;
-  }
+  const protocols = offeredProtocols(h);
+  if (protocols === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
   // §4.2.1 item 7, §10.2: Origin (Sec-WebSocket-Origin from version-8 era clients).
   const origin = header(h, 'origin') ?? header(h, 'sec-websocket-origin');
   if (!originAllowed(origin, opts.allowedOrigins)) return reject(403, 'Origin not allowed');
@@ -446,13 +447,8 @@ export function validateExtendedConnect(h: HeaderMap, opts: UpgradeOptions = {})
   if (v !== WS_VERSION) {
     return reject(400, v ? 'Unsupported WebSocket version' : 'Missing Sec-WebSocket-Version header', { 'Sec-WebSocket-Version': WS_VERSION });
   }
-  const protoHeader = header(h, 'sec-websocket-protocol');
-  let protocols = new Set<string>();
-  if (protoHeader !== undefined) {
-    const parsed = parseSubprotocols(protoHeader);
-    if (parsed === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
-    protocols = parsed;
-  }
+  const protocols = offeredProtocols(h);
+  if (protocols === null) return reject(400, 'Invalid Sec-WebSocket-Protocol header');
   const origin = header(h, 'origin');
   if (!originAllowed(origin, opts.allowedOrigins)) return reject(403, 'Origin not allowed');
   const out: ExtendedConnectAccepted = { ok: true, protocols };

@@ -452,15 +452,11 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
         }
         return fail(new Error(check.message));
       }
-      // RFC 7692 §7.1: no header means the server declined and we go on without compression.
-      let compressor = null;
-      if (check.extensions !== undefined) {
-        try {
-          if (extOffer === undefined) throw new Error('Server sent a Sec-WebSocket-Extensions header but no extension was requested');
-          compressor = acceptClient(check.extensions, deflateOpts, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
-        } catch (err) {
-          return fail(err as Error);
-        }
+      let compressor;
+      try {
+        compressor = acceptClient(check.extensions, extOffer, deflateOpts, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+      } catch (err) {
+        return fail(err as Error);
       }
       settleHandshake();
       s.off('error', onError);
