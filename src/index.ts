@@ -1,6 +1,9 @@
 export { Opcode, WS_GUID, DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD } from './constants.js';
 export { CloseCode, ProtocolError, ERRORS, type ErrorKind } from './errors.js';
-export { createCodec, resolveCodec, TsCodec, WasmCodec, type Codec, type CodecBackend, type CodecOptions } from './codec/index.js';
+export {
+  createCodec, resolveCodec, describeCodec, AutoCodec, NativeCodec, HAS_NATIVE, TsCodec, WasmCodec,
+  type Codec, type CodecBackend, type CodecOptions, type CodecDescription, type BackendName, type Segment,
+} from './codec/index.js';
 export { FrameParser, makeFrame, type Frame, type FrameSink, type ParserOptions } from './parser.js';
 export {
   encodeFrame, encodeFrameParts, writeHeader, headerSize, randomMaskKey, encodeClosePayload, decodeClosePayload,

@@ -1,45 +1,220 @@
 // The pure-TypeScript twin of assembly/index.ts: same functions, same table, same statuses.
-import type { Codec, ScanResult } from './types.js';
+//
+// XOR kernels (which one runs for which length is measured per runtime by bench/codec-table.mjs
+// and read from src/codec/table.ts):
+//   xorBytes  4 bytes per step, no typed-array view: fastest for short payloads
+//   xor32     Int32Array words, 8 per step: the word kernel on JavaScriptCore (Bun), where BigInt allocates
+//   xor64     BigUint64Array words, 8 per step: V8 compiles 64-bit BigInt XOR on a BigUint64Array to
+//             machine ops, twice the bytes per step of xor32 (measured ~2× at 64 KiB on Node 20–26)
+// Word views cost: `buf.buffer` and `buf.byteOffset` are runtime calls in V8 (~7–13 ns each on
+// Node 20) and a new view costs 30–50 ns more. So the views of the last buffer's ArrayBuffer are
+// cached, keyed by the buffer itself: the frames of one socket read (one chunk) all hit, and
+// scanFrames binds the chunk once up front. A call on another buffer only takes a word kernel (and
+// re-binds) from `bindMin` bytes, where that cost is paid back.
+import type { Codec, CodecDescription, ScanResult } from './types.js';
 import {
   MAX_SAFE_LENGTH, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_OK,
   SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD, TABLE_CAPACITY,
 } from './layout.js';
+import { TS_KERNEL } from './select.js';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-/** Below this many bytes a plain byte loop beats building an Int32Array view. */
-const WORD_LOOP_MIN = 64;
+const HAS_BIG64 = typeof BigUint64Array === 'function' && typeof BigInt === 'function';
+/** Lengths from which xor32 runs on the bound buffer (below: xorBytes). Word kernels need little-endian. */
+const WORD32_MIN = LITTLE_ENDIAN ? Math.max(8, TS_KERNEL.word32Min) : Infinity;
+/** Lengths from which xor64 runs; Infinity where it never wins (or BigInt64 arrays are missing). */
+const WORD64_MIN = LITTLE_ENDIAN && HAS_BIG64 && TS_KERNEL.word64Min !== null ? Math.max(16, TS_KERNEL.word64Min) : Infinity;
+/** Lengths from which a call on a buffer other than the bound one binds it and takes a word kernel. */
+const BIND_MIN = Math.max(WORD32_MIN, TS_KERNEL.bindMin ?? 512);
+/** scanFrames binds regions of at least this many bytes (their payloads then all take the cheap path). */
+const SCAN_BIND_MIN = 256;
+/** Views over ArrayBuffers up to this size are cached; a larger one gets a view of the region (not kept alive). */
+const VIEW_CACHE_MAX = 1 << 20;
 const TWO_32 = 0x100000000;
 
 /** Rotate the LE key so that byte i of a region uses byte (i & 3) when the region starts at `phase`. */
-function rotateKey(key: number, phase: number): number {
+export function rotateKey(key: number, phase: number): number {
   const s = (phase & 3) << 3;
   return s === 0 ? key | 0 : ((key >>> s) | (key << (32 - s))) | 0;
 }
 
+/** XOR buf[i, end) with the (rotated) key k, 4 bytes per step. */
+export function xorBytes(buf: Uint8Array, i: number, end: number, k: number): void {
+  const k0 = k & 0xff, k1 = (k >>> 8) & 0xff, k2 = (k >>> 16) & 0xff, k3 = (k >>> 24) & 0xff;
+  for (const e4 = end - 3; i < e4; i += 4) {
+    buf[i] ^= k0;
+    buf[i + 1] ^= k1;
+    buf[i + 2] ^= k2;
+    buf[i + 3] ^= k3;
+  }
+  if (i < end) {
+    buf[i] ^= k0;
+    if (++i < end) {
+      buf[i] ^= k1;
+      if (++i < end) buf[i] ^= k2;
+    }
+  }
+}
+
+// The bound buffer: its byteOffset and word views of its ArrayBuffer (created on first use).
+let boundBuf: Uint8Array | null = null;
+let boundBase = 0;
+let boundAb: ArrayBufferLike | null = null;
+let view32: Int32Array | null = null;
+let view64: BigUint64Array | null = null;
+// The 64-bit key of the last xor64 call (one frame's chunks, and the bufferutil drop-in's repeated
+// calls, share it).
+let lastKey = 0;
+let lastKey64 = 0n;
+
+/** w[j, we) ^= k, 8 words per step. */
+function words32(w: Int32Array, j: number, we: number, k: number): void {
+  for (const e8 = we - 7; j < e8; j += 8) {
+    w[j] ^= k;
+    w[j + 1] ^= k;
+    w[j + 2] ^= k;
+    w[j + 3] ^= k;
+    w[j + 4] ^= k;
+    w[j + 5] ^= k;
+    w[j + 6] ^= k;
+    w[j + 7] ^= k;
+  }
+  for (; j < we; j++) w[j] ^= k;
+}
+
+/** w[j, we) ^= kk, 8 words (64 bytes) per step. */
+function words64(w: BigUint64Array, j: number, we: number, kk: bigint): void {
+  for (const e8 = we - 7; j < e8; j += 8) {
+    w[j] ^= kk;
+    w[j + 1] ^= kk;
+    w[j + 2] ^= kk;
+    w[j + 3] ^= kk;
+    w[j + 4] ^= kk;
+    w[j + 5] ^= kk;
+    w[j + 6] ^= kk;
+    w[j + 7] ^= kk;
+  }
+  for (; j < we; j++) w[j] ^= kk;
+}
+
+/** Make `buf` the bound buffer; false if its ArrayBuffer is too large to keep alive in a cache. */
+export function bind(buf: Uint8Array): boolean {
+  const ab = buf.buffer;
+  if (ab !== boundAb) {
+    if (ab.byteLength > VIEW_CACHE_MAX) return false;
+    boundAb = ab;
+    view32 = null;
+    view64 = null;
+  }
+  boundBuf = buf;
+  boundBase = buf.byteOffset;
+  return true;
+}
+
+/** XOR buf[s, e) with key k using Int32Array words (little-endian only); any alignment, any length. */
+export function xor32(buf: Uint8Array, s: number, e: number, k: number): void {
+  let base: number;
+  if (buf === boundBuf || bind(buf)) base = boundBase;
+  else return xorFresh32(buf, s, e, k);
+  const lead = -(base + s) & 3;
+  if (e - s < lead + 4) return xorBytes(buf, s, e, k);
+  if (lead !== 0) {
+    xorBytes(buf, s, s + lead, k);
+    s += lead;
+    k = (k >>> (lead << 3)) | (k << (32 - (lead << 3)));
+  }
+  let j = (base + s) >>> 2;
+  const we = j + ((e - s) >>> 2);
+  let w = view32;
+  if (w === null || we > w.length) {
+    const ab = boundAb!;
+    w = view32 = new Int32Array(ab, 0, ab.byteLength >>> 2);
+  }
+  words32(w, j, we, k);
+  const done = (we << 2) - base;
+  if (done < e) xorBytes(buf, done, e, k);
+}
+
+/** xor32 through a view of the region only (buffers whose ArrayBuffer is not cached). */
+function xorFresh32(buf: Uint8Array, s: number, e: number, k: number): void {
+  const base = buf.byteOffset;
+  const lead = -(base + s) & 3;
+  if (e - s < lead + 4) return xorBytes(buf, s, e, k);
+  if (lead !== 0) {
+    xorBytes(buf, s, s + lead, k);
+    s += lead;
+    k = (k >>> (lead << 3)) | (k << (32 - (lead << 3)));
+  }
+  const words = (e - s) >>> 2;
+  words32(new Int32Array(buf.buffer, base + s, words), 0, words, k);
+  const done = s + (words << 2);
+  if (done < e) xorBytes(buf, done, e, k);
+}
+
+/** xor64 through a view of the region only (buffers whose ArrayBuffer is not cached). */
+function xorFresh64(buf: Uint8Array, s: number, e: number, k: number): void {
+  const base = buf.byteOffset;
+  const lead = -(base + s) & 7;
+  if (e - s < lead + 8) return xorBytes(buf, s, e, k);
+  if (lead !== 0) {
+    xorBytes(buf, s, s + lead, k);
+    s += lead;
+    const r = (lead & 3) << 3;
+    if (r !== 0) k = (k >>> r) | (k << (32 - r));
+  }
+  const words = (e - s) >>> 3;
+  words64(new BigUint64Array(buf.buffer, base + s, words), 0, words, key64(k));
+  const done = s + (words << 3);
+  if (done < e) xorBytes(buf, done, e, k);
+}
+
+/** The 64-bit BigInt of a 32-bit key repeated twice (the last one is cached). */
+function key64(k: number): bigint {
+  k |= 0;
+  if (k === lastKey) return lastKey64;
+  const u = BigInt(k >>> 0);
+  lastKey = k;
+  return (lastKey64 = (u << 32n) | u);
+}
+
+/** XOR buf[s, e) with key k using BigUint64Array words (little-endian only); any alignment, any length. */
+export function xor64(buf: Uint8Array, s: number, e: number, k: number): void {
+  let base: number;
+  if (buf === boundBuf || bind(buf)) base = boundBase;
+  else return xorFresh64(buf, s, e, k);
+  const lead = -(base + s) & 7;
+  if (e - s < lead + 8) return xorBytes(buf, s, e, k);
+  if (lead !== 0) {
+    xorBytes(buf, s, s + lead, k);
+    s += lead;
+    const r = (lead & 3) << 3;
+    if (r !== 0) k = (k >>> r) | (k << (32 - r));
+  }
+  const kk = key64(k);
+  let j = (base + s) >>> 3;
+  const we = j + ((e - s) >>> 3);
+  let w = view64;
+  if (w === null || we > w.length) {
+    const ab = boundAb!;
+    w = view64 = new BigUint64Array(ab, 0, ab.byteLength >>> 3);
+  }
+  words64(w, j, we, kk);
+  const done = (we << 3) - base;
+  if (done < e) xorBytes(buf, done, e, k);
+}
+
 /** XOR buf[start, end) in place with `key`, starting at mask byte `phase`. */
 export function unmask(buf: Uint8Array, start: number, end: number, key: number, phase: number): void {
-  let k = rotateKey(key, phase);
-  let i = start;
-  if (end - start >= WORD_LOOP_MIN && LITTLE_ENDIAN) {
-    // Bytes up to a 4-byte boundary of the underlying ArrayBuffer, then whole words.
-    while (((buf.byteOffset + i) & 3) !== 0) {
-      buf[i++] ^= k & 0xff;
-      k = (k >>> 8) | (k << 24);
-    }
-    const words = (end - i) >>> 2;
-    const w = new Int32Array(buf.buffer, buf.byteOffset + i, words);
-    for (let j = 0; j < words; j++) w[j] ^= k;
-    i += words << 2;
-  }
-  while (i < end) {
-    buf[i++] ^= k & 0xff;
-    k = (k >>> 8) | (k << 24);
-  }
+  const k = rotateKey(key, phase);
+  const n = end - start;
+  if (n < WORD32_MIN || (n < BIND_MIN && buf !== boundBuf)) xorBytes(buf, start, end, k);
+  else if (n < WORD64_MIN) xor32(buf, start, end, k);
+  else xor64(buf, start, end, k);
 }
 
 /** output[offset + i] = source[i] ^ mask byte (i & 3), for i < length. */
 export function mask(source: Uint8Array, key: number, output: Uint8Array, offset: number, length: number): void {
-  if (length >= WORD_LOOP_MIN) {
+  if (length >= WORD32_MIN) {
     output.set(length === source.length ? source : source.subarray(0, length), offset);
     unmask(output, offset, offset + length, key, 0);
     return;
@@ -55,10 +230,19 @@ export function mask(source: Uint8Array, key: number, output: Uint8Array, offset
   for (; i < length; i++) output[offset + i] = source[i] ^ ((key >>> ((i & 3) << 3)) & 0xff);
 }
 
+/** The TS twin's kernel thresholds on this runtime. */
+export function tsKernelRanges(): CodecDescription['tsKernel'] {
+  const f = (n: number) => (n === Infinity ? null : n);
+  return { int32From: f(WORD32_MIN), bigint64From: f(WORD64_MIN), otherBufferFrom: f(BIND_MIN) };
+}
+
 /** Read the masking key at p as a little-endian u32, like the wasm `load<u32>`. */
 function readKey(b: Uint8Array, p: number): number {
   return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
 }
+
+/** In-place unmask of one payload: `unmask` for the TS twin, a native one for NativeCodec. */
+export type PayloadUnmask = (buf: Uint8Array, start: number, end: number, key: number, phase: number) => void;
 
 /** TS implementation of the Codec: scans and unmasks the caller's chunk in place. */
 export class TsCodec implements Codec {
@@ -86,19 +270,29 @@ export class TsCodec implements Codec {
     r.consumed += prefix;
     return r;
   }
+
+  describe(): CodecDescription {
+    const all = [{ from: 0, backend: 'ts' as const }];
+    return { backend: this.backend, runtime: '', table: null, unmask: all, mask: all, scan: all, scanWasmFromRead: null, tsKernel: tsKernelRanges(), native: false, wasm: false };
+  }
 }
 
 /**
  * Walk every frame in buf[ptr, end), unmasking payloads in place and writing one table row per
- * complete frame (offsets relative to ptr). Twin of `scanFrames` in assembly/index.ts.
+ * complete frame (offsets relative to ptr). Twin of `scanFrames` in assembly/index.ts. Payloads of
+ * `bigMin` bytes or more go to `big` (a native unmask); the TS twin passes Infinity.
  */
-export function scanFrames(buf: Uint8Array, ptr: number, end: number, capacity: number, maxPayload: number, r: ScanResult): number {
+export function scanFrames(
+  buf: Uint8Array, ptr: number, end: number, capacity: number, maxPayload: number, r: ScanResult,
+  bigMin = Infinity, big: PayloadUnmask = unmask,
+): number {
   const table = r.table;
   const len = end - ptr;
   let pos = 0;
   let count = 0;
   let status = SCAN_OK;
   let row = 0;
+  if (len >= SCAN_BIND_MIN && buf !== boundBuf) bind(buf);
   while (pos < len) {
     if (count >= capacity) break;
     const avail = len - pos;
@@ -134,14 +328,20 @@ export function scanFrames(buf: Uint8Array, ptr: number, end: number, capacity: 
     table[row + 1] = off;
     table[row + 3] = key;
     if (plen > have) {
-      if (masked && key !== 0) unmask(buf, ptr + off, ptr + off + have, key, 0);
+      if (masked && key !== 0) {
+        if (have >= bigMin) big(buf, ptr + off, ptr + off + have, key, 0);
+        else unmask(buf, ptr + off, ptr + off + have, key, 0);
+      }
       table[row + 2] = have;
       r.partialLength = plen;
       pos = len;
       status = SCAN_PARTIAL_PAYLOAD;
       break;
     }
-    if (masked && key !== 0) unmask(buf, ptr + off, ptr + off + plen, key, 0);
+    if (masked && key !== 0) {
+      if (plen >= bigMin) big(buf, ptr + off, ptr + off + plen, key, 0);
+      else unmask(buf, ptr + off, ptr + off + plen, key, 0);
+    }
     table[row + 2] = plen;
     row += ROW_WORDS;
     count++;

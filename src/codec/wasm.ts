@@ -2,10 +2,10 @@
 // region being scanned right now. Nothing outlives a call in wasm memory: a scan copies the chunk
 // in, parses and unmasks every frame with SIMD, and copies the unmasked bytes back into the chunk,
 // so payloads are views of the caller's chunk exactly as with the TS twin.
-import type { Codec, ScanResult } from './types.js';
+import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { WASM_BASE64 } from './wasm-binary.js';
 import { DATA_PTR, MAX_SAFE_LENGTH, MAX_SCAN, RESULT_PTR, ROW_WORDS, TABLE_CAPACITY, TABLE_PTR } from './layout.js';
-import { mask as tsMask, unmask as tsUnmask, TsCodec } from './ts.js';
+import { mask as tsMask, tsKernelRanges, unmask as tsUnmask, TsCodec } from './ts.js';
 
 /** The typed view of the module's exports (assembly/index.ts). */
 export interface CodecExports {
@@ -133,6 +133,14 @@ export class WasmCodec implements Codec {
       s.ex.unmask(DATA_PTR, n, key, 0);
       output.set(s.mem.subarray(DATA_PTR, DATA_PTR + n), offset + at);
     }
+  }
+
+  describe(): CodecDescription {
+    const segs = (min: number) => (min > 0 ? [{ from: 0, backend: 'ts' as const }, { from: min, backend: 'wasm' as const }] : [{ from: 0, backend: 'wasm' as const }]);
+    return {
+      backend: 'wasm', runtime: '', table: null, unmask: segs(this.maskMin), mask: segs(this.maskMin), scan: [{ from: 0, backend: 'wasm' }],
+      scanWasmFromRead: this.scanMin, tsKernel: tsKernelRanges(), native: false, wasm: true,
+    };
   }
 
   /** Scratch view of wasm memory for benchmarks that measure unmasking with no copies. */

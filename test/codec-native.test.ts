@@ -1,0 +1,206 @@
+// The native backend (node:http websocketUnmask / websocketMask, Node ≥ 26) and `auto`: the probe,
+// the native codec against the TS twin and wasm (randomized differential), and auto's decisions
+// with tables that force each path. On a runtime without the native functions the native cases
+// are skipped under a name that says so.
+import { describe, expect, it } from 'vitest';
+import * as http from 'node:http';
+import { AutoCodec, createCodec, describeCodec, HAS_NATIVE, NativeCodec, TsCodec, WasmCodec, type Codec } from '../src/codec/index.js';
+import { CHOSEN } from '../src/codec/select.js';
+import type { MeasuredRow, TableEntry } from '../src/codec/types.js';
+import { FrameParser, type Frame } from '../src/parser.js';
+import { ProtocolError } from '../src/errors.js';
+import { raw, randomBytes, rng, splitAt } from './helpers.js';
+
+const RUNTIME_HAS_IT = typeof (http as { websocketUnmask?: unknown }).websocketUnmask === 'function';
+const KEY = 0x3d21fa37;
+function refXor(b: Uint8Array, s: number, e: number, k: number, phase = 0): void {
+  for (let i = s; i < e; i++) b[i] ^= (k >>> (((i - s + phase) & 3) << 3)) & 0xff;
+}
+
+describe('native unmask detection', () => {
+  it(`finds node:http websocketUnmask exactly where the runtime has it (${process.version}: ${RUNTIME_HAS_IT ? 'present' : 'absent'})`, () => {
+    expect(HAS_NATIVE).toBe(RUNTIME_HAS_IT);
+    expect(describeCodec().native).toBe(RUNTIME_HAS_IT);
+  });
+  it.runIf(!RUNTIME_HAS_IT)(`has no native backend on ${process.version} (no http.websocketUnmask before Node 26): new NativeCodec() and backend 'native' throw`, () => {
+    expect(() => new NativeCodec()).toThrow(/no native WebSocket unmask/);
+    expect(() => createCodec({ backend: 'native' })).toThrow(/no native WebSocket unmask/);
+  });
+});
+
+const nativeCases = RUNTIME_HAS_IT ? 'native codec (node:http websocketUnmask)' : `native codec — SKIPPED: ${process.version} has no node:http websocketUnmask (Node >= 26 only)`;
+describe.runIf(HAS_NATIVE)(nativeCases, () => {
+  const native = () => new NativeCodec({ min: 0 });
+  const codecs: [string, Codec][] = [['ts', new TsCodec()], ['wasm', new WasmCodec({ maskMin: 0, scanMin: 0 })]];
+
+  it('is what createCodec({ backend: "native" }) returns, with the TS twin below its threshold', () => {
+    const c = createCodec({ backend: 'native' });
+    expect(c.backend).toBe('native');
+    expect((c as NativeCodec).min).toBeGreaterThan(0);
+  });
+  it('unmasks sub-ranges in place at every phase and offset, as ts and wasm do (randomized differential)', () => {
+    const next = rng(26);
+    const c = native();
+    for (let t = 0; t < 400; t++) {
+      const n = [0, 1, 5, 16, 24, 100, 125, 1000, 4096, 70000][(next() * 10) | 0];
+      const lead = (next() * 9) | 0;
+      const phase = (next() * 4) | 0;
+      const key = (next() * 2 ** 32) >>> 0;
+      const src = randomBytes(next, n + lead + 5);
+      const want = Buffer.from(src);
+      refXor(want, lead, lead + n, key, phase);
+      const got = Buffer.from(src);
+      c.unmask(got, lead, lead + n, key, phase);
+      expect(got.equals(want), `native n=${n} lead=${lead} phase=${phase}`).toBe(true);
+      for (const [name, o] of codecs) {
+        const b = Buffer.from(src);
+        o.unmask(b, lead, lead + n, key, phase);
+        expect(b.equals(got), `${name} vs native, n=${n}`).toBe(true);
+      }
+    }
+  });
+  it('unmasks a whole buffer and a 3 MiB one, and masks into an output at an offset', () => {
+    const c = native();
+    const whole = randomBytes(rng(1), 3 * 1024 * 1024 + 3);
+    const want = Buffer.from(whole);
+    refXor(want, 0, want.length, KEY);
+    c.unmask(whole, 0, whole.length, KEY, 0);
+    expect(whole.equals(want)).toBe(true);
+    for (const n of [0, 3, 16, 125, 1000, 70000]) {
+      const src = randomBytes(rng(n), n);
+      const out = Buffer.alloc(n + 10, 0xaa);
+      c.mask(src, KEY, out, 6, n);
+      const ref = Buffer.alloc(n + 10, 0xaa);
+      src.copy(ref, 6);
+      refXor(ref, 6, 6 + n, KEY);
+      expect(out.equals(ref)).toBe(true);
+    }
+  });
+  it('parses random frame streams exactly like ts and wasm, whatever the native threshold', () => {
+    const next = rng(2626);
+    const run = (codec: Codec, chunks: Buffer[]) => {
+      const p = new FrameParser({ role: 'server', codec, maxPayload: 1 << 20 });
+      const out: string[] = [];
+      try {
+        for (const ch of chunks) for (const f of p.push(Buffer.from(ch))) out.push(`${f.opcode}:${f.payload.toString('hex')}`);
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        for (const f of e.frames as Frame[]) out.push(`${f.opcode}:${f.payload.toString('hex')}`);
+        out.push(`error ${e.code}`);
+      }
+      return out;
+    };
+    for (let t = 0; t < 150; t++) {
+      const parts: Buffer[] = [];
+      for (let i = 0, n = 1 + ((next() * 6) | 0); i < n; i++) {
+        const size = next() < 0.5 ? (next() * 130) | 0 : next() < 0.8 ? (next() * 5000) | 0 : (next() * 70000) | 0;
+        parts.push(raw({ fin: next() < 0.8, opcode: [0, 1, 2, 9][(next() * 4) | 0], payload: randomBytes(next, size), key: [0, 0, 0, 0].map(() => (next() * 256) | 0) }));
+      }
+      const stream = Buffer.concat(parts);
+      const cuts = Array.from({ length: (next() * 5) | 0 }, () => (next() * stream.length) | 0);
+      const ref = run(new TsCodec(), splitAt(stream, cuts));
+      for (const c of [native(), new NativeCodec({ min: 200 }), new NativeCodec()]) expect(run(c, splitAt(stream, cuts))).toEqual(ref);
+      expect(run(new WasmCodec({ maskMin: 0, scanMin: 0 }), splitAt(stream, cuts))).toEqual(ref);
+    }
+  });
+});
+
+describe('auto codec', () => {
+  const row = (sizes: number[], ns: MeasuredRow['ns']): MeasuredRow => ({ sizes, ns });
+  /** A table entry where `winner` is fastest for every operation and size. */
+  function entryWhere(winner: 'ts' | 'wasm' | 'native', opts: { wasmReads?: boolean } = {}): TableEntry {
+    const ns = (b: string, n: number) => (b === winner ? 1 : 1000) * n;
+    const mk = (sizes: number[], backends: string[]) => row(sizes, Object.fromEntries(backends.map((b) => [b, sizes.map((n) => ns(b, n))])));
+    const reads = [22, 2112, 16896];
+    return {
+      runtime: 'test', measured: 'never', tsKernel: { word32Min: 64, word64Min: null, bindMin: 512 },
+      unmask: mk([16, 1024, 65536], ['ts', 'wasm', 'native']),
+      mask: mk([16, 1024, 65536], ['ts', 'wasm', 'native']),
+      scanRead: row(reads, { ts: reads.map((n) => n * 10), wasm: reads.map((n) => n * (opts.wasmReads === false ? 100 : 1)) }),
+      scanFrame: mk([16, 1024, 65536], ['ts', 'wasm', 'native']),
+    };
+  }
+  const table = (entry: TableEntry) => ({ key: 'test1', entry, exact: true });
+
+  it('is createCodec()\'s default and describes what runs for each operation and size', () => {
+    const c = createCodec();
+    expect(c).toBeInstanceOf(AutoCodec);
+    const d = describeCodec();
+    expect(d.backend).toBe('wasm');
+    expect(d.wasm).toBe(true);
+    expect(d.runtime).toBe(`node ${process.versions.node}`);
+    expect(d.table === null ? null : d.table.split(':')[0]).toBe(CHOSEN ? `${CHOSEN.key}${CHOSEN.exact ? '' : ' (nearest measured)'}` : null);
+    for (const segs of [d.unmask, d.mask, d.scan]) {
+      expect(segs[0].from).toBe(0);
+      for (const s of segs) expect(['ts', 'wasm', ...(HAS_NATIVE ? ['native'] : [])]).toContain(s.backend);
+    }
+    expect(d.tsKernel.int32From).toBeGreaterThan(0);
+  });
+  it('follows its table: every call to the measured winner, and only to available backends', () => {
+    expect(new AutoCodec({ table: table(entryWhere('ts')) }).describe()).toMatchObject({ unmask: [{ from: 0, backend: 'ts' }], scan: [{ from: 0, backend: 'ts' }] });
+    const w = new AutoCodec({ table: table(entryWhere('wasm')) }).describe();
+    expect(w).toMatchObject({ unmask: [{ from: 0, backend: 'wasm' }], mask: [{ from: 0, backend: 'wasm' }], scan: [{ from: 0, backend: 'wasm' }] });
+    expect(w.scanWasmFromRead).toBe(0);
+    const n = new AutoCodec({ table: table(entryWhere('native')) }).describe();
+    expect(n.unmask[0].backend).toBe(HAS_NATIVE ? 'native' : 'ts');
+    const noWasm = new AutoCodec({ wasm: false, table: table(entryWhere('wasm')) });
+    expect(noWasm.backend).toBe('ts');
+    expect(noWasm.describe()).toMatchObject({ wasm: false, unmask: [{ from: 0, backend: 'ts' }], scanWasmFromRead: null });
+    const slowReads = new AutoCodec({ table: table(entryWhere('wasm', { wasmReads: false })) });
+    expect(slowReads.describe().scanWasmFromRead).toBeNull();
+    const fixed = new AutoCodec({ table: null }).describe();
+    expect(fixed).toMatchObject({ table: null, unmask: [{ from: 0, backend: 'ts' }, { from: 1024, backend: 'wasm' }], scanWasmFromRead: 2048 });
+  });
+  it('parses random streams exactly like the TS twin whichever path its table sends each read to', () => {
+    const codecs: [string, Codec][] = [
+      ['auto (all ts)', new AutoCodec({ table: table(entryWhere('ts')) })],
+      ['auto (all wasm)', new AutoCodec({ table: table(entryWhere('wasm')) })],
+      ['auto (all native)', new AutoCodec({ table: table(entryWhere('native')) })],
+      ['auto (fixed defaults)', new AutoCodec({ table: null })],
+      ['auto (this runtime)', createCodec()],
+      ['auto (no wasm)', new AutoCodec({ wasm: false })],
+      ['auto (no native)', new AutoCodec({ native: false })],
+    ];
+    const next = rng(1426);
+    const run = (codec: Codec, chunks: Buffer[]) => {
+      const p = new FrameParser({ role: 'server', codec, maxPayload: 1 << 20 });
+      const out: string[] = [];
+      try {
+        for (const ch of chunks) for (const f of p.push(Buffer.from(ch))) out.push(`${f.opcode}:${f.payload.toString('hex')}`);
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        out.push(`error ${e.code}`);
+      }
+      return out;
+    };
+    for (let t = 0; t < 120; t++) {
+      const parts: Buffer[] = [];
+      for (let i = 0, n = 1 + ((next() * 8) | 0); i < n; i++) {
+        const size = next() < 0.5 ? (next() * 130) | 0 : next() < 0.8 ? (next() * 3000) | 0 : (next() * 140000) | 0;
+        parts.push(raw({ opcode: 2, payload: randomBytes(next, size), key: [0, 0, 0, 0].map(() => (next() * 256) | 0) }));
+      }
+      const stream = Buffer.concat(parts);
+      const cuts = Array.from({ length: (next() * 8) | 0 }, () => (next() * stream.length) | 0);
+      const ref = run(new TsCodec(), splitAt(stream, cuts));
+      for (const [name, c] of codecs) expect(run(c, splitAt(stream, cuts)), name).toEqual(ref);
+    }
+  });
+  it('unmasks and masks like the reference on every path', () => {
+    for (const kind of ['ts', 'wasm', 'native'] as const) {
+      const c = new AutoCodec({ table: table(entryWhere(kind)) });
+      for (const n of [0, 5, 64, 1000, 70000]) {
+        const b = randomBytes(rng(n + 1), n + 4);
+        const want = Buffer.from(b);
+        refXor(want, 2, 2 + n, KEY, 3);
+        c.unmask(b, 2, 2 + n, KEY, 3);
+        expect(b.equals(want), `${kind} unmask ${n}`).toBe(true);
+        const out = Buffer.alloc(n + 6);
+        c.mask(b.subarray(2, 2 + n), KEY, out, 6, n);
+        const m = Buffer.alloc(n + 6);
+        b.copy(m, 6, 2, 2 + n);
+        refXor(m, 6, 6 + n, KEY);
+        expect(out.equals(m), `${kind} mask ${n}`).toBe(true);
+      }
+    }
+  });
+});
