@@ -378,6 +378,54 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     await cl.close();
   });
 
+  /** Calls of one command Redis has served since it started (INFO commandstats). */
+  const calls = async (cl: { sendCommand(a: string[]): Promise<unknown> }, cmd: string) => {
+    const info = String(await cl.sendCommand(['INFO', 'commandstats']));
+    return Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+  };
+
+  it('subscribe/unsubscribe churn while Redis is down is not queued: the reconnect subscribes the wanted set only', async () => {
+    const own = await RedisServer.start();
+    const cl = createClient({ url: own.url, socket: { reconnectStrategy: () => 50 } });
+    cl.on('error', () => {});
+    await cl.connect();
+    const broker = new RedisBroker({ client: cl, prefix: 'oq:' });
+    broker.on('error', () => {});
+    await broker.ready;
+    try {
+      broker.subscribe('keep');
+      broker.subscribe('drop');
+      const channels = async () => ((await cl.sendCommand(['PUBSUB', 'CHANNELS', 'oq:*'])) as unknown[]).map(String).sort();
+      await until(() => broker.connected, 5000);
+      let have: string[] = [];
+      for (const end = Date.now() + 5000; Date.now() < end && have.length < 2; ) have = await channels();
+      expect(have).toEqual(['oq:drop', 'oq:keep']);
+      await own.stop();
+      await until(() => !broker.connected && !broker.subscriber.isReady, 5000, 'outage noticed');
+      broker.unsubscribe('drop');
+      for (let i = 0; i < 20_000; i++) {
+        broker.subscribe(`c${i % 1000}`);
+        broker.unsubscribe(`c${i % 1000}`);
+      }
+      broker.subscribe('new');
+      await own.start(); // a fresh server: its command counts start at zero
+      await until(() => broker.connected, 10_000, 'reconnect');
+      for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+        have = await channels();
+        if (JSON.stringify(have) === '["oq:keep","oq:new"]') break;
+      }
+      expect(have).toEqual(['oq:keep', 'oq:new']);
+      await new Promise((r) => setTimeout(r, 50));
+      // node-redis's resubscribe, then ours: a handful of commands, not 40,000 replayed.
+      expect(await calls(cl, 'subscribe')).toBeLessThanOrEqual(4);
+      expect(await calls(cl, 'unsubscribe')).toBeLessThanOrEqual(4);
+    } finally {
+      await broker.close();
+      await cl.close().catch(() => {});
+      await own.stop();
+    }
+  }, 20_000);
+
   it('localFirst delivers at once, before the echo', async () => {
     const cl = createClient({ url: redis.url });
     cl.on('error', () => {});

@@ -199,12 +199,18 @@ export class RedisBroker extends EventEmitter implements Broker {
   private queueBytes = 0;
   private down = false;
   private closed = false;
-  private subConnected = false;
+  /** Command errors (not outages): the last time one was reported, and how many since. */
+  private errorAt = 0;
+  private errorsSince = 0;
   private echoTimer: NodeJS.Timeout | null = null;
   private readonly raw = new Map<string, Listener>();
   private readonly onClientError = (err: Error) => this.outage(err);
   private readonly onClientReady = () => this.recovered();
   private readonly onSubDown = () => this.subscriberDown();
+  private readonly onSubReady = () => {
+    this.reconcile();
+    this.recovered();
+  };
 
   constructor(options: RedisBrokerOptions) {
     super();
@@ -231,12 +237,10 @@ export class RedisBroker extends EventEmitter implements Broker {
     const sub = client.duplicate();
     this.subscriber = sub;
     sub.on('error', this.onClientError);
-    sub.on('ready', this.onClientReady);
+    sub.on('ready', this.onSubReady);
     sub.on('end', this.onSubDown);
     sub.on('reconnecting', this.onSubDown);
-    this.ready = sub.connect().then(() => {
-      this.subConnected = true;
-    });
+    this.ready = sub.connect().then(() => {});
     // A failed first connection is reported as an outage; the client keeps retrying.
     this.ready.catch((err) => this.outage(err));
   }
@@ -255,12 +259,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     if (this.closed || this.channels.has(topic)) return;
     const ch: Channel = { active: false, listener: (m) => this.receive(topic, ch, m), seen: new Map(), awaiting: null, lastId: null, originIds: null, downId: null, held: null };
     this.channels.set(topic, ch);
-    this.subscribeChannel(this.prefix + topic, ch.listener).then(
-      () => {
-        if (this.channels.get(topic) === ch) ch.active = true;
-      },
-      () => {}, // an outage: the error is reported once; node-redis re-subscribes after its reconnect
-    );
+    this.subscribeChannel(this.prefix + topic, ch.listener).catch(() => {}); // ch.active once confirmed
   }
 
   unsubscribe(topic: string): void {
@@ -362,27 +361,64 @@ export class RedisBroker extends EventEmitter implements Broker {
 
   // ── internals ───────────────────────────────────────────────────────────────────────────
 
+  // The subscriber connection: node-redis queues every command issued while it is not ready, without
+  // limit, and replays them all at the reconnect. So while it is not ready we call nothing: `wanted`
+  // holds the channels we want (one listener each), `applied` what node-redis holds (it resubscribes
+  // those itself on reconnect); on 'ready' we reconcile the two (SUBSCRIBE what is wanted, nothing else).
+  private readonly wanted = new Map<string, Listener>();
+  private readonly applied = new Map<string, Listener>();
+
   private subscribeChannel(channel: string, listener: Listener): Promise<void> {
+    this.wanted.set(channel, listener);
+    return this.syncChannel(channel) ?? Promise.resolve();
+  }
+
+  private unsubscribeChannel(channel: string, listener: Listener): void {
+    if (this.wanted.get(channel) === listener) this.wanted.delete(channel);
+    this.syncChannel(channel)?.catch(() => {});
+  }
+
+  /** Make node-redis hold `wanted`'s listener for `channel` (or none); null when nothing was sent. */
+  private syncChannel(channel: string): Promise<void> | null {
     const sub = this.subscriber;
-    const run = () => (this.sharded ? sub.sSubscribe!(channel, listener, true) : sub.subscribe(channel, listener, true));
+    if (this.closed || !sub.isReady) return null; // reconciled on 'ready'
+    const want = this.wanted.get(channel);
+    const have = this.applied.get(channel);
+    if (want === have) return null;
+    // At once, not deferred: SUBSCRIBE and UNSUBSCRIBE of one channel must reach Redis in call order.
     try {
-      return this.subConnected ? run() : this.ready.then(run);
+      if (have) {
+        this.applied.delete(channel);
+        (this.sharded ? sub.sUnsubscribe!(channel, have, true) : sub.unsubscribe(channel, have, true)).catch(() => {});
+      }
+      if (!want) return null;
+      this.applied.set(channel, want);
+      const p = this.sharded ? sub.sSubscribe!(channel, want, true) : sub.subscribe(channel, want, true);
+      p.then(
+        () => this.subscribed(channel, want),
+        (err) => {
+          if (this.applied.get(channel) === want) this.applied.delete(channel);
+          if (sub.isReady) this.commandError(`SUBSCRIBE ${channel}`, err); // not an outage: say so
+        },
+      );
+      return p;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private unsubscribeChannel(channel: string, listener: Listener): void {
-    const sub = this.subscriber;
-    const run = () => (this.sharded ? sub.sUnsubscribe!(channel, listener, true) : sub.unsubscribe(channel, listener, true));
-    // At once, not deferred: SUBSCRIBE and UNSUBSCRIBE of one channel must reach Redis in call order.
-    let p: Promise<void>;
-    try {
-      p = this.subConnected ? run() : this.ready.then(run);
-    } catch (err) {
-      p = Promise.reject(err);
-    }
-    p.catch(() => {});
+  /** Redis confirmed `channel`: a topic's publishes now come back to us. */
+  private subscribed(channel: string, listener: Listener): void {
+    if (!channel.startsWith(this.prefix)) return;
+    const ch = this.channels.get(channel.slice(this.prefix.length));
+    if (ch && ch.listener === listener) ch.active = true;
+  }
+
+  /** The subscriber is ready: node-redis resubscribed `applied`; bring it to `wanted`. */
+  private reconcile(): void {
+    const all = new Set([...this.applied.keys(), ...this.wanted.keys()]);
+    for (const channel of all) this.syncChannel(channel)?.catch(() => {});
+    for (const [channel, l] of this.applied) this.subscribed(channel, l);
   }
 
   private send(channel: string, msg: Buffer, awaitingTopic: string | null, seq: number): void {
@@ -537,6 +573,24 @@ export class RedisBroker extends EventEmitter implements Broker {
     if (this.down) return;
     this.down = true;
     const e = new Error(`Redis unavailable: ${(err as Error)?.message ?? String(err)} (local delivery goes on; remote publishes are queued up to ${this.maxQueue})`);
+    (e as Error & { cause?: unknown }).cause = err;
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+    else process.emitWarning(e.message, 'RedisBrokerWarning');
+  }
+
+  /**
+   * A command failed while the connection is up (WRONGTYPE, NOPERM, a timeout, …): not an outage,
+   * so `down` and 'ready' are untouched. Reported as 'error' at most once per 5 s (with a count).
+   */
+  private commandError(what: string, err: unknown): void {
+    if (this.closed) return;
+    this.errorsSince++;
+    const now = Date.now();
+    if (now - this.errorAt < 5000) return;
+    const n = this.errorsSince;
+    this.errorAt = now;
+    this.errorsSince = 0;
+    const e = new Error(`Redis command failed: ${what}: ${(err as Error)?.message ?? String(err)}${n > 1 ? ` (${n} failures since the last report)` : ''}`);
     (e as Error & { cause?: unknown }).cause = err;
     if (this.listenerCount('error') > 0) this.emit('error', e);
     else process.emitWarning(e.message, 'RedisBrokerWarning');
