@@ -139,7 +139,8 @@ export function handleH2Stream(
 
   const complete = () => {
     finish();
-    if (stream.destroyed || stream.closed) return;
+    // Answered meanwhile (503 from wss.close(), the handshake timeout): nothing more to say.
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
     if (wss.state !== 'running') return refuseStream(stream, 503, 'Server is shutting down');
     let protocol = '';
     if (check.protocols.size > 0) {
@@ -169,6 +170,7 @@ export function handleH2Stream(
       (ok, code = 401, message, hdrs) => {
         if (!ok) {
           finish();
+          if (stream.headersSent) return;
           return refuseStream(stream, code, message ?? 'Unauthorized', hdrs);
         }
         complete();
@@ -196,55 +198,79 @@ function connectGuard(this: Http2AnyServer, req: http2.Http2ServerRequest, res: 
     res.end();
   }
 }
-const guardRefs = new WeakMap<Http2AnyServer, number>();
 
-/** The extended CONNECT no 'stream' listener claimed: answer it (404 off every path, 501 for another :protocol). */
-function unclaimed(stream: MarkedStream, headers: http2.IncomingHttpHeaders, wss: WebSocketServer): void {
-  if (stream[kHandled] || stream.headersSent || stream.destroyed) return;
+/** What we keep per http2 server, for its lifetime: the WebSocketServers attached to it. */
+interface H2Host {
+  attached: Set<WebSocketServer>;
+}
+const hosts = new WeakMap<Http2AnyServer, H2Host>();
+
+/**
+ * The extended CONNECT no 'stream' listener claimed by the end of its tick: a refusal from the
+ * first running WebSocketServer's rules (404 off every path, 501 for another :protocol), 503 when
+ * none runs (they closed or are closing: an h2 stream nobody answers would hang, and Node's
+ * compatibility layer would answer 405).
+ */
+function unclaimed(stream: MarkedStream, headers: http2.IncomingHttpHeaders, host: H2Host): void {
+  if (stream[kHandled] || stream.headersSent || stream.destroyed || stream.closed) return;
   stream[kHandled] = true;
   stream.on('error', noop);
-  const check = validateExtendedConnect(headers, { path: wss.options.path });
+  let running: WebSocketServer | undefined;
+  for (const w of host.attached) if (w.state === 'running') running = running ?? w;
+  if (!running) return refuseStream(stream, 503, 'Server is shutting down');
+  const check = validateExtendedConnect(headers, { path: running.options.path });
   if (!check.ok) refuseStream(stream, check.status, check.message, check.headers);
   else refuseStream(stream, 404, 'Not found');
 }
 
 /**
+ * The server's part that outlives every WebSocketServer on it (installed once, never removed):
+ * the 'connect' guard and the responder for unclaimed extended CONNECTs, so that a session opened
+ * while SETTINGS_ENABLE_CONNECT_PROTOCOL was advertised never gets 405 or silence.
+ */
+function hostOf(server: Http2AnyServer): H2Host {
+  let host = hosts.get(server);
+  if (host) return host;
+  const h: H2Host = { attached: new Set() };
+  hosts.set(server, h);
+  server.on('connect', connectGuard);
+  server.on('stream', (stream: MarkedStream, headers: http2.IncomingHttpHeaders) => {
+    if (!stream[kHandled] && isExtendedConnect(headers)) process.nextTick(unclaimed, stream, headers, h);
+  });
+  return h;
+}
+
+/**
  * Serve the WebSocket streams of an http2 server: advertise SETTINGS_ENABLE_CONNECT_PROTOCOL
  * (RFC 8441 §3) to sessions from now on, take extended CONNECTs for our path from the 'stream'
- * event, and guard them from the compatibility layer's 405. Returns the detach function.
+ * event, and guard them from the compatibility layer's 405. Returns the detach function: new
+ * sessions stop getting the setting once no attached WebSocketServer runs.
  */
 export function attachHttp2Server(wss: WebSocketServer, server: Http2AnyServer): () => void {
+  const host = hostOf(server);
+  host.attached.add(wss);
   server.updateSettings({ enableConnectProtocol: true });
   const path = wss.options.path;
   const onStream = (stream: MarkedStream, headers: http2.IncomingHttpHeaders) => {
     if (stream[kHandled] || !isExtendedConnect(headers)) return;
     // Another path or :protocol may belong to another listener (another WebSocketServer on this
-    // server): leave it, and answer it only if nobody claims it by the end of this tick.
+    // server): leave it to them, or to the host's responder by the end of this tick.
     const mine =
       String(headers[':protocol']).toLowerCase() === H2_WEBSOCKET_PROTOCOL &&
       (path === undefined || requestPath(String(headers[':path'] ?? '/')) === path);
-    if (!mine) {
-      process.nextTick(unclaimed, stream, headers, wss);
-      return;
-    }
-    handleH2Stream(wss, stream, headers, (ws, req) => wss.emit('connection', ws, req));
+    if (mine) handleH2Stream(wss, stream, headers, (ws, req) => wss.emit('connection', ws, req));
   };
   server.on('stream', onStream);
-  const refs = guardRefs.get(server) ?? 0;
-  if (refs === 0) server.on('connect', connectGuard);
-  guardRefs.set(server, refs + 1);
-  let attached = true;
   const detach = () => {
-    if (!attached) return;
-    attached = false;
     server.off('stream', onStream);
-    const left = (guardRefs.get(server) ?? 1) - 1;
-    guardRefs.set(server, left);
-    if (left === 0) server.off('connect', connectGuard);
+    host.attached.delete(wss);
   };
   // Detached when the WebSocketServer has closed, not when it starts to: streams arriving during a
-  // graceful close get 503 (an h2 stream nobody answers would just hang, unlike a socket).
+  // graceful close get 503 from it, later ones from the host's responder.
   return () => {
+    let others = false;
+    for (const w of host.attached) if (w !== wss && w.state === 'running') others = true;
+    if (!others) server.updateSettings({ enableConnectProtocol: false });
     if (wss.state === 'closed') detach();
     else wss.once('close', detach);
   };

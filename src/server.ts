@@ -13,7 +13,7 @@ import { negotiateServer } from './deflate.js';
 import { fanOut, Topics, type PublishOptions } from './topics.js';
 import type { Broker } from './broker/types.js';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { attachHttp2Server, handleH2Stream, isHttp2Server, type Http2AnyServer, type Http2WebSocketRequest } from './http2.js';
+import { attachHttp2Server, handleH2Stream, refuseStream, isHttp2Server, type Http2AnyServer, type Http2WebSocketRequest } from './http2.js';
 
 export interface VerifyClientInfo {
   origin: string | undefined;
@@ -341,7 +341,12 @@ export class WebSocketServer extends EventEmitter {
     if (this.state === 'closing') return;
     this.state = 'closing';
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const s of this.pending) s.destroy();
+    // Handshakes in progress: an h2 stream gets 503 (a reset without a status would tell the
+    // client nothing), a socket is destroyed.
+    for (const s of this.pending) {
+      if (typeof (s as Partial<ServerHttp2Stream>).respond === 'function') refuseStream(s as ServerHttp2Stream, 503, 'Server is shutting down');
+      else s.destroy();
+    }
     this.pending.clear();
     this.removeListeners();
     if (this.ownServer && this.server) {

@@ -134,6 +134,34 @@ describe('server: the extended CONNECT handshake', () => {
   });
 });
 
+describe('server: after wss.close()', () => {
+  for (const withRequest of [true, false]) {
+    it(`advertises the setting by itself, stops once closed, and answers later extended CONNECTs with 503 (${withRequest ? "a 'request' listener" : "no 'request' listener"})`, async () => {
+      const { key, cert } = testCert();
+      // No settings of ours: attaching must advertise SETTINGS_ENABLE_CONNECT_PROTOCOL itself.
+      const server = withRequest
+        ? http2.createSecureServer({ key, cert, allowHTTP1: true }, (_q, r) => r.end('page'))
+        : http2.createSecureServer({ key, cert, allowHTTP1: true });
+      const wss = new WebSocketServer({ server, handshakeTimeout: 5000, verifyClient: (_i: unknown, _cb: unknown) => {} });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      cleanups.push(() => new Promise((r) => server.close(r)));
+      const sess = await session(origin);
+      expect(sess.remoteSettings.enableConnectProtocol).toBe(true);
+      // In its handshake (verifyClient never answers) when the server closes: 503, not a bare reset.
+      const waiting = new H2Client(sess.request(CONNECT('/'), { endStream: false }));
+      while (wss.pending.size === 0) await new Promise((r) => setTimeout(r, 5));
+      await new Promise<void>((r) => wss.close(() => r()));
+      await waiting.until(() => waiting.status !== 0 || waiting.closed);
+      expect(waiting.status).toBe(503);
+      const later = await H2Client.open(sess, '/');
+      expect(later.status).toBe(503);
+      const fresh = await session(origin);
+      expect(fresh.remoteSettings.enableConnectProtocol).toBe(false);
+    });
+  }
+});
+
 /** An echo server, a session, and one open raw WebSocket stream with our server-side connection. */
 async function open(opts: Parameters<typeof h2Server>[0] = {}, extra: http2.OutgoingHttpHeaders = {}) {
   const s = await setup(opts);
