@@ -288,10 +288,29 @@ interface SessionEntry {
   waiters: ((ok: boolean) => void)[];
   /** WebSockets using the session, and handshakes in progress on it. */
   refs: number;
+  /** Streams open on it (ours): at the server's SETTINGS_MAX_CONCURRENT_STREAMS, a new one waits in nghttp2. */
+  streams: number;
 }
 
-/** Our own sessions, one per origin (and TLS options): WebSockets to one origin share it. */
-const sessions = new Map<string, SessionEntry>();
+/**
+ * Our own sessions per origin (and TLS options): WebSockets to one origin share one, and another
+ * opens when the server's SETTINGS_MAX_CONCURRENT_STREAMS is reached on those there are.
+ */
+const sessions = new Map<string, SessionEntry[]>();
+
+function forget(e: SessionEntry): void {
+  if (e.key === null) return;
+  const list = sessions.get(e.key);
+  const i = list ? list.indexOf(e) : -1;
+  if (i < 0) return;
+  list!.splice(i, 1);
+  if (list!.length === 0) sessions.delete(e.key);
+}
+
+/** No room for another stream: the server's SETTINGS arrived and its limit is reached. */
+function full(e: SessionEntry): boolean {
+  return e.connectProtocol !== null && e.streams >= (e.session.remoteSettings?.maxConcurrentStreams ?? Infinity);
+}
 const userSessions = new WeakMap<http2.ClientHttp2Session, SessionEntry>();
 const objectIds = new WeakMap<object, number>();
 let nextObjectId = 1;
@@ -307,7 +326,7 @@ function idOf(v: unknown): string {
 function settle(e: SessionEntry, ok: boolean): void {
   if (e.connectProtocol !== null) return;
   e.connectProtocol = ok;
-  if (!ok && e.key !== null && sessions.get(e.key) === e) sessions.delete(e.key);
+  if (!ok) forget(e);
   for (const w of e.waiters.splice(0)) w(ok);
   if (!ok) release(e, 0);
 }
@@ -321,7 +340,7 @@ function whenReady(e: SessionEntry, cb: (ok: boolean) => void): void {
 function release(e: SessionEntry, n: number): void {
   e.refs -= n;
   if (e.refs > 0 || e.key === null) return;
-  if (sessions.get(e.key) === e) sessions.delete(e.key);
+  forget(e);
   if (!e.session.closed && !e.session.destroyed) e.session.close();
 }
 
@@ -348,17 +367,20 @@ function ownSession(url: URL, opts: ClientOptions): SessionEntry {
     connect[name] = v;
     key += `|${name}=${idOf(v)}`;
   }
-  const cached = sessions.get(key);
-  if (cached && !cached.session.closed && !cached.session.destroyed) return cached;
+  for (const cached of sessions.get(key) ?? []) {
+    if (!cached.session.closed && !cached.session.destroyed && cached.connectProtocol !== false && !full(cached)) return cached;
+  }
   const session = http2.connect(origin, connect as http2.SecureClientSessionOptions);
-  const e: SessionEntry = { session, key, connectProtocol: null, waiters: [], refs: 0 };
-  sessions.set(key, e);
+  const e: SessionEntry = { session, key, connectProtocol: null, waiters: [], refs: 0, streams: 0 };
+  const list = sessions.get(key);
+  if (list) list.push(e);
+  else sessions.set(key, [e]);
   // RFC 8441 §3: the server's first SETTINGS says whether it takes extended CONNECT. A session that
   // fails or closes before (no h2 in ALPN, an HTTP/1.1-only cleartext server) means "fall back".
   session.once('remoteSettings', (s) => settle(e, s.enableConnectProtocol === true));
   session.on('error', () => settle(e, false));
   session.once('close', () => {
-    if (sessions.get(key) === e) sessions.delete(key);
+    forget(e);
     settle(e, false);
   });
   return e;
@@ -372,7 +394,7 @@ function ownSession(url: URL, opts: ClientOptions): SessionEntry {
 function userSession(session: http2.ClientHttp2Session): SessionEntry {
   let e = userSessions.get(session);
   if (e && e.connectProtocol !== false) return e;
-  e = { session, key: null, connectProtocol: null, waiters: [], refs: 0 };
+  e = { session, key: null, connectProtocol: null, waiters: [], refs: 0, streams: 0 };
   userSessions.set(session, e);
   const entry = e;
   const advertised = () => session.remoteSettings?.enableConnectProtocol === true;
@@ -416,7 +438,7 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
     extensions: extOffer,
     headers: opts.headers,
   });
-  const e = opts.http2Session ? userSession(opts.http2Session) : ownSession(url, opts);
+  let e = opts.http2Session ? userSession(opts.http2Session) : ownSession(url, opts);
   e.refs++;
   let held = true;
   const drop = () => {
@@ -446,12 +468,21 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
   };
   ws.abortHandshake = fail;
 
-  whenReady(e, (ok) => {
+  const onReady = (ok: boolean): void => {
     if (done) return;
     if (!ok) {
       settleHandshake();
       drop();
       fallback();
+      return;
+    }
+    if (e.key !== null && full(e)) {
+      // The server's SETTINGS_MAX_CONCURRENT_STREAMS is reached here: another session for the origin.
+      drop();
+      e = ownSession(url, opts);
+      e.refs++;
+      held = true;
+      whenReady(e, onReady);
       return;
     }
     let s: http2.ClientHttp2Stream;
@@ -460,6 +491,9 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
     } catch (err) {
       return fail(err as Error);
     }
+    const owner = e;
+    owner.streams++;
+    s.once('close', () => owner.streams--);
     stream = s;
     const onError = (err: Error) => fail(err);
     const onClose = () => fail(new Error(`The stream closed before the server's response (RST_STREAM ${s.rstCode})`));
@@ -494,5 +528,6 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
       ws.once('close', drop);
       ws._setSocket(s, EMPTY, 'client', opts, compressor);
     });
-  });
+  };
+  whenReady(e, onReady);
 }

@@ -449,6 +449,20 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     expect(sessionsSeen.size).toBe(2);
   });
 
+  it("opens another session once the server's SETTINGS_MAX_CONCURRENT_STREAMS is reached", async () => {
+    const s = await setup({}, { settings: { enableConnectProtocol: true, maxConcurrentStreams: 2 } });
+    const sessionsSeen = new Set<http2.ServerHttp2Session>();
+    s.server.on('session', (x) => sessionsSeen.add(x));
+    const all = await Promise.all([0, 1, 2].map(() => client(`wss://127.0.0.1:${s.port}/`, undefined, { http2: true, handshakeTimeout: 3000 })));
+    for (const ws of all) expect(ws.transport).toBe('h2');
+    expect(sessionsSeen.size).toBe(2);
+    expect((await echoOnce(all[2], 'third')).toString()).toBe('third');
+    // A fourth fits on the second session.
+    const d = await client(`wss://127.0.0.1:${s.port}/`, undefined, { http2: true, handshakeTimeout: 3000 });
+    expect(d.transport).toBe('h2');
+    expect(sessionsSeen.size).toBe(2);
+  });
+
   it('passes TLS options to the session (a client certificate reaches the server) and shares sessions only between equal options', async () => {
     const { key, cert } = testCert();
     const s = await setup({}, { requestCert: true, rejectUnauthorized: false });
