@@ -104,7 +104,9 @@ export function handleH2Stream(
   headers: http2.IncomingHttpHeaders,
   cb: (ws: WebSocket, req: Http2WebSocketRequest) => void,
 ): void {
-  if (stream[kHandled]) throw new Error('server.handleStream() was called more than once with the same stream');
+  // Taken already (by a WebSocketServer attached to the server, or an earlier call): not ours to
+  // answer, and a throw here would be one inside the server's 'stream' event, crashing the process.
+  if (stream[kHandled]) return;
   stream[kHandled] = true;
   stream.on('error', noop); // a reset during the handshake must not crash the process
   // Answered already: Node's compatibility layer sends 405 to a CONNECT when a 'request' listener

@@ -162,6 +162,35 @@ describe('server: after wss.close()', () => {
   }
 });
 
+describe('server: handleStream next to an attached WebSocketServer', () => {
+  it('leaves a stream another WebSocketServer took (no throw in the stream event) and serves the rest', async () => {
+    const s = await setup({ path: '/chat' });
+    const other = new WebSocketServer({ noServer: true });
+    cleanups.push(() => new Promise((r) => other.close(() => r(undefined))));
+    let routed = 0;
+    s.server.on('stream', (stream, headers) => {
+      if (headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket') {
+        other.handleStream(stream, headers, (ws) => {
+          routed++;
+          ws.send('other');
+        });
+        other.handleStream(stream, headers, () => routed++); // twice: quietly nothing
+      }
+    });
+    const sess = await session(s.origin);
+    const elsewhere = await H2Client.open(sess, '/elsewhere');
+    expect(elsewhere.status).toBe(200);
+    await elsewhere.until(() => elsewhere.messages().length === 1);
+    const conn = nextConnection(s.wss);
+    const chat = await H2Client.open(sess, '/chat');
+    expect(chat.status).toBe(200);
+    await conn;
+    expect(routed).toBe(1);
+    elsewhere.stream.close(http2.constants.NGHTTP2_CANCEL);
+    chat.stream.close(http2.constants.NGHTTP2_CANCEL);
+  });
+});
+
 /** An echo server, a session, and one open raw WebSocket stream with our server-side connection. */
 async function open(opts: Parameters<typeof h2Server>[0] = {}, extra: http2.OutgoingHttpHeaders = {}) {
   const s = await setup(opts);
