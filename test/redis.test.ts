@@ -426,6 +426,78 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     }
   }, 20_000);
 
+  it('a stalled Redis (SIGSTOP): publishes awaiting a reply are bounded, then queued, then dropped; all flows after SIGCONT', async () => {
+    const own = await RedisServer.start();
+    const cl = createClient({ url: own.url });
+    cl.on('error', () => {});
+    await cl.connect();
+    const watch = createClient({ url: own.url });
+    watch.on('error', () => {});
+    await watch.connect();
+    let got = 0;
+    await watch.subscribe('st:t', () => void got++);
+    const broker = new RedisBroker({ client: cl, prefix: 'st:', maxQueue: 100, maxQueueBytes: 1 << 20 });
+    const errors: string[] = [];
+    broker.on('error', (e) => errors.push(e.message));
+    await broker.ready;
+    try {
+      own.proc!.kill('SIGSTOP');
+      const payload = Buffer.alloc(1024, 1);
+      const N = 20_000;
+      for (let i = 0; i < N; i++) broker.publish('t', payload, true, true, null);
+      expect(broker.queued).toBeLessThanOrEqual(100);
+      expect(broker.dropped).toBeGreaterThanOrEqual(N - 200);
+      await until(() => errors.length === 1, 5000, 'one error'); // after a second without a reply
+      expect(errors[0]).toMatch(/not answering/);
+      own.proc!.kill('SIGCONT');
+      await until(() => broker.queued === 0, 5000, 'queue drained');
+      await cl.ping();
+      await until(() => got === N - broker.dropped, 5000, 'every kept publish delivered');
+      broker.publish('t', payload, true, true, null); // flowing again: sent at once
+      expect(broker.queued).toBe(0);
+      await until(() => got === N + 1 - broker.dropped, 5000, 'a later publish');
+      expect(errors.length).toBe(1);
+    } finally {
+      own.proc?.kill('SIGCONT');
+      await broker.close();
+      await cl.close().catch(() => {});
+      await watch.close().catch(() => {});
+      await own.stop();
+    }
+  }, 20_000);
+
+  it('a command error (WRONGTYPE) is reported as such and is not an outage: the next real outage is reported', async () => {
+    const own = await RedisServer.start();
+    const cl = createClient({ url: own.url, socket: { reconnectStrategy: () => 50 } });
+    cl.on('error', () => {});
+    await cl.connect();
+    await cl.sendCommand(['SET', 'ce:history:{t}', 'x']); // a key of the wrong type for the stream
+    const broker = new RedisBroker({ client: cl, prefix: 'ce:', history: true });
+    const errors: string[] = [];
+    let readies = 0;
+    broker.on('error', (e) => errors.push(e.message));
+    broker.on('ready', () => readies++);
+    await broker.ready;
+    try {
+      broker.publish('t', Buffer.from('a'), false, true, null);
+      broker.publish('t', Buffer.from('b'), false, true, null); // within the rate limit: not reported again
+      await until(() => errors.length === 1, 5000, 'command error');
+      expect(errors[0]).toMatch(/command failed.*WRONGTYPE/);
+      expect(errors[0]).not.toMatch(/unavailable/);
+      expect(broker.connected).toBe(true);
+      await own.stop();
+      await until(() => errors.length === 2, 5000, 'outage error');
+      expect(errors[1]).toMatch(/Redis unavailable/);
+      await own.start();
+      await until(() => readies === 1, 10_000, "'ready' after the outage");
+      expect(errors.length).toBe(2);
+    } finally {
+      await broker.close();
+      await cl.close().catch(() => {});
+      await own.stop();
+    }
+  }, 20_000);
+
   it('localFirst delivers at once, before the echo', async () => {
     const cl = createClient({ url: redis.url });
     cl.on('error', () => {});

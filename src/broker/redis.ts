@@ -100,6 +100,8 @@ function idBefore(a: string, b: string): boolean {
   return am < bm || (am === bm && as < bs);
 }
 const SEQ_MAX = 2 ** 48;
+/** No reply for this long while publishes wait for one: Redis is stalled (reported once). */
+const STALL_MS = 1000;
 
 type Listener = (message: Buffer, channel: Buffer) => void;
 
@@ -197,6 +199,13 @@ export class RedisBroker extends EventEmitter implements Broker {
   private readonly seqs = new Map<string, number>();
   private queue: [string, Buffer][] = [];
   private queueBytes = 0;
+  /** Publishes sent and awaiting Redis's reply (bounded by maxQueue / maxQueueBytes too). */
+  private inflight = 0;
+  private inflightBytes = 0;
+  private stalled = false;
+  private stallTimer: NodeJS.Timeout | null = null;
+  /** When the last reply came (or, with none awaited, when the first of those awaited was sent). */
+  private replyAt = 0;
   private down = false;
   private closed = false;
   /** Command errors (not outages): the last time one was reported, and how many since. */
@@ -283,7 +292,8 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.seqs.set(topic, seq);
     const flags = (binary ? FLAG_BINARY : 0) | (compress ? 0 : FLAG_NO_COMPRESS);
     const msg = encodeMessage(this.origin, seq, flags, payload);
-    const echo = !this.localFirst && ch !== undefined && ch.active && this.subscriber.isReady && this.client.isReady;
+    // Wait for the echo only when the publish goes out now (not queued, not dropped).
+    const echo = !this.localFirst && ch !== undefined && ch.active && this.subscriber.isReady && this.canSend(msg.length);
     if (ch && sink && !echo) sink.deliver(topic, payload, binary, compress, except);
     if (echo) {
       (ch!.awaiting ??= new Map()).set(seq, { payload, flags, except, at: Date.now() });
@@ -301,6 +311,8 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.channels.clear();
     if (this.echoTimer) clearInterval(this.echoTimer);
     this.echoTimer = null;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     this.queue = [];
     this.queueBytes = 0;
     this.client.off('error', this.onClientError);
@@ -421,25 +433,74 @@ export class RedisBroker extends EventEmitter implements Broker {
     for (const [channel, l] of this.applied) this.subscribed(channel, l);
   }
 
+  /** Room for one more publish on the wire: Redis ready, nothing queued before it, and fewer than
+   *  maxQueue / maxQueueBytes publishes awaiting a reply (a stalled Redis is an outage too). */
+  private canSend(bytes: number): boolean {
+    return this.client.isReady && this.queue.length === 0 && this.inflight < this.maxQueue && this.inflightBytes + bytes <= this.maxQueueBytes;
+  }
+
   private send(channel: string, msg: Buffer, awaitingTopic: string | null, seq: number): void {
-    if (this.client.isReady) {
-      this.command(channel, msg).catch((err) => {
+    if (this.canSend(msg.length)) return this.write(channel, msg, awaitingTopic, seq);
+    // Redis is away or not answering: keep a bounded queue (never the client's unbounded queues).
+    if (this.queue.length >= this.maxQueue || this.queueBytes + msg.length > this.maxQueueBytes) {
+      this.dropped++;
+    } else {
+      this.queue.push([channel, msg]);
+      this.queueBytes += msg.length;
+    }
+    // A backlog that is being answered is not a stall: report one when no reply came for a second.
+    if (this.client.isReady && !this.stalled && !this.stallTimer) {
+      this.stallTimer = setTimeout(() => {
+        this.stallTimer = null;
+        if (this.closed || this.stalled || this.queue.length === 0 || !this.client.isReady || Date.now() - this.replyAt < STALL_MS) return;
+        this.stalled = true;
+        this.report(new Error(`Redis is not answering: ${this.inflight} publishes have waited over ${STALL_MS / 1000} s for a reply (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`));
+      }, STALL_MS);
+      this.stallTimer.unref();
+    }
+  }
+
+  private write(channel: string, msg: Buffer, awaitingTopic: string | null, seq: number): void {
+    if (this.inflight === 0) this.replyWaitStarts();
+    this.inflight++;
+    this.inflightBytes += msg.length;
+    this.command(channel, msg).then(
+      () => this.settled(msg.length),
+      (err) => {
+        this.settled(msg.length);
         // Lost in flight (the connection dropped): deliver our own copy if it was waiting for the echo.
         if (awaitingTopic !== null) {
           const ch = this.channels.get(awaitingTopic);
           if (ch) this.releaseAwaiting(awaitingTopic, ch, seq);
         }
-        this.outage(err);
-      });
-      return;
+        // Only connection events make an outage; a refused command (WRONGTYPE, NOPERM, …) is reported as such.
+        if (this.client.isReady) this.commandError('PUBLISH ' + channel, err);
+        else this.outage(err);
+      },
+    );
+  }
+
+  /** Nothing was awaiting a reply: the wait starts now. */
+  private replyWaitStarts(): void {
+    this.replyAt = Date.now();
+  }
+
+  private settled(bytes: number): void {
+    this.replyAt = Date.now();
+    this.inflight--;
+    this.inflightBytes -= bytes;
+    this.drain();
+  }
+
+  /** Send what waits in the queue, as far as the in-flight bound allows. */
+  private drain(): void {
+    if (this.closed || !this.client.isReady) return;
+    while (this.queue.length > 0 && this.inflight < this.maxQueue && this.inflightBytes + this.queue[0][1].length <= this.maxQueueBytes) {
+      const [channel, msg] = this.queue.shift()!;
+      this.queueBytes -= msg.length;
+      this.write(channel, msg, null, 0);
     }
-    // Redis is away: keep a bounded queue (never the client's unbounded offline queue).
-    if (this.queue.length >= this.maxQueue || this.queueBytes + msg.length > this.maxQueueBytes) {
-      this.dropped++;
-      return;
-    }
-    this.queue.push([channel, msg]);
-    this.queueBytes += msg.length;
+    if (this.queue.length === 0 && this.inflight < this.maxQueue) this.stalled = false;
   }
 
   private command(channel: string, msg: Buffer): Promise<unknown> {
@@ -574,6 +635,10 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.down = true;
     const e = new Error(`Redis unavailable: ${(err as Error)?.message ?? String(err)} (local delivery goes on; remote publishes are queued up to ${this.maxQueue})`);
     (e as Error & { cause?: unknown }).cause = err;
+    this.report(e);
+  }
+
+  private report(e: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', e);
     else process.emitWarning(e.message, 'RedisBrokerWarning');
   }
@@ -592,18 +657,12 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.errorsSince = 0;
     const e = new Error(`Redis command failed: ${what}: ${(err as Error)?.message ?? String(err)}${n > 1 ? ` (${n} failures since the last report)` : ''}`);
     (e as Error & { cause?: unknown }).cause = err;
-    if (this.listenerCount('error') > 0) this.emit('error', e);
-    else process.emitWarning(e.message, 'RedisBrokerWarning');
+    this.report(e);
   }
 
   private recovered(): void {
     if (this.closed) return;
-    if (this.client.isReady && this.queue.length > 0) {
-      const q = this.queue;
-      this.queue = [];
-      this.queueBytes = 0;
-      for (const [channel, msg] of q) this.command(channel, msg).catch((err) => this.outage(err));
-    }
+    this.drain();
     if (!this.down || !this.client.isReady || !this.subscriber.isReady) return;
     this.down = false;
     // History: catch up on what was published while our subscriber was away.
