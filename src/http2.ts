@@ -343,7 +343,11 @@ function release(e: SessionEntry, n: number): void {
   e.refs -= n;
   if (e.refs > 0 || e.key === null) return;
   forget(e);
-  if (!e.session.closed && !e.session.destroyed) e.session.close();
+  if (e.session.destroyed) return;
+  // Still connecting, or the server's SETTINGS not yet in (a handshake timed out or was
+  // terminated before): close() would wait for a connection that may never come; destroy it.
+  if (e.session.connecting || e.connectProtocol === null) e.session.destroy();
+  else if (!e.session.closed) e.session.close();
 }
 
 /**

@@ -478,6 +478,32 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     expect(sessionsSeen.size).toBe(2);
   });
 
+  it("destroys its session when the handshake times out before the server's SETTINGS (a silent server)", async () => {
+    const net = await import('node:net');
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = net.createServer((c) => {
+      sockets.add(c);
+      c.on('close', () => sockets.delete(c));
+      c.on('error', () => {});
+      c.resume(); // reads, so that the client's FIN is seen
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => {
+      for (const c of sockets) c.destroy();
+      silent.close(r);
+    }));
+    const port = (silent.address() as AddressInfo).port;
+    for (const scheme of ['wss', 'ws']) {
+      const ws = new WebSocket(`${scheme}://127.0.0.1:${port}/`, { http2: true, handshakeTimeout: 200 });
+      const err = eventually<[Error]>(ws, 'error');
+      const closed = eventually(ws, 'close');
+      expect((await err)[0].message).toMatch(/timed out/);
+      await closed;
+      for (let i = 0; sockets.size > 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
+      expect([scheme, sockets.size]).toEqual([scheme, 0]);
+    }
+  });
+
   it("opens another session once the server's SETTINGS_MAX_CONCURRENT_STREAMS is reached", async () => {
     const s = await setup({}, { settings: { enableConnectProtocol: true, maxConcurrentStreams: 2 } });
     const sessionsSeen = new Set<http2.ServerHttp2Session>();
