@@ -112,6 +112,11 @@ describe('ClusterBroker with forked workers', () => {
     clients[0].ws.send('hubcast:\u00ff\u0000raw');
     const want = `bin:${Buffer.from('\u00ff\u0000raw').toString('hex')}`;
     await until(() => clients.every((c) => c.got.includes(want)), 5000, 'hub broadcast');
+    // One Buffer reused for three publishes: the publisher's own subscribers get each as it was.
+    for (const c of clients) c.got.length = 0;
+    clients[0].ws.send('reuse:room');
+    await until(() => clients.every((c) => c.got.length >= 3), 5000, 'reused-buffer messages');
+    for (const c of clients) expect(c.got).toEqual(['bin:7231', 'bin:7232', 'bin:7233']);
     for (const c of clients) c.ws.close();
   });
 

@@ -498,6 +498,40 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     }
   }, 20_000);
 
+  it("the publisher's own subscribers get each message as published, though the caller reuses its Buffer", async () => {
+    const mk = async () => {
+      const cl = createClient({ url: redis.url });
+      cl.on('error', () => {});
+      await cl.connect();
+      const broker = new RedisBroker({ client: cl, prefix: 'reuse:' });
+      await broker.ready;
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      await once(wss, 'listening');
+      wss.on('connection', (ws) => ws.subscribe('t'));
+      const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
+      await until(() => wss.subscriberCount('t') === 1);
+      return { cl, broker, wss, c };
+    };
+    const A = await mk();
+    const B = await mk();
+    const n = async () => Number(((await A.cl.sendCommand(['PUBSUB', 'NUMSUB', 'reuse:t'])) as unknown[])[1]);
+    for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    const buf = Buffer.alloc(2);
+    for (const s of ['m1', 'm2', 'm3']) {
+      buf.write(s);
+      A.wss.publish('t', buf);
+    }
+    await until(() => A.c.got.length === 3 && B.c.got.length === 3, 5000, 'three messages');
+    expect(A.c.got).toEqual(['m1', 'm2', 'm3']);
+    expect(B.c.got).toEqual(['m1', 'm2', 'm3']);
+    for (const X of [A, B]) {
+      X.c.ws.close();
+      await stopServer(X.wss);
+      await X.broker.close();
+      await X.cl.close();
+    }
+  });
+
   it('localFirst delivers at once, before the echo', async () => {
     const cl = createClient({ url: redis.url });
     cl.on('error', () => {});

@@ -110,7 +110,8 @@ export class ClusterBroker implements Broker {
     const s = ++this.seq;
     // IPC is ordered: the primary saw our tsub before this tpub, so it comes back to us.
     if (here && this.localFirst) sink!.deliver(topic, payload, binary, compress, except);
-    else if (here) this.awaiting.set(s, { topic, payload, flags, except });
+    // A copy: the caller may reuse its buffer before the message comes back.
+    else if (here) this.awaiting.set(s, { topic, payload: Buffer.from(payload), flags, except });
     this.hub._send({ [TAG]: 1, t: 'tpub', ns: this.name, topic, d: pack(payload), f: flags, s });
     return local;
   }

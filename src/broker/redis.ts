@@ -296,7 +296,8 @@ export class RedisBroker extends EventEmitter implements Broker {
     const echo = !this.localFirst && ch !== undefined && ch.active && this.subscriber.isReady && this.canSend(msg.length);
     if (ch && sink && !echo) sink.deliver(topic, payload, binary, compress, except);
     if (echo) {
-      (ch!.awaiting ??= new Map()).set(seq, { payload, flags, except, at: Date.now() });
+      // The copy encodeMessage made: the caller may reuse its buffer before the echo comes back.
+      (ch!.awaiting ??= new Map()).set(seq, { payload: msg.subarray(HEADER_SIZE), flags, except, at: Date.now() });
       this.armEchoTimer();
     }
     this.send(this.prefix + topic, msg, echo ? topic : null, seq);
