@@ -278,6 +278,35 @@ export function attachHttp2Server(wss: WebSocketServer, server: Http2AnyServer):
   };
 }
 
+/** Sessions with a liveness probe in flight. */
+const probing = new WeakSet<http2.Http2Session>();
+
+/**
+ * The heartbeat terminated a WebSocket over h2 (its peer went silent): the RST_STREAM went into
+ * a session that may be dead as a whole, and nothing else would notice. Ping it; no ACK within
+ * `ms` destroys it (its TCP/TLS socket with it).
+ */
+export function probeSession(transport: unknown, ms: number): void {
+  const session = (transport as { session?: http2.Http2Session } | null)?.session;
+  if (!session || session.destroyed || session.closed || probing.has(session)) return;
+  probing.add(session);
+  const timer = setTimeout(() => {
+    probing.delete(session);
+    if (!session.destroyed) session.destroy();
+  }, ms);
+  timer.unref();
+  const done = (err: Error | null) => {
+    clearTimeout(timer);
+    probing.delete(session);
+    if (err && !session.destroyed) session.destroy();
+  };
+  try {
+    if (!session.ping(done)) done(new Error('ping refused'));
+  } catch (err) {
+    done(err as Error);
+  }
+}
+
 // ── client ────────────────────────────────────────────────────────────────────────────────
 
 /** A client session and what we know of it. */

@@ -13,7 +13,7 @@ import { negotiateServer } from './deflate.js';
 import { fanOut, Topics, type PublishOptions } from './topics.js';
 import type { Broker } from './broker/types.js';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { attachHttp2Server, handleH2Stream, refuseStream, isHttp2Server, type Http2AnyServer, type Http2WebSocketRequest } from './http2.js';
+import { attachHttp2Server, handleH2Stream, probeSession, refuseStream, isHttp2Server, type Http2AnyServer, type Http2WebSocketRequest } from './http2.js';
 
 export interface VerifyClientInfo {
   origin: string | undefined;
@@ -296,7 +296,10 @@ export class WebSocketServer extends EventEmitter {
     for (const ws of this.conns) {
       if (ws.readyState !== OPEN) continue;
       if (!ws.isAlive) {
+        const transport = ws.transport === 'h2' ? ws._socket : null;
         ws.terminate();
+        // Over h2 the reset went into a session that may be just as silent: probe it.
+        if (transport) probeSession(transport, this.options.heartbeatInterval!);
         continue;
       }
       ws.isAlive = false;

@@ -314,6 +314,42 @@ describe('server: messages over an h2 stream', () => {
   });
 });
 
+describe('server: heartbeat over h2', () => {
+  it('destroys the session of a heartbeat-terminated WebSocket when the session does not answer a PING either (a relay gone silent)', async () => {
+    const net = await import('node:net');
+    const s = await setup({ heartbeatInterval: 100 });
+    const open = new Set<http2.ServerHttp2Session>();
+    s.server.on('session', (x) => {
+      open.add(x);
+      x.on('close', () => open.delete(x));
+    });
+    let frozen = false;
+    const ends: import('node:net').Socket[] = [];
+    const relay = net.createServer((c) => {
+      const u = net.connect(s.port, '127.0.0.1');
+      ends.push(c, u);
+      c.on('data', (d) => frozen || u.write(d));
+      u.on('data', (d) => frozen || c.write(d));
+      c.on('error', () => {});
+      u.on('error', () => {});
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => {
+      for (const x of ends) x.destroy();
+      relay.close(r);
+    }));
+    const ws = await client(`wss://127.0.0.1:${(relay.address() as AddressInfo).port}/`, undefined, { http2: true });
+    ws.on('error', () => {});
+    expect(open.size).toBe(1);
+    const [server] = s.wss.clients;
+    const closed = eventually<[number]>(server, 'close');
+    frozen = true;
+    expect((await closed)[0]).toBe(1006);
+    for (let i = 0; open.size > 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(open.size).toBe(0);
+  });
+});
+
 describe('server: closing an h2 WebSocket', () => {
   it('client-initiated: close frame + END_STREAM both ways, no RST_STREAM', async () => {
     const { c, ws } = await open();
