@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { createClient } from 'redis';
 import { WebSocket, WebSocketServer, RedisBroker } from '../src/index.js';
-import { encodeMessage, decodeMessage, HEADER_SIZE } from '../src/broker/redis.js';
+import { encodeMessage, decodeMessage, HEADER_SIZE, HISTORY_SCRIPT } from '../src/broker/redis.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
 import { ensureDist, stopServer } from './helpers.js';
 
@@ -525,6 +525,50 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     expect(A.c.got).toEqual(['m1', 'm2', 'm3']);
     expect(B.c.got).toEqual(['m1', 'm2', 'm3']);
     for (const X of [A, B]) {
+      X.c.ws.close();
+      await stopServer(X.wss);
+      await X.broker.close();
+      await X.cl.close();
+    }
+  });
+
+  it('history: during a replay our own echo waits behind the held remote messages (same order on every node)', async () => {
+    const mk = async () => {
+      const cl = createClient({ url: redis.url });
+      cl.on('error', () => {});
+      await cl.connect();
+      const broker = new RedisBroker({ client: cl, prefix: 'ro:', history: true });
+      await broker.ready;
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      await once(wss, 'listening');
+      wss.on('connection', (ws) => ws.subscribe('t'));
+      const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
+      await until(() => wss.subscriberCount('t') === 1);
+      return { cl, broker, wss, c };
+    };
+    const A = await mk();
+    const D = await mk();
+    const inj = createClient({ url: redis.url });
+    await inj.connect();
+    const n = async () => Number(((await inj.sendCommand(['PUBSUB', 'NUMSUB', 'ro:t'])) as unknown[])[1]);
+    for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    // A third origin C, publishing through the history script as a broker does.
+    const C = Buffer.from('cccccccc');
+    const viaScript = (seq: number, text: string) =>
+      inj.sendCommand(['EVAL', HISTORY_SCRIPT, '1', 'ro:history:{t}', encodeMessage(C, seq, 0, Buffer.from(text)), 'ro:t', '1000', '0']);
+    await viaScript(1, 'c1');
+    await until(() => A.c.got.length === 1 && D.c.got.length === 1, 5000, 'c1');
+    // c2 is in the stream but never published live: c3 is a jump, and A and D replay.
+    await inj.sendCommand(['XADD', 'ro:history:{t}', '*', 'm', encodeMessage(C, 2, 0, Buffer.from('c2'))]);
+    // Entries that are not messages (skipped) make the replay long enough for a1's echo to arrive during it.
+    const junk = Buffer.alloc(20_000, 0x7e);
+    await Promise.all(Array.from({ length: 400 }, () => inj.sendCommand(['XADD', 'ro:history:{t}', '*', 'm', junk])));
+    void viaScript(3, 'c3');
+    A.wss.publish('t', 'a1'); // its echo reaches A while A replays (or before c3: the same order on both)
+    await until(() => A.c.got.length === 4 && D.c.got.length === 4, 5000, 'four messages');
+    expect(A.c.got).toEqual(D.c.got);
+    await inj.close();
+    for (const X of [A, D]) {
       X.c.ws.close();
       await stopServer(X.wss);
       await X.broker.close();

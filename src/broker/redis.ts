@@ -76,7 +76,7 @@ export const FLAG_STREAM_ID = 4;
 
 // KEYS[1] stream · ARGV: message, channel, maxLen, maxAge (ms, 0 = none). XADD + PUBLISH in one
 // atomic step, so stream order is publish order; the published copy carries the entry's id.
-const HISTORY_SCRIPT = `
+export const HISTORY_SCRIPT = `
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[1])
 local age = tonumber(ARGV[4])
 if age > 0 then
@@ -525,15 +525,17 @@ export class RedisBroker extends EventEmitter implements Broker {
     if (this.channels.get(topic) !== ch) return;
     const m = decodeMessage(msg);
     if (!m) return;
-    if (m.origin === this.originKey) {
-      // Our own publish came back: deliver it now (and any earlier one whose echo was lost).
-      if (m.id) ch.lastId = m.id;
-      const p = ch.awaiting?.get(m.seq);
-      if (p) this.releaseAwaiting(topic, ch, m.seq);
-      return;
-    }
-    if (ch.held) return void ch.held.push(m); // a replay runs: after it
+    // A replay runs: after it, in the order Redis gave (our own echo too).
+    if (ch.held) return void ch.held.push(m);
+    if (m.origin === this.originKey) return this.ownEcho(topic, ch, m);
     this.handle(topic, ch, m, true);
+  }
+
+  /** Our own publish came back: deliver it now (and any earlier one whose echo was lost). */
+  private ownEcho(topic: string, ch: Channel, m: Decoded): void {
+    if (m.id) ch.lastId = m.id;
+    const p = ch.awaiting?.get(m.seq);
+    if (p) this.releaseAwaiting(topic, ch, m.seq);
   }
 
   /** Deliver a message from another node once, in order; on a sequence jump, replay first (history). */
@@ -575,7 +577,10 @@ export class RedisBroker extends EventEmitter implements Broker {
         m.id = id.toString('latin1');
         this.handle(topic, ch, m, false);
       }
-      for (const m of held) this.handle(topic, ch, m, false);
+      for (const m of held) {
+        if (m.origin === this.originKey) this.ownEcho(topic, ch, m);
+        else this.handle(topic, ch, m, false);
+      }
     };
     if (!from || !this.client.isReady) return finish([]);
     const count = String(this.history!.maxLen * 2);
