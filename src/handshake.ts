@@ -437,7 +437,8 @@ export function validateExtendedConnect(h: HeaderMap, opts: UpgradeOptions = {})
   if (header(h, ':method') !== 'CONNECT') return reject(405, 'Invalid HTTP method', { Allow: 'CONNECT' });
   const protocol = header(h, ':protocol');
   if (protocol === undefined) return reject(400, 'Missing :protocol pseudo-header');
-  if (protocol.toLowerCase() !== H2_WEBSOCKET_PROTOCOL) return reject(501, 'Unsupported :protocol');
+  // Exactly "websocket", the registered upgrade token (RFC 8441 §4), as browsers and nghttp2 send it.
+  if (protocol !== H2_WEBSOCKET_PROTOCOL) return reject(501, 'Unsupported :protocol');
   // §4: "the :scheme and :path pseudo-header fields of the target URI MUST also be included".
   const path = header(h, ':path');
   if (!path || !header(h, ':scheme') || !header(h, ':authority')) return reject(400, 'Missing :scheme, :path or :authority');
@@ -494,9 +495,18 @@ export function h2ResponseHeaders(lines: string[]): Record<string, string | stri
 }
 
 /** The header map of a refusal (`status`, a text body follows); `headers` as a rejection carries them. */
-export function h2ErrorHeaders(status: number, headers?: Record<string, string>): Record<string, string | number> {
-  const out: Record<string, string | number> = { ':status': status, 'content-type': 'text/plain; charset=utf-8' };
-  if (headers) for (const [k, v] of Object.entries(headers)) out[checkHeaderText('header name', k).toLowerCase()] = checkHeaderText(`header ${k}`, v);
+export function h2ErrorHeaders(
+  status: number,
+  headers?: Record<string, string | number | readonly (string | number)[]>,
+): Record<string, string | number | string[]> {
+  const out: Record<string, string | number | string[]> = { ':status': status, 'content-type': 'text/plain; charset=utf-8' };
+  if (!headers) return out;
+  for (const [k, v] of Object.entries(headers)) {
+    const name = checkHeaderText('header name', k).toLowerCase();
+    // Connection-specific headers (fine in an HTTP/1.1 refusal) are malformed in HTTP/2: dropped.
+    if (H2_CONNECTION_HEADERS.has(name) || v === undefined) continue;
+    out[name] = Array.isArray(v) ? v.map((x) => checkHeaderText(`header ${k}`, String(x))) : checkHeaderText(`header ${k}`, String(v));
+  }
   return out;
 }
 

@@ -7,7 +7,7 @@
 //               ├─ stream 3: CONNECT websocket ─▶ WebSocket._setSocket(stream) ─▶ Protocol
 //               └─ stream 5: CONNECT websocket ─▶ WebSocket._setSocket(stream) ─▶ Protocol
 //
-// Closing (RFC 8441 §6): our close frame, then end() = END_STREAM (the connection code ends its
+// Closing (RFC 8441 §5): our close frame, then end() = END_STREAM (the connection code ends its
 // transport after the closing handshake); the peer's END_STREAM closes the stream; a reset happens
 // only when closeTimeout passes. A peer's RST_STREAM after the closing handshake is a clean close,
 // one before it is 1006 — the same rule as a TCP reset.
@@ -63,7 +63,7 @@ type MarkedStream = http2.ServerHttp2Stream & { [kHandled]?: true };
  * Answer a refused extended CONNECT with an HTTP/2 status and a short text body. A peer that keeps
  * its side open is reset after a moment (RFC 9113 §8.1: RST_STREAM NO_ERROR after a complete response).
  */
-export function refuseStream(stream: http2.ServerHttp2Stream, status: number, message: string, headers?: Record<string, string>): void {
+export function refuseStream(stream: http2.ServerHttp2Stream, status: number, message: string, headers?: Parameters<typeof h2ErrorHeaders>[1]): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     stream.close(NGHTTP2_CANCEL);
@@ -193,11 +193,19 @@ export function handleH2Stream(
  * the 'stream' listeners and, when it is the only 'connect' listener, answers a plain CONNECT with
  * 405 as Node would. One per server, shared by the WebSocketServers attached to it.
  */
-function connectGuard(this: Http2AnyServer, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+function connectGuard(this: Http2AnyServer, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse | Socket): void {
+  const alone = this.listeners('connect').every((l) => l === connectGuard);
+  if (!(req as Partial<http2.Http2ServerRequest>).stream) {
+    // An HTTP/1.1 CONNECT (allowHTTP1): `res` is the socket. Node's HTTP/1.1 server destroys it
+    // when nobody listens for 'connect'; so do we when only we do.
+    if (alone) (res as Socket).destroy();
+    return;
+  }
   if (isExtendedConnect(req.headers)) return;
-  if (this.listeners('connect').every((l) => l === connectGuard)) {
-    res.statusCode = 405;
-    res.end();
+  if (alone) {
+    const r = res as http2.Http2ServerResponse;
+    r.statusCode = 405;
+    r.end();
   }
 }
 
@@ -258,7 +266,7 @@ export function attachHttp2Server(wss: WebSocketServer, server: Http2AnyServer):
     // Another path or :protocol may belong to another listener (another WebSocketServer on this
     // server): leave it to them, or to the host's responder by the end of this tick.
     const mine =
-      String(headers[':protocol']).toLowerCase() === H2_WEBSOCKET_PROTOCOL &&
+      headers[':protocol'] === H2_WEBSOCKET_PROTOCOL &&
       (path === undefined || requestPath(String(headers[':path'] ?? '/')) === path);
     if (mine) handleH2Stream(wss, stream, headers, (ws, req) => wss.emit('connection', ws, req));
   };
@@ -542,6 +550,13 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
         if (res.statusCode !== 200 && ws.listenerCount('unexpected-response') > 0) {
           // As over HTTP/1.1: the application handles the response (the stream is its body);
           // terminate()/close() still end the attempt.
+          // Handled by the application from now on: the stream's end is no failure of ours (no
+          // 'error' and 1006 after it); the session is released when the stream closes.
+          clearTimeout(timer);
+          s.off('error', onError);
+          s.off('close', onClose);
+          s.on('error', noop);
+          s.once('close', drop);
           ws.emit('unexpected-response', s, res);
           return;
         }
@@ -553,10 +568,13 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
       } catch (err) {
         return fail(err as Error);
       }
+      // As over HTTP/1.1: close() or terminate() from an 'upgrade' listener ends the attempt
+      // (fail() resets the stream and emits 'error' and 'close').
+      ws.emit('upgrade', res);
+      if (done) return;
       settleHandshake();
       s.off('error', onError);
       s.off('close', onClose);
-      ws.emit('upgrade', res);
       ws.protocol = check.protocol;
       ws.extensions = check.extensions ?? '';
       ws.transport = 'h2';

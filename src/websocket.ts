@@ -559,7 +559,7 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       // may be after a compression still in flight.
       proto.sendClose(code, r, () => this._socket?.end());
     } else if (this.transport === 'h2') {
-      // RFC 8441 §6: END_STREAM is the stream's orderly close, and after our close frame we send
+      // RFC 8441 §5: END_STREAM is the stream's orderly close, and after our close frame we send
       // nothing more: end our half now; the peer's close frame and END_STREAM still arrive.
       proto.sendClose(code, r, () => this._socket?.end());
     } else proto.sendClose(code, r);

@@ -80,9 +80,11 @@ describe('server: the extended CONNECT handshake', () => {
     ['Sec-WebSocket-Version 8', {}, '/', { 'sec-websocket-version': '8' }, 400, { 'sec-websocket-version': '13' }],
     ['a malformed Sec-WebSocket-Protocol', {}, '/', { 'sec-websocket-protocol': 'a,,b' }, 400],
     ['an unknown :protocol', {}, '/', { ':protocol': 'connect-udp' }, 501],
+    ['a :protocol not exactly "websocket"', {}, '/', { ':protocol': 'WebSocket' }, 501],
     ['an Origin not allowed', { allowedOrigins: ['https://good.example'] }, '/', { origin: 'https://evil.example' }, 403],
     ['verifyClient false', { verifyClient: () => false }, '/', {}, 401],
     ['verifyClient(cb) with a custom status and header', { verifyClient: (_i: unknown, cb: (ok: boolean, code?: number, msg?: string, h?: Record<string, string>) => void) => cb(false, 429, 'slow down', { 'Retry-After': '5' }) }, '/', {}, 429, { 'retry-after': '5' }],
+    ['verifyClient(cb) headers with HTTP/1.1-only names, numbers and arrays', { verifyClient: (_i: unknown, cb: (ok: boolean, code?: number, msg?: string, h?: Record<string, unknown>) => void) => cb(false, 429, 'slow down', { 'Retry-After': 5, Connection: 'close', 'Keep-Alive': 'timeout=5', 'Transfer-Encoding': 'chunked', Upgrade: 'websocket', 'Proxy-Connection': 'close', 'Set-Cookie': ['a=1', 'b=2'] }) }, '/', {}, 429, { 'retry-after': '5', 'set-cookie': ['a=1', 'b=2'], connection: undefined, upgrade: undefined, 'keep-alive': undefined, 'transfer-encoding': undefined, 'proxy-connection': undefined } as unknown as Record<string, string>],
     ['a malformed Sec-WebSocket-Extensions', { perMessageDeflate: true }, '/', { 'sec-websocket-extensions': 'permessage-deflate; =' }, 400],
   ];
   for (const [what, opts, path, extra, status, headers] of refusals) {
@@ -93,7 +95,7 @@ describe('server: the extended CONNECT handshake', () => {
       const sess = await session(s.origin);
       const c = await H2Client.open(sess, path, extra);
       expect(c.status).toBe(status);
-      for (const [k, v] of Object.entries(headers ?? {})) expect(c.headers[k]).toBe(v);
+      for (const [k, v] of Object.entries(headers ?? {})) expect(c.headers[k]).toEqual(v);
       await c.until(() => c.ended);
       expect(c.body.length).toBeGreaterThan(0);
       expect(connected).toBe(false);
@@ -552,6 +554,42 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     const d = await client(`wss://127.0.0.1:${s.port}/`, undefined, { http2: true, handshakeTimeout: 3000 });
     expect(d.transport).toBe('h2');
     expect(sessionsSeen.size).toBe(2);
+  });
+
+  it("close() or terminate() from an 'upgrade' listener ends the attempt, as over HTTP/1.1", async () => {
+    const s = await setup();
+    let connected = 0;
+    s.wss.on('connection', () => connected++);
+    for (const how of ['close', 'terminate'] as const) {
+      const ws = new WebSocket(`wss://127.0.0.1:${s.port}/`, { http2: true, rejectUnauthorized: false });
+      let opened = false;
+      ws.on('open', () => (opened = true));
+      ws.on('upgrade', () => ws[how]());
+      const err = eventually<[Error]>(ws, 'error');
+      const closed = eventually<[number]>(ws, 'close');
+      expect((await err)[0].message).toMatch(/closed before the connection was established/);
+      expect((await closed)[0]).toBe(1006);
+      expect(opened).toBe(false);
+    }
+  });
+
+  it("'unexpected-response' hands the refusal to the application: no 'error' or 'close' after it until it ends the attempt", async () => {
+    const s = await setup({ verifyClient: () => false });
+    const ws = new WebSocket(`wss://127.0.0.1:${s.port}/`, { http2: true, rejectUnauthorized: false });
+    const events: string[] = [];
+    ws.on('error', () => events.push('error'));
+    ws.on('close', () => events.push('close'));
+    const [stream, res] = await eventually<[http2.ClientHttp2Stream, { statusCode: number }]>(ws, 'unexpected-response');
+    expect(res.statusCode).toBe(401);
+    let body = '';
+    stream.on('data', (d) => (body += d));
+    await once(stream, 'close');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(body).toBe('Unauthorized');
+    expect(events).toEqual([]);
+    ws.terminate();
+    await eventually(ws, 'close');
+    expect(events).toEqual(['error', 'close']);
   });
 
   it('passes TLS options to the session (a client certificate reaches the server) and shares sessions only between equal options', async () => {
