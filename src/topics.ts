@@ -87,9 +87,17 @@ export function fanOut(sockets: Iterable<WebSocket>, payload: Buffer, binary: bo
 export function checkTopic(topic: unknown): asserts topic is string {
   if (typeof topic !== 'string') throw new TypeError('topic must be a string');
   if (topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
-    throw new RangeError(`topic must be 1 to ${MAX_TOPIC_LENGTH} characters long`);
+    throw new RangeError(`topic must be 1 to ${MAX_TOPIC_LENGTH} UTF-16 code units long`);
   }
+  // A lone surrogate becomes U+FFFD in UTF-8 (a Redis channel name): two such topics would collide.
+  if (!wellFormed(topic)) throw new RangeError('topic must be well-formed UTF-16 (no unpaired surrogates)');
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s);
 
 /** The topics of one WebSocketServer. */
 export class Topics implements BrokerSink {

@@ -68,14 +68,23 @@ describe('topics: the API', () => {
     ws.close();
   });
 
-  it('rejects topics that are not 1 to 256 characters', async () => {
-    const { server, url } = await topicServer();
+  it('rejects topics that are not 1 to 256 UTF-16 code units, or not well-formed UTF-16', async () => {
+    const { server, url, wss } = await topicServer();
     const { ws } = await client(url);
     await until(() => server.length === 1);
     expect(() => server[0].subscribe('')).toThrow(RangeError);
     expect(() => server[0].subscribe('x'.repeat(MAX_TOPIC_LENGTH + 1))).toThrow(RangeError);
     expect(() => server[0].subscribe(42 as unknown as string)).toThrow(TypeError);
     expect(server[0].subscribe('x'.repeat(MAX_TOPIC_LENGTH))).toBe(true);
+    expect(() => server[0].subscribe('x'.repeat(MAX_TOPIC_LENGTH + 1))).toThrow(/UTF-16 code units/);
+    // Unpaired surrogates would all become U+FFFD at Redis (one channel): rejected, on every path.
+    for (const bad of ['\uD800', '\uDBFF', 'a\uDC00', '\uDC00\uD800', 'x\uD83D']) {
+      expect(() => server[0].subscribe(bad)).toThrow(/unpaired surrogates/);
+      expect(() => server[0].publish(bad, 'm')).toThrow(/unpaired surrogates/);
+      expect(() => wss.publish(bad, 'm')).toThrow(/unpaired surrogates/);
+    }
+    expect(server[0].subscribe('\uD83D\uDE00')).toBe(true); // a pair is fine
+    expect(server[0].subscribe('\uFFFD')).toBe(true);
     ws.close();
   });
 
