@@ -173,12 +173,13 @@ export class H2Client extends Waitable {
   }
 
   /** Send a masked frame (as a client must, RFC 6455 §5.3). */
-  send(opcode: number, payload: Buffer | string = Buffer.alloc(0), opts: { fin?: boolean; rsv1?: boolean; mask?: boolean } = {}): void {
-    this.stream.write(encodeFrame(opcode, typeof payload === 'string' ? Buffer.from(payload) : payload, { mask: opts.mask ?? true, fin: opts.fin, rsv1: opts.rsv1 }));
+  send(opcode: number, payload: Buffer | string = Buffer.alloc(0), opts: { fin?: boolean; rsv1?: boolean; mask?: boolean } = {}, written?: () => void): void {
+    this.stream.write(encodeFrame(opcode, typeof payload === 'string' ? Buffer.from(payload) : payload, { mask: opts.mask ?? true, fin: opts.fin, rsv1: opts.rsv1 }), written);
   }
 
-  sendClose(code?: number, reason = ''): void {
-    this.send(8, encodeClosePayload(code, reason));
+  /** Send a close frame; `written` runs once it has left (handed to the session's socket). */
+  sendClose(code?: number, reason = '', written?: () => void): void {
+    this.send(8, encodeClosePayload(code, reason), {}, written);
   }
 
   closeFrame(): [number, string] | undefined {

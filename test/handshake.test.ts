@@ -5,7 +5,10 @@ import {
   buildErrorResponse,
   buildUpgradeHeaders,
   buildUpgradeRequest,
+  buildExtendedConnectHeaders,
   generateKey,
+  h2ErrorHeaders,
+  h2ResponseHeaders,
   hasToken,
   header,
   parseSubprotocols,
@@ -13,6 +16,8 @@ import {
   requestPath,
   validateAcceptResponse,
   validateUpgrade,
+  validateExtendedConnect,
+  validateExtendedConnectResponse,
   type HeaderMap,
   type UpgradeRequest,
 } from '../src/handshake.js';
@@ -316,5 +321,88 @@ describe('validateAcceptResponse', () => {
   it('passes Sec-WebSocket-Extensions through', () => {
     const v = validateAcceptResponse(good({ 'sec-websocket-extensions': 'permessage-deflate' }), KEY, []);
     expect(v).toEqual({ ok: true, protocol: '', extensions: 'permessage-deflate' });
+  });
+});
+
+describe('RFC 8441 extended CONNECT (h2) helpers', () => {
+  const ok = { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/chat?x=1', ':authority': 'a.example', 'sec-websocket-version': '13' };
+  const without = (k: string) => Object.fromEntries(Object.entries(ok).filter(([n]) => n !== k));
+
+  it('validateExtendedConnect: the status for each fault', () => {
+    const cases: [HeaderMap, number][] = [
+      [{ ...ok, ':method': 'GET' }, 405],
+      [without(':protocol'), 400],
+      [{ ...ok, ':protocol': 'connect-udp' }, 501],
+      [{ ...ok, ':protocol': 'WebSocket' }, 501],
+      [without(':path'), 400],
+      [without(':scheme'), 400],
+      [without(':authority'), 400],
+      [without('sec-websocket-version'), 400],
+      [{ ...ok, 'sec-websocket-version': '8' }, 400],
+      [{ ...ok, 'sec-websocket-protocol': 'a,,b' }, 400],
+    ];
+    for (const [h, status] of cases) {
+      const r = validateExtendedConnect(h);
+      expect(r.ok, JSON.stringify(h)).toBe(false);
+      if (!r.ok) expect(r.status, JSON.stringify(h)).toBe(status);
+    }
+    const v = validateExtendedConnect({ ...ok, 'sec-websocket-version': '8' });
+    expect(!v.ok && v.headers).toEqual({ 'Sec-WebSocket-Version': '13' });
+    const off = validateExtendedConnect(ok, { path: '/other' });
+    expect(!off.ok && off.status).toBe(404);
+    const origin = validateExtendedConnect({ ...ok, origin: 'https://evil.example' }, { allowedOrigins: ['https://a.example'] });
+    expect(!origin.ok && origin.status).toBe(403);
+    const good = validateExtendedConnect({ ...ok, 'sec-websocket-protocol': 'a, b', origin: 'https://a.example', 'sec-websocket-extensions': 'permessage-deflate' }, { path: '/chat' });
+    expect(good.ok).toBe(true);
+    if (good.ok) {
+      expect([...good.protocols]).toEqual(['a', 'b']);
+      expect(good.origin).toBe('https://a.example');
+      expect(good.extensions).toBe('permessage-deflate');
+    }
+  });
+
+  it('buildExtendedConnectHeaders: pseudo-headers, no key, Host as :authority, no connection-specific headers', () => {
+    const h = buildExtendedConnectHeaders({ authority: 'a.example:8443', path: '/p?q', scheme: 'https', protocols: ['x', 'y'], origin: 'https://a.example', headers: { Host: 'b.example', Connection: 'keep-alive', 'X-Extra': '1' } });
+    expect(h[':method']).toBe('CONNECT');
+    expect(h[':protocol']).toBe('websocket');
+    expect(h[':scheme']).toBe('https');
+    expect(h[':path']).toBe('/p?q');
+    expect(h[':authority']).toBe('b.example');
+    expect(h['sec-websocket-version']).toBe('13');
+    expect(h['sec-websocket-protocol']).toBe('x, y');
+    expect(h['origin']).toBe('https://a.example');
+    expect(h['x-extra']).toBe('1');
+    expect(h['sec-websocket-key']).toBeUndefined();
+    expect(h['connection']).toBeUndefined();
+    expect(h['upgrade']).toBeUndefined();
+    expect(() => buildExtendedConnectHeaders({ authority: 'a', path: '/', scheme: 'https', protocols: ['x', 'x'] })).toThrow(SyntaxError);
+  });
+
+  it('h2ResponseHeaders and h2ErrorHeaders: status, lower-cased names, repeated names as lists, connection headers dropped', () => {
+    expect(h2ResponseHeaders(['HTTP/2 200', 'Sec-WebSocket-Protocol: chat', 'Set-Cookie: a=1', 'set-cookie: b=2', 'Connection: Upgrade', 'Upgrade: websocket'])).toEqual({
+      ':status': 200,
+      'sec-websocket-protocol': 'chat',
+      'set-cookie': ['a=1', 'b=2'],
+    });
+    expect(() => h2ResponseHeaders(['HTTP/1.1 101 Switching Protocols'])).toThrow(TypeError);
+    expect(() => h2ResponseHeaders(['HTTP/2 200', 'no colon'])).toThrow(TypeError);
+    expect(() => h2ResponseHeaders(['HTTP/2 200', 'X: a\r\nY: b'])).toThrow(TypeError);
+    expect(h2ErrorHeaders(429, { 'Retry-After': 5, Connection: 'close', 'Keep-Alive': 'x', 'Transfer-Encoding': 'chunked', Upgrade: 'websocket', 'Proxy-Connection': 'close', 'Set-Cookie': ['a=1', 'b=2'] })).toEqual({
+      ':status': 429,
+      'content-type': 'text/plain; charset=utf-8',
+      'retry-after': '5',
+      'set-cookie': ['a=1', 'b=2'],
+    });
+  });
+
+  it('validateExtendedConnectResponse: a 2xx, then the subprotocol checks', () => {
+    expect(validateExtendedConnectResponse({ ':status': '200' }, [])).toEqual({ ok: true, protocol: '' });
+    const refused = validateExtendedConnectResponse({ ':status': '403' }, []);
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.message).toMatch(/403/);
+    expect(validateExtendedConnectResponse({ ':status': '101' }, []).ok).toBe(false);
+    expect(validateExtendedConnectResponse({ ':status': '200', 'sec-websocket-protocol': 'b' }, ['a', 'b'])).toMatchObject({ ok: true, protocol: 'b' });
+    expect(validateExtendedConnectResponse({ ':status': '200', 'sec-websocket-protocol': 'c' }, ['a', 'b']).ok).toBe(false);
+    expect(validateExtendedConnectResponse({ ':status': '200', 'sec-websocket-protocol': 'a' }, []).ok).toBe(false);
   });
 });

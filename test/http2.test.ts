@@ -395,9 +395,8 @@ describe('server: closing an h2 WebSocket', () => {
     const closedA = eventually<[number]>(a.ws, 'close');
     a.ws.close(1000, 'done');
     await a.c.until(() => a.c.closeFrame() !== undefined);
-    a.c.sendClose(1000);
-    // Let our close frame leave before the reset (a peer that resets right after its close frame).
-    await new Promise((r) => setTimeout(r, 20));
+    // Our close frame leaves, then the reset (a peer that resets right after its close frame).
+    await new Promise<void>((r) => a.c.sendClose(1000, '', r));
     a.c.stream.close(http2.constants.NGHTTP2_CANCEL);
     expect((await closedA)[0]).toBe(1000);
 
