@@ -60,6 +60,6 @@ const row = {
 console.log(JSON.stringify(row));
 client.stdin.write('exit\n');
 for (let i = 0; i < 300 && wss.clients.size > 0; i++) await sleep(100);
-console.log(JSON.stringify({ openAfterClose: wss.clients.size, topicsAfterClose: wss._topics.size }));
+console.log(JSON.stringify({ openAfterClose: wss.clients.size, topicsAfterClose: wss.topicCount }));
 await new Promise((r) => wss.close(r));
 process.exit(0);

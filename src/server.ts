@@ -331,6 +331,11 @@ export class WebSocketServer extends EventEmitter {
     return this._topics.subscriberCount(topic);
   }
 
+  /** Topics with at least one local subscriber. */
+  get topicCount(): number {
+    return this._topics.size;
+  }
+
   /**
    * Graceful shutdown: stop accepting, send close 1001 to every client, wait for their closing
    * handshakes (closeTimeout bounds it), then close the listening server and emit 'close'.

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
-import { WebSocket } from '../src/index.js';
+import { WebSocket, WebSocketServer, ClusterHub, ClusterBroker } from '../src/index.js';
 import { ensureDist } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -149,5 +149,17 @@ describe('ClusterBroker with forked workers', () => {
     await until(() => both1.ws.readyState === WebSocket.CLOSED, 5000, 'worker A gone');
     expect(await workersBecome('both', [b.worker])).toEqual([b.worker]);
     for (const c of [...clients, onlyA, both1, both2]) c.ws.terminate();
+  });
+});
+
+describe('ClusterBroker names', () => {
+  it('two ClusterBrokers with one name on one hub throw (not a silent replacement); free again after close', async () => {
+    const hub = new ClusterHub();
+    const a = new ClusterBroker(hub, { name: 'chat' });
+    expect(() => new ClusterBroker(hub, { name: 'chat' })).toThrow(/already exists/);
+    expect(() => new ClusterBroker(hub)).not.toThrow(); // 'default' is another name
+    const wss = new WebSocketServer({ noServer: true, broker: a });
+    await new Promise((r) => wss.close(r));
+    expect(() => new ClusterBroker(hub, { name: 'chat' })).not.toThrow();
   });
 });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { createClient } from 'redis';
 import { WebSocket, WebSocketServer, RedisBroker } from '../src/index.js';
-import { encodeMessage, decodeMessage, HEADER_SIZE, HISTORY_SCRIPT } from '../src/broker/redis.js';
+import { encodeMessage, decodeMessage, nextSeq, HEADER_SIZE, HISTORY_SCRIPT } from '../src/broker/redis.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
 import { ensureDist, stopServer } from './helpers.js';
 
@@ -83,6 +83,17 @@ describe('RedisBroker wire format', () => {
     const other = Buffer.from(msg);
     other[0] = 2;
     expect(decodeMessage(other)).toBeNull();
+    const flagged = Buffer.from(msg);
+    flagged[1] |= 0x80; // a flag bit this version does not know
+    expect(decodeMessage(flagged)).toBeNull();
+  });
+
+  it('sequence numbers wrap within u48 (2^48 - 1, then 0) and every one encodes', () => {
+    expect(nextSeq(0)).toBe(1);
+    expect(nextSeq(2 ** 48 - 2)).toBe(2 ** 48 - 1);
+    expect(nextSeq(2 ** 48 - 1)).toBe(0);
+    const origin = Buffer.alloc(8);
+    for (const seq of [2 ** 48 - 1, nextSeq(2 ** 48 - 1)]) expect(decodeMessage(encodeMessage(origin, seq, 0, Buffer.alloc(0)))!.seq).toBe(seq);
   });
 });
 
@@ -164,11 +175,12 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     const a = await client(A.url);
     const b = await client(B.url);
     await until(() => A.wss.subscriberCount('s') === 1 && B.wss.subscriberCount('s') === 1);
-    const shards = async () => ((await A.cl.sendCommand(['PUBSUB', 'SHARDCHANNELS', 'sh:*'])) as unknown[]).map(String);
+    // Both nodes' SSUBSCRIBEs are confirmed by Redis: then a publish from either reaches both.
+    const numsub = async () => Number(((await A.cl.sendCommand(['PUBSUB', 'SHARDNUMSUB', 'sh:s'])) as unknown[])[1]);
     const end = Date.now() + 5000;
-    while ((await shards()).length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    expect(await shards()).toEqual(['sh:s']);
-    await new Promise((r) => setTimeout(r, 50));
+    while ((await numsub()) < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    expect(await numsub()).toBe(2);
+    expect(((await A.cl.sendCommand(['PUBSUB', 'SHARDCHANNELS', 'sh:*'])) as unknown[]).map(String)).toEqual(['sh:s']);
     A.wss.publish('s', 'one');
     B.wss.publish('s', 'two');
     await until(() => a.got.length === 2 && b.got.length === 2, 5000, 'sharded messages');
@@ -576,24 +588,75 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     }
   });
 
-  it('localFirst delivers at once, before the echo', async () => {
+  it('localFirst delivers at once, while the echo cannot come back (Redis stalled); the default waits for it', async () => {
+    const own = await RedisServer.start();
+    const mk = async (localFirst: boolean) => {
+      const cl = createClient({ url: own.url });
+      cl.on('error', () => {});
+      await cl.connect();
+      const broker = new RedisBroker({ client: cl, localFirst, echoTimeout: 60_000, prefix: 'lf:' });
+      broker.on('error', () => {});
+      await broker.ready;
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      await once(wss, 'listening');
+      wss.on('connection', (ws) => ws.subscribe('lf'));
+      const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
+      await until(() => wss.subscriberCount('lf') === 1);
+      return { cl, broker, wss, c };
+    };
+    const L = await mk(true);
+    const E = await mk(false);
+    try {
+      const n = async () => Number(((await L.cl.sendCommand(['PUBSUB', 'NUMSUB', 'lf:lf'])) as unknown[])[1]);
+      for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+      own.proc!.kill('SIGSTOP'); // connections stay up, nothing comes back
+      expect(L.wss.publish('lf', 'now')).toBe(1);
+      expect(E.wss.publish('lf', 'later')).toBe(1);
+      await until(() => L.c.got.length === 1, 2000, 'localFirst delivery with the echo path blocked');
+      expect(L.c.got).toEqual(['now']);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(E.c.got).toEqual([]); // the default waits for its echo (the check that the path is blocked)
+      own.proc!.kill('SIGCONT');
+      await until(() => E.c.got.length === 2 && L.c.got.length === 2, 5000, 'echoes after SIGCONT');
+      expect(L.c.got).toEqual(['now', 'later']); // 'now' once: its echo is not delivered again
+      expect(E.c.got.sort()).toEqual(['later', 'now']);
+    } finally {
+      own.proc?.kill('SIGCONT');
+      for (const X of [L, E]) {
+        X.c.ws.close();
+        await stopServer(X.wss);
+        await X.broker.close();
+        await X.cl.close().catch(() => {});
+      }
+      await own.stop();
+    }
+  }, 20_000);
+
+  it('messages it cannot read (another format version, unknown flags) are counted, with one error per origin and version', async () => {
     const cl = createClient({ url: redis.url });
     cl.on('error', () => {});
     await cl.connect();
-    const broker = new RedisBroker({ client: cl, localFirst: true });
+    const broker = new RedisBroker({ client: cl, prefix: 'uv:' });
+    const errors: string[] = [];
+    broker.on('error', (e) => errors.push(e.message));
     await broker.ready;
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
-    await once(wss, 'listening');
-    wss.on('connection', (ws) => ws.subscribe('lf'));
-    const a = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
-    await until(() => wss.subscriberCount('lf') === 1);
-    // Whether or not Redis has confirmed the subscription, the local subscriber gets it exactly once.
-    expect(wss.publish('lf', 'now')).toBe(1);
-    await until(() => a.got.length === 1);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(a.got).toEqual(['now']);
-    a.ws.close();
-    await stopServer(wss);
+    broker.subscribe('t');
+    const n = async () => Number(((await cl.sendCommand(['PUBSUB', 'NUMSUB', 'uv:t'])) as unknown[])[1]);
+    for (const end = Date.now() + 5000; (await n()) < 1 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    const X = Buffer.from('xxxxxxxx');
+    const Y = Buffer.from('yyyyyyyy');
+    const v2 = (o: Buffer) => {
+      const m = encodeMessage(o, 1, 0, Buffer.from('p'));
+      m[0] = 2;
+      return m;
+    };
+    const badFlags = encodeMessage(X, 1, 0x80, Buffer.from('p'));
+    for (const m of [v2(X), v2(X), v2(Y), badFlags, badFlags]) await cl.publish('uv:t', m);
+    await until(() => broker.unreadable === 5, 5000, 'five unreadable');
+    expect(errors.length).toBe(3);
+    expect(errors[0]).toMatch(/7878787878787878: format version 2/);
+    expect(errors[1]).toMatch(/7979797979797979: format version 2/);
+    expect(errors[2]).toMatch(/unknown flag bits 0x80/);
     await broker.close();
     await cl.close();
   });

@@ -132,14 +132,14 @@ describe('topics: the API', () => {
     const clients = await Promise.all(Array.from({ length: 100 }, () => client(url)));
     await until(() => server.length === 100);
     for (const s of server) for (let t = 0; t < 100; t++) s.subscribe(`topic-${t}`);
-    expect(wss._topics.size).toBe(100);
+    expect(wss.topicCount).toBe(100);
     expect(wss.subscriberCount('topic-7')).toBe(100);
     for (const c of clients.slice(0, 50)) c.ws.close();
     await until(() => wss.clients.size === 50);
     expect(wss.subscriberCount('topic-7')).toBe(50);
     for (const c of clients.slice(50)) c.ws.terminate();
     await until(() => wss.clients.size === 0);
-    expect(wss._topics.size).toBe(0);
+    expect(wss.topicCount).toBe(0);
     expect(wss.subscriberCount('topic-7')).toBe(0);
     for (const s of server) expect(s.subscriptions).toEqual([]);
   });

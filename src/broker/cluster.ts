@@ -68,6 +68,9 @@ export class ClusterBroker implements Broker {
     this.hub = hub;
     this.name = options.name ?? 'default';
     this.localFirst = options.localFirst ?? false;
+    if (hub._topicBrokers.has(this.name)) {
+      throw new Error(`a ClusterBroker named ${JSON.stringify(this.name)} already exists on this hub (give each its own name)`);
+    }
     hub._topicBrokers.set(this.name, this);
   }
 

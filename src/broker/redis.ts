@@ -100,6 +100,12 @@ function idBefore(a: string, b: string): boolean {
   return am < bm || (am === bm && as < bs);
 }
 const SEQ_MAX = 2 ** 48;
+/** The sequence number after `prev`: 1, 2, … 2^48 − 1, then 0 (u48; receivers count modulo 2^48). */
+export function nextSeq(prev: number): number {
+  return prev >= SEQ_MAX - 1 ? 0 : prev + 1;
+}
+/** Flag bits this version knows (binary, no compression, stream id). */
+const KNOWN_FLAGS = 1 | 2 | 4;
 /** No reply for this long while publishes wait for one: Redis is stalled (reported once). */
 const STALL_MS = 1000;
 
@@ -140,10 +146,11 @@ export function encodeMessage(origin: Buffer, seq: number, flags: number, payloa
   return msg;
 }
 
-/** Decode a message; null when it is not ours (short, or another format version). */
+/** Decode a message; null when it is not ours (short, another format version, or unknown flag bits). */
 export function decodeMessage(msg: Buffer): Decoded | null {
   if (msg.length < HEADER_SIZE || msg[0] !== FORMAT_VERSION) return null;
   const flags = msg[1];
+  if (flags & ~KNOWN_FLAGS) return null;
   let id: string | null = null;
   let at = HEADER_SIZE;
   if (flags & FLAG_STREAM_ID) {
@@ -179,6 +186,10 @@ export class RedisBroker extends EventEmitter implements Broker {
   dropped = 0;
   /** Messages missed, as counted from sequence jumps ('gap' events). */
   missed = 0;
+  /** Messages received that this node cannot read (another format version, unknown flags): dropped. */
+  get unreadable(): number {
+    return this.unreadableCount;
+  }
   /** The subscriber connection (a duplicate of the client). */
   readonly subscriber: RedisClientLike;
   /** Resolves once the subscriber connection is up. */
@@ -203,6 +214,8 @@ export class RedisBroker extends EventEmitter implements Broker {
   private inflight = 0;
   private inflightBytes = 0;
   private stalled = false;
+  private unreadableCount = 0;
+  private readonly unreadableSeen = new Set<string>();
   private stallTimer: NodeJS.Timeout | null = null;
   /** When the last reply came (or, with none awaited, when the first of those awaited was sent). */
   private replyAt = 0;
@@ -288,7 +301,7 @@ export class RedisBroker extends EventEmitter implements Broker {
       if (except && except.isSubscribed(topic)) local--;
     }
     if (this.closed) return ch && sink ? sink.deliver(topic, payload, binary, compress, except) : 0;
-    const seq = ((this.seqs.get(topic) ?? 0) % SEQ_MAX) + 1;
+    const seq = nextSeq(this.seqs.get(topic) ?? 0);
     this.seqs.set(topic, seq);
     const flags = (binary ? FLAG_BINARY : 0) | (compress ? 0 : FLAG_NO_COMPRESS);
     const msg = encodeMessage(this.origin, seq, flags, payload);
@@ -524,11 +537,24 @@ export class RedisBroker extends EventEmitter implements Broker {
   private receive(topic: string, ch: Channel, msg: Buffer): void {
     if (this.channels.get(topic) !== ch) return;
     const m = decodeMessage(msg);
-    if (!m) return;
+    if (!m) return this.cannotRead(topic, msg);
     // A replay runs: after it, in the order Redis gave (our own echo too).
     if (ch.held) return void ch.held.push(m);
     if (m.origin === this.originKey) return this.ownEcho(topic, ch, m);
     this.handle(topic, ch, m, true);
+  }
+
+  /** A message we cannot read (another format version, unknown flags, too short): counted, and one
+   *  'error' per origin and version (a node running a newer wasmws, say), never silent. */
+  private cannotRead(topic: string, msg: Buffer): void {
+    this.unreadableCount++;
+    const version = msg.length > 0 ? msg[0] : -1;
+    const origin = msg.length >= 10 ? msg.toString('hex', 2, 10) : '?';
+    const key = `${origin}/${version}`;
+    if (this.unreadableSeen.has(key) || this.unreadableSeen.size >= 1000) return;
+    this.unreadableSeen.add(key);
+    const why = msg.length < HEADER_SIZE ? `a ${msg.length}-byte message` : version !== FORMAT_VERSION ? `format version ${version} (this node reads ${FORMAT_VERSION})` : `unknown flag bits 0x${(msg[1] & ~KNOWN_FLAGS).toString(16)}`;
+    this.report(new Error(`RedisBroker: dropped a message on topic ${JSON.stringify(topic)} from origin ${origin}: ${why}; further ones from this origin and version are only counted (unreadable)`));
   }
 
   /** Our own publish came back: deliver it now (and any earlier one whose echo was lost). */
