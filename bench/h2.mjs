@@ -8,7 +8,7 @@
 //   memory — server RSS and heap per idle WebSocket after gc(): 10,000 as streams on 10 h2 sessions,
 //            against 10,000 plain TCP connections and (fewer: TLS handshakes are slow here) TLS ones.
 //
-//   npm run build && node --expose-gc bench/h2.mjs [--quick] [--only=echo|memory] [--window=BYTES]
+//   npm run build && node --expose-gc bench/h2.mjs [--quick] [--only=echo|memory|memory-h2] [--window=BYTES]
 //   → Markdown tables on stdout, progress on stderr
 //
 // Node's default h2 flow-control windows (64 KiB per stream and per connection) apply unless
@@ -46,6 +46,8 @@ async function server(cfg) {
   const settings = { enableConnectProtocol: true, ...(cfg.window ? { initialWindowSize: cfg.window } : {}) };
   const h2 = http2.createSecureServer({ key, cert, allowHTTP1: true, settings });
   if (cfg.window) h2.on('session', (s) => s.setLocalWindowSize(cfg.window * 16));
+  // An application's page handler: Node's compatibility layer then keeps a request/response pair per stream.
+  if (cfg.request) h2.on('request', (_q, r) => r.end('page'));
   const plain = http.createServer();
   const servers = [new WebSocketServer({ server: h2 }), new WebSocketServer({ server: plain })];
   for (const wss of servers) {
@@ -302,8 +304,8 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'wasmws-h2bench-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-days', '2', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
   const serverCore = cpus().length > 1 ? 1 : 0;
-  const startServer = async (window) => {
-    const s = child(['--role', 'server', JSON.stringify({ dir, window })], serverCore);
+  const startServer = async (window, request = false) => {
+    const s = child(['--role', 'server', JSON.stringify({ dir, window, request })], serverCore);
     const ready = await s.next((m) => 'ready' in m, 20_000);
     return { ...s, ...ready, ask: (cmd, ms = 60_000) => (s.send(cmd), s.next((m) => m.re === cmd, ms)) };
   };
@@ -323,7 +325,7 @@ async function main() {
   const window = Number(args.find((a) => a.startsWith('--window='))?.slice(9) ?? 0) || undefined;
   let srv = await startServer(window);
   const sizes = [[16, 64], [1024, 32], [65536, 4]];
-  for (const [size, inflight] of only === 'memory' ? [] : sizes) {
+  for (const [size, inflight] of only?.startsWith('memory') ? [] : sizes) {
     const row = { size, cells: {} };
     for (const transport of ['h2', 'h1tls', 'h1']) {
       const r = await runClient({ transport, tlsPort: srv.tlsPort, plainPort: srv.plainPort, serverPid: srv.pid, conns: 64, size, inflight, window, warmupMs: quick ? 500 : 1000, measureMs: quick ? 1500 : 3000 });
@@ -338,11 +340,12 @@ async function main() {
   const memory = [];
   const plans = [
     { transport: 'h2', conns: quick ? 2000 : 10_000, sessions: 10, label: 'h2 streams (10 TLS sessions)' },
+    { transport: 'h2', conns: quick ? 2000 : 10_000, sessions: 10, request: true, label: "h2 streams (10 TLS sessions), server with a 'request' listener" },
     { transport: 'h1', conns: quick ? 2000 : 10_000, label: 'HTTP/1.1 over TCP (ws://)' },
     { transport: 'h1tls', conns: quick ? 500 : 2000, label: 'HTTP/1.1 over TLS (wss://)' },
   ];
-  for (const plan of only === 'echo' ? [] : plans) {
-    srv = await startServer(undefined);
+  for (const plan of only === 'echo' ? [] : only === 'memory-h2' ? plans.filter((p) => p.transport === 'h2') : plans) {
+    srv = await startServer(undefined, plan.request);
     const before = await srv.ask('mem');
     const c = child(['--role', 'client', JSON.stringify({ ...plan, mode: 'idle', tlsPort: srv.tlsPort, plainPort: srv.plainPort })], 0);
     const t0 = performance.now();
