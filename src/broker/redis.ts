@@ -18,8 +18,9 @@
 // - History (option): every publish is also appended to a per-topic Redis stream (bounded length
 //   and age) by one Lua script, atomically with the PUBLISH, which then carries the stream id. A
 //   node whose subscriber reconnects, or that sees a sequence jump, first replays what it missed
-//   from the stream (holding live messages meanwhile), so only what never reached Redis (dropped
-//   by a full queue, or trimmed from the stream) is reported as a gap.
+//   from the stream (holding live messages, our own echoes too, meanwhile); what it cannot find
+//   (dropped by a full queue, trimmed, or past one replay's 2 × maxLen) is reported as a gap, and
+//   like any gap only once a later message from that origin arrives.
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import type { WebSocket } from '../websocket.js';
@@ -63,7 +64,8 @@ export interface RedisBrokerOptions {
   /**
    * Keep each topic's recent messages in a Redis stream and replay what a node missed (after its
    * subscriber reconnects, or on a sequence jump) before going on. `maxLen` entries (about, default
-   * 1000), at most `maxAge` ms old (default: no age limit; the stream expires after maxAge idle).
+   * 1000), at most `maxAge` ms old (default 0: no age limit and the stream never expires; with
+   * maxAge, an idle stream expires after maxAge).
    * Not with `sharded`.
    */
   history?: boolean | { maxLen?: number; maxAge?: number };
