@@ -441,6 +441,11 @@ export async function runCodec({ quick = false, log = () => {}, table = !quick }
   const chunk = await runChunkSuite({ quick, rounds, log, env: childEnv });
   const tgt = targets(kernel, chunk);
   const auto = HAS_AUTO ? (measured ? new codecLib.AutoCodec({ table: { key: measured.key, entry: measured.entry, exact: true } }) : codecLib.createCodec()).describe() : null;
+  if (auto && measured) {
+    // This process's TS twin was built with the previous table; the children ran the measured one.
+    const tk = measured.entry.tsKernel;
+    auto.tsKernel = { int32From: tk.word32Min, bigint64From: tk.word64Min, otherBufferFrom: tk.bindMin };
+  }
 
   const md = [];
   if (auto) {
