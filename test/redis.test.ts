@@ -510,20 +510,23 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     }
   }, 20_000);
 
+  /** A node: its own Redis client and broker, a server, and one client subscribed to topic 't'. */
+  const nodeWithSubscriber = async (opts: Omit<ConstructorParameters<typeof RedisBroker>[0], 'client'>) => {
+    const cl = createClient({ url: redis.url });
+    cl.on('error', () => {});
+    await cl.connect();
+    const broker = new RedisBroker({ client: cl, ...opts });
+    await broker.ready;
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+    await once(wss, 'listening');
+    wss.on('connection', (ws) => ws.subscribe('t'));
+    const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
+    await until(() => wss.subscriberCount('t') === 1);
+    return { cl, broker, wss, c };
+  };
+
   it("the publisher's own subscribers get each message as published, though the caller reuses its Buffer", async () => {
-    const mk = async () => {
-      const cl = createClient({ url: redis.url });
-      cl.on('error', () => {});
-      await cl.connect();
-      const broker = new RedisBroker({ client: cl, prefix: 'reuse:' });
-      await broker.ready;
-      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
-      await once(wss, 'listening');
-      wss.on('connection', (ws) => ws.subscribe('t'));
-      const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
-      await until(() => wss.subscriberCount('t') === 1);
-      return { cl, broker, wss, c };
-    };
+    const mk = () => nodeWithSubscriber({ prefix: 'reuse:' });
     const A = await mk();
     const B = await mk();
     const n = async () => Number(((await A.cl.sendCommand(['PUBSUB', 'NUMSUB', 'reuse:t'])) as unknown[])[1]);
@@ -545,19 +548,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
   });
 
   it('history: during a replay our own echo waits behind the held remote messages (same order on every node)', async () => {
-    const mk = async () => {
-      const cl = createClient({ url: redis.url });
-      cl.on('error', () => {});
-      await cl.connect();
-      const broker = new RedisBroker({ client: cl, prefix: 'ro:', history: true });
-      await broker.ready;
-      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
-      await once(wss, 'listening');
-      wss.on('connection', (ws) => ws.subscribe('t'));
-      const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
-      await until(() => wss.subscriberCount('t') === 1);
-      return { cl, broker, wss, c };
-    };
+    const mk = () => nodeWithSubscriber({ prefix: 'ro:', history: true });
     const A = await mk();
     const D = await mk();
     const inj = createClient({ url: redis.url });
