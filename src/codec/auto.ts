@@ -77,7 +77,7 @@ export class AutoCodec implements Codec {
         wasm = null; // no WebAssembly here (e.g. node --jitless)
       }
     }
-    const native = opts.native !== false && HAS_NATIVE ? new NativeCodec({ min: 0 }) : null;
+    const native = opts.native !== false && HAS_NATIVE;
     const table = opts.table === undefined ? CHOSEN : opts.table;
     const avail: BackendName[] = ['ts'];
     if (wasm) avail.push('wasm');
