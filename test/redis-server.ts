@@ -1,6 +1,7 @@
 // A real redis-server for tests: on a free loopback port, no persistence, stopped afterwards.
 // Tests that need it skip themselves (with a reason) when the binary is missing; .ci/run installs it.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 
 export const HAVE_REDIS = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -65,6 +66,27 @@ export class RedisServer {
     }
     proc.kill('SIGKILL');
     throw new Error('redis-server did not start within 5 s');
+  }
+
+  /**
+   * Stall it (SIGSTOP: connections stay up, nothing is answered) and wait until the kernel reports
+   * it stopped, so that nothing sent after this returns is processed before SIGCONT.
+   */
+  async stall(): Promise<void> {
+    const p = this.proc!;
+    p.kill('SIGSTOP');
+    const end = Date.now() + 2000;
+    while (Date.now() < end) {
+      const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error('redis-server did not stop within 2 s');
+  }
+
+  /** Undo stall(). */
+  resume(): void {
+    this.proc?.kill('SIGCONT');
   }
 
   /** Kill it (SIGKILL: an outage, not a shutdown) and wait for the exit. */

@@ -453,7 +453,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     broker.on('error', (e) => errors.push(e.message));
     await broker.ready;
     try {
-      own.proc!.kill('SIGSTOP');
+      await own.stall();
       const payload = Buffer.alloc(1024, 1);
       const N = 20_000;
       for (let i = 0; i < N; i++) broker.publish('t', payload, true, true, null);
@@ -600,14 +600,20 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     try {
       const n = async () => Number(((await L.cl.sendCommand(['PUBSUB', 'NUMSUB', 'lf:lf'])) as unknown[])[1]);
       for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
-      own.proc!.kill('SIGSTOP'); // connections stay up, nothing comes back
+      // One round trip through Redis first: both brokers have their subscription confirmed (before
+      // that, a publish is delivered locally at once by design).
+      E.wss.publish('lf', 'warm');
+      await until(() => L.c.got.length === 1 && E.c.got.length === 1, 5000, 'warm-up echo');
+      L.c.got.length = 0;
+      E.c.got.length = 0;
+      await own.stall(); // connections stay up, nothing comes back
       expect(L.wss.publish('lf', 'now')).toBe(1);
       expect(E.wss.publish('lf', 'later')).toBe(1);
       await until(() => L.c.got.length === 1, 2000, 'localFirst delivery with the echo path blocked');
       expect(L.c.got).toEqual(['now']);
       await new Promise((r) => setTimeout(r, 100));
       expect(E.c.got).toEqual([]); // the default waits for its echo (the check that the path is blocked)
-      own.proc!.kill('SIGCONT');
+      own.resume();
       await until(() => E.c.got.length === 2 && L.c.got.length === 2, 5000, 'echoes after SIGCONT');
       expect(L.c.got).toEqual(['now', 'later']); // 'now' once: its echo is not delivered again
       expect(E.c.got.sort()).toEqual(['later', 'now']);
