@@ -24,8 +24,3 @@ export function toBuffer(data: Data | number | undefined): Buffer {
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   throw new TypeError('data must be a string, Buffer, ArrayBuffer, ArrayBufferView or an array of Buffers');
 }
-
-/** Whether `data` goes as a binary message when the caller did not say (strings are text). */
-export function isBinaryData(data: Data): boolean {
-  return typeof data !== 'string';
-}

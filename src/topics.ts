@@ -115,12 +115,13 @@ export class Topics implements BrokerSink {
     const mine = (ws._subs ??= new Set());
     if (mine.has(topic)) return false;
     mine.add(topic);
-    let set = this.subs.get(topic);
-    if (!set) {
-      this.subs.set(topic, (set = new Set()));
-      set.add(ws);
+    const set = this.subs.get(topic);
+    if (set) set.add(ws);
+    else {
+      // The first local subscriber: only now does the broker hear of the topic.
+      this.subs.set(topic, new Set([ws]));
       this.broker.subscribe(topic);
-    } else set.add(ws);
+    }
     return true;
   }
 

@@ -522,7 +522,6 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       cb = data as Cb;
       data = undefined;
     } else if (typeof mask === 'function') cb = mask as Cb;
-    if (typeof data === 'number') data = String(data);
     if (this.readyState !== OPEN) {
       if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
@@ -554,13 +553,10 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       return;
     }
     this.readyState = CLOSING;
-    if (proto.closeReceived) {
-      // The peer's close came first (we answered it only now): end TCP once ours is written, which
-      // may be after a compression still in flight.
-      proto.sendClose(code, r, () => this._socket?.end());
-    } else if (this.transport === 'h2') {
-      // RFC 8441 §5: END_STREAM is the stream's orderly close, and after our close frame we send
-      // nothing more: end our half now; the peer's close frame and END_STREAM still arrive.
+    if (proto.closeReceived || this.transport === 'h2') {
+      // End our half once our close frame is written (which may be after a compression still in
+      // flight): the peer's close came first (we answered it only now), or, over HTTP/2 (RFC 8441
+      // §5), END_STREAM is the stream's orderly close and the peer's close frame still arrives.
       proto.sendClose(code, r, () => this._socket?.end());
     } else proto.sendClose(code, r);
     this.armCloseTimer();
