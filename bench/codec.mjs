@@ -38,7 +38,7 @@ import * as codecLib from '../dist/esm/codec/index.js';
 import { WasmCodec, wasmExports } from '../dist/esm/codec/wasm.js';
 import { TsCodec, mask as tsMask, unmask as tsUnmask } from '../dist/esm/codec/ts.js';
 import { DATA_PTR } from '../dist/esm/codec/layout.js';
-import { FrameParser } from '../dist/esm/parser.js';
+import { FrameParser } from '../dist/esm/protocol/parser.js';
 import * as ours from '../dist/esm/bufferutil.js';
 
 export { buildChunk, fmtBytes, mdTable };

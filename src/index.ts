@@ -1,55 +1,55 @@
-export { Opcode, WS_GUID, DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD } from './constants.js';
-export { CloseCode, ProtocolError, ERRORS, type ErrorKind } from './errors.js';
+export { Opcode, WS_GUID, DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD } from './protocol/constants.js';
+export { CloseCode, ProtocolError, ERRORS, type ErrorKind } from './protocol/errors.js';
 export {
   createCodec, resolveCodec, describeCodec, AutoCodec, NativeCodec, HAS_NATIVE, TsCodec, WasmCodec,
   type Codec, type CodecBackend, type CodecOptions, type CodecDescription, type BackendName, type Segment,
 } from './codec/index.js';
-export { FrameParser, makeFrame, type Frame, type FrameSink, type ParserOptions } from './parser.js';
+export { FrameParser, makeFrame, type Frame, type FrameSink, type ParserOptions } from './protocol/parser.js';
 export {
   encodeFrame, encodeFrameParts, writeHeader, headerSize, randomMaskKey, encodeClosePayload, decodeClosePayload,
   isValidCloseCode, type EncodeOptions, type CloseInfo,
-} from './frame.js';
-export { WebSocket, type ConnectionOptions, type BinaryType, type Data } from './websocket.js';
-export { WebSocketServer, type ServerOptions, type VerifyClientInfo } from './server.js';
-export { isHttp2Server, type Http2WebSocketRequest, type Http2AnyServer } from './http2.js';
+} from './protocol/frame.js';
+export { WebSocket, type ConnectionOptions, type BinaryType, type Data } from './node/websocket.js';
+export { WebSocketServer, type ServerOptions, type VerifyClientInfo } from './node/server.js';
+export { isHttp2Server, type Http2WebSocketRequest, type Http2AnyServer } from './node/http2.js';
 export {
   validateExtendedConnect, h2AcceptLines, h2ResponseHeaders, h2ErrorHeaders, buildExtendedConnectHeaders, validateExtendedConnectResponse,
   isExtendedConnect, H2_WEBSOCKET_PROTOCOL, type ExtendedConnectAccepted, type ExtendedConnectOptions,
-} from './handshake.js';
-export type { ClientOptions } from './client.js';
-export { Protocol, type ProtocolSink, type ProtocolOptions, type MessageCompressor } from './protocol.js';
+} from './handshake/upgrade.js';
+export type { ClientOptions } from './node/client.js';
+export { Protocol, type ProtocolSink, type ProtocolOptions, type MessageCompressor } from './protocol/protocol.js';
 export {
   acceptKey, generateKey, validateUpgrade, buildAcceptResponse, buildErrorResponse, buildUpgradeRequest, validateAcceptResponse,
-} from './handshake.js';
-export { serveCluster, ClusterHub, workerCount, type ClusterOptions, type ClusterHandle, type WorkerInfo } from './cluster.js';
+} from './handshake/upgrade.js';
+export { serveCluster, ClusterHub, workerCount, type ClusterOptions, type ClusterHandle, type WorkerInfo } from './cluster/serve.js';
 export { mask, unmask } from './bufferutil.js';
-export { MAX_TOPIC_LENGTH, type PublishOptions } from './topics.js';
-export { LocalBroker, type Broker, type BrokerSink } from './broker/types.js';
-export { RedisBroker, type RedisBrokerOptions, type RedisClientLike } from './broker/redis.js';
-export { ClusterBroker, type ClusterBrokerOptions } from './broker/cluster.js';
-export { RedisPresence, type RedisPresenceOptions } from './broker/presence.js';
+export { MAX_TOPIC_LENGTH, type PublishOptions } from './pubsub/topics.js';
+export { LocalBroker, type Broker, type BrokerSink } from './pubsub/broker.js';
+export { RedisBroker, type RedisBrokerOptions, type RedisClientLike } from './pubsub/redis.js';
+export { ClusterBroker, type ClusterBrokerOptions } from './pubsub/cluster-broker.js';
+export { RedisPresence, type RedisPresenceOptions } from './pubsub/presence.js';
 export { runtimeInternals, type InternalsReport } from './internals.js';
-export { createWebSocketStream } from './stream.js';
+export { createWebSocketStream } from './node/stream.js';
 export type {
   RawData, CertMeta, Event, ErrorEvent, CloseEvent, MessageEvent, WebSocketEventMap, EventListenerOptions, AddressInfo,
   VerifyClientCallbackSync, VerifyClientCallbackAsync, FinishRequestCallback,
 } from './ws-types.js';
-export type { PerMessageDeflateOptions } from './extensions.js';
+export type { PerMessageDeflateOptions } from './handshake/extensions.js';
 /** @types/ws exports the server class's type as `Server` too. */
-export type { WebSocketServer as Server } from './server.js';
+export type { WebSocketServer as Server } from './node/server.js';
 export {
   extension, subprotocol, type ParsedExtensions, type ExtensionParams, type ExtensionParamValue, type FormatExtensions, type FormatParams,
-} from './headers.js';
+} from './handshake/headers.js';
 
-import { WebSocket as WebSocketClass } from './websocket.js';
-import { WebSocketServer as WebSocketServerClass } from './server.js';
-import { createWebSocketStream as createWebSocketStreamFn } from './stream.js';
-import { extension as extensionModule, subprotocol as subprotocolModule } from './headers.js';
+import { WebSocket as WebSocketClass } from './node/websocket.js';
+import { WebSocketServer as WebSocketServerClass } from './node/server.js';
+import { createWebSocketStream as createWebSocketStreamFn } from './node/stream.js';
+import { extension as extensionModule, subprotocol as subprotocolModule } from './handshake/headers.js';
 import type * as T from './ws-types.js';
-import type { Data as DataType } from './data.js';
-import type { ClientOptions as ClientOptionsType } from './client.js';
-import type { ServerOptions as ServerOptionsType } from './server.js';
-import type { PerMessageDeflateOptions as PerMessageDeflateOptionsType } from './extensions.js';
+import type { Data as DataType } from './protocol/data.js';
+import type { ClientOptions as ClientOptionsType } from './node/client.js';
+import type { ServerOptions as ServerOptionsType } from './node/server.js';
+import type { PerMessageDeflateOptions as PerMessageDeflateOptionsType } from './handshake/extensions.js';
 
 /**
  * The default export, as `ws`'s: the WebSocket class with `WebSocket.Server` /

@@ -1,7 +1,7 @@
 // The type names @types/ws exports (import type { RawData } from 'ws', or WebSocket.RawData on the
 // default export), defined for our classes, so that code typed against ws type-checks against us.
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import type { WebSocket } from './websocket.js';
+import type { WebSocket } from './node/websocket.js';
 
 /** A received message as 'message' listeners get it (Buffer unless binaryType says otherwise). */
 export type RawData = Buffer | ArrayBuffer | Buffer[];

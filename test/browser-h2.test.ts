@@ -10,7 +10,7 @@ import { type Browser, type BrowserContext } from 'playwright-core';
 import { launchChromium } from './browser.js';
 import { startServer, type App } from '../src/cli/serve.js';
 import { DEFAULTS } from '../src/cli/args.js';
-import type { WebSocket } from '../src/websocket.js';
+import type { WebSocket } from '../src/node/websocket.js';
 import { testCert } from './h2.js';
 
 

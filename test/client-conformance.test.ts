@@ -23,8 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { WebSocket } from '../src/index.js';
-import type { ClientOptions } from '../src/client.js';
-import { buildAcceptResponse, buildErrorResponse, validateUpgrade } from '../src/handshake.js';
+import type { ClientOptions } from '../src/node/client.js';
+import { buildAcceptResponse, buildErrorResponse, validateUpgrade } from '../src/handshake/upgrade.js';
 import { Waitable, ensureDist, raw, rng } from './helpers.js';
 import { B, RESERVED_OPCODE_CASES, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 

@@ -7,8 +7,8 @@ import * as http from 'node:http';
 import { AutoCodec, createCodec, describeCodec, HAS_NATIVE, NativeCodec, TsCodec, WasmCodec, type Codec } from '../src/codec/index.js';
 import { CHOSEN } from '../src/codec/select.js';
 import type { MeasuredRow, TableEntry } from '../src/codec/types.js';
-import { FrameParser, type Frame } from '../src/parser.js';
-import { ProtocolError } from '../src/errors.js';
+import { FrameParser, type Frame } from '../src/protocol/parser.js';
+import { ProtocolError } from '../src/protocol/errors.js';
 import { raw, randomBytes, rng, splitAt } from './helpers.js';
 
 const RUNTIME_HAS_IT = typeof (http as { websocketUnmask?: unknown }).websocketUnmask === 'function';

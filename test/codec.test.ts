@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { AutoCodec, createCodec, HAS_NATIVE } from '../src/codec/index.js';
-import { FrameParser, type Frame } from '../src/parser.js';
-import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/frame.js';
-import { ProtocolError } from '../src/errors.js';
+import { FrameParser, type Frame } from '../src/protocol/parser.js';
+import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/protocol/frame.js';
+import { ProtocolError } from '../src/protocol/errors.js';
 import { BACKENDS, raw, rng, randomBytes, splitAt } from './helpers.js';
 
 const KEY = [0x37, 0xfa, 0x21, 0x3d];

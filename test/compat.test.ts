@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import * as ours from '../src/index.js';
-import { FrameParser } from '../src/parser.js';
+import { FrameParser } from '../src/protocol/parser.js';
 import { eventually } from './helpers.js';
 import { LIBS, sameAsWs, sleep, withServer, type Lib } from './side-by-side.js';
 

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
 import { createHash, randomBytes as cryptoRandom } from 'node:crypto';
 import { B, RESERVED_OPCODE_CASES, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
-import type { WebSocketServer } from '../src/server.js';
+import type { WebSocketServer } from '../src/node/server.js';
 import { RawClient, raw, rng, startServer, stopServer, upgradeRequest } from './helpers.js';
 
 // ── plumbing ──────────────────────────────────────────────────────────────────────────────

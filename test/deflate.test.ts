@@ -7,9 +7,9 @@ import * as zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import WS, { WebSocketServer as WSServer } from 'ws';
 import { WebSocket, WebSocketServer, Protocol, ProtocolError, type MessageCompressor, type ProtocolSink } from '../src/index.js';
-import { Limiter, PerMessageDeflate, sharedLimiter } from '../src/deflate.js';
-import type { DeflateParams, PerMessageDeflateOptions } from '../src/extensions.js';
-import { acceptKey, generateKey } from '../src/handshake.js';
+import { Limiter, PerMessageDeflate, sharedLimiter } from '../src/deflate/deflate.js';
+import type { DeflateParams, PerMessageDeflateOptions } from '../src/handshake/extensions.js';
+import { acceptKey, generateKey } from '../src/handshake/upgrade.js';
 import { createCodec } from '../src/codec/index.js';
 import { raw } from './helpers.js';
 

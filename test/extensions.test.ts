@@ -9,7 +9,7 @@ import {
   parseExtensionHeader,
   zlibWindowBits,
   type PerMessageDeflateOptions,
-} from '../src/extensions.js';
+} from '../src/handshake/extensions.js';
 
 const require = createRequire(import.meta.url);
 // ws's package.json "exports" hides lib/, so load its files by path.

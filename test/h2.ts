@@ -8,9 +8,9 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { WebSocketServer, type ServerOptions } from '../src/server.js';
-import { FrameParser, type Frame } from '../src/parser.js';
-import { encodeFrame, encodeClosePayload } from '../src/frame.js';
+import { WebSocketServer, type ServerOptions } from '../src/node/server.js';
+import { FrameParser, type Frame } from '../src/protocol/parser.js';
+import { encodeFrame, encodeClosePayload } from '../src/protocol/frame.js';
 import { Waitable } from './helpers.js';
 
 export interface Cert {

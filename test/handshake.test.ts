@@ -20,7 +20,7 @@ import {
   validateExtendedConnectResponse,
   type HeaderMap,
   type UpgradeRequest,
-} from '../src/handshake.js';
+} from '../src/handshake/upgrade.js';
 
 // RFC 6455 §1.3 sample handshake.
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';

@@ -12,7 +12,7 @@ import * as zlib from 'node:zlib';
 import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import { ProtocolError } from '../src/errors.js';
+import { ProtocolError } from '../src/protocol/errors.js';
 import { RawClient, eventually, raw, rng, startServer, stopServer, upgradeRequest } from './helpers.js';
 
 // ── measurement ─────────────────────────────────────────────────────────────────────────────

@@ -3,8 +3,8 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { extension, subprotocol } from '../src/index.js';
-import { parseExtensionHeader } from '../src/extensions.js';
-import { parseSubprotocols } from '../src/handshake.js';
+import { parseExtensionHeader } from '../src/handshake/extensions.js';
+import { parseSubprotocols } from '../src/handshake/upgrade.js';
 import { rng } from './helpers.js';
 
 const require = createRequire(import.meta.url);

@@ -70,8 +70,8 @@ export function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
 // ── socket helpers ──────────────────────────────────────────────────────────────────────────
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { WebSocketServer, type ServerOptions } from '../src/server.js';
-import { FrameParser, type Frame } from '../src/parser.js';
+import { WebSocketServer, type ServerOptions } from '../src/node/server.js';
+import { FrameParser, type Frame } from '../src/protocol/parser.js';
 
 /** Start a server on 127.0.0.1 with a free port. */
 export async function startServer(opts: Partial<ServerOptions> = {}): Promise<{ wss: WebSocketServer; port: number; url: string }> {

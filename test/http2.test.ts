@@ -10,7 +10,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import type { Http2WebSocketRequest } from '../src/http2.js';
+import type { Http2WebSocketRequest } from '../src/node/http2.js';
 import { eventually } from './helpers.js';
 import { CONNECT, H2Client, h2Server, h2Session, randomPayload, testCert, type H2Setup } from './h2.js';
 

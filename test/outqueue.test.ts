@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OutQueue } from '../src/outqueue.js';
+import { OutQueue } from '../src/protocol/outqueue.js';
 
 function put(q: OutQueue, s: string): void {
   const at = q.reserve(s.length);

@@ -1,9 +1,9 @@
 // The sans-I/O protocol: bytes in, events and bytes out, no sockets.
 import { describe, expect, it } from 'vitest';
-import { Protocol, type ProtocolSink } from '../src/protocol.js';
-import { FrameParser, type Frame } from '../src/parser.js';
-import { encodeClosePayload } from '../src/frame.js';
-import { Utf8Validator } from '../src/utf8.js';
+import { Protocol, type ProtocolSink } from '../src/protocol/protocol.js';
+import { FrameParser, type Frame } from '../src/protocol/parser.js';
+import { encodeClosePayload } from '../src/protocol/frame.js';
+import { Utf8Validator } from '../src/protocol/utf8.js';
 import { BACKENDS, raw } from './helpers.js';
 
 const K = [1, 2, 3, 4];

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { createClient } from 'redis';
 import { WebSocket, WebSocketServer, RedisBroker } from '../src/index.js';
-import { encodeMessage, decodeMessage, nextSeq, HEADER_SIZE, HISTORY_SCRIPT } from '../src/broker/redis.js';
+import { encodeMessage, decodeMessage, nextSeq, HEADER_SIZE, HISTORY_SCRIPT } from '../src/pubsub/redis.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
 import { ensureDist, stopServer } from './helpers.js';
 

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as http from 'node:http';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import { encodeClosePayload } from '../src/frame.js';
+import { encodeClosePayload } from '../src/protocol/frame.js';
 import { RawClient, eventually, raw, startServer, stopServer, upgradeRequest } from './helpers.js';
 
 const K = [9, 8, 7, 6];

@@ -4,8 +4,8 @@ import { describe, it, expect, afterEach } from 'vitest';
 import * as net from 'node:net';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import { PerMessageDeflate } from '../src/deflate.js';
-import { MAX_TOPIC_LENGTH } from '../src/topics.js';
+import { PerMessageDeflate } from '../src/deflate/deflate.js';
+import { MAX_TOPIC_LENGTH } from '../src/pubsub/topics.js';
 import { startServer, stopServer, upgradeRequest, TEST_KEY } from './helpers.js';
 
 const open: WebSocketServer[] = [];

@@ -9,10 +9,10 @@
 //                    {"type":"error","error":"…"}                to the sender of a bad message
 //
 // Text is relayed verbatim (no HTML escaping here: the page renders it with textContent).
-import type { WebSocket } from '../websocket.js';
-import type { WebSocketServer } from '../server.js';
+import type { WebSocket } from '../node/websocket.js';
+import type { WebSocketServer } from '../node/server.js';
 import { EventEmitter } from 'node:events';
-import type { ClusterHub } from '../cluster.js';
+import type { ClusterHub } from '../cluster/serve.js';
 
 export const LIMITS = {
   /** Longest name, in UTF-16 code units (what an <input maxlength> counts). */

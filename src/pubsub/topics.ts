@@ -9,12 +9,12 @@
 // with context takeover compress it with their own context. Each subscriber gets the bytes through
 // its protocol's queue, so one socket write per tick, ordering behind its own compressions, and
 // maxBackpressure apply exactly as for send(): a slow subscriber is dropped, the others go on.
-import type { WebSocket } from './websocket.js';
-import { encodeFrame } from './frame.js';
-import { Opcode } from './constants.js';
-import { PerMessageDeflate } from './deflate.js';
-import { toBuffer, type Data } from './data.js';
-import { LocalBroker, type Broker, type BrokerSink } from './broker/types.js';
+import type { WebSocket } from '../node/websocket.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { Opcode } from '../protocol/constants.js';
+import { PerMessageDeflate } from '../deflate/deflate.js';
+import { toBuffer, type Data } from '../protocol/data.js';
+import { LocalBroker, type Broker, type BrokerSink } from './broker.js';
 
 /** WebSocket.OPEN (a value import of websocket.ts would be circular). */
 const OPEN = 1;

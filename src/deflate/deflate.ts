@@ -9,13 +9,13 @@
 // connections cannot queue unbounded work on the libuv thread pool. Per connection, the Protocol
 // runs at most one compression and one decompression at a time (it queues the rest in order).
 import * as zlib from 'node:zlib';
-import { ProtocolError } from './errors.js';
-import { INTERNALS_ALLOWED, registerZlibSyncProbe } from './internals.js';
-import type { MessageCompressor } from './protocol.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { INTERNALS_ALLOWED, registerZlibSyncProbe } from '../internals.js';
+import type { MessageCompressor } from '../protocol/protocol.js';
 import {
   acceptDeflateResponseClient, buildDeflateOffer, negotiateDeflateServer, zlibWindowBits,
   type DeflateParams, type PerMessageDeflateOptions,
-} from './extensions.js';
+} from '../handshake/extensions.js';
 
 /** RFC 7692 §7.2.1: the tail every Z_SYNC_FLUSH leaves, removed on send and restored on receive. */
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);

@@ -16,10 +16,10 @@ import type { Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import type { WebSocketServer } from './server.js';
-import type { WebSocket } from './websocket.js';
-import { toBuffer, type Data } from './data.js';
-import { ADVANCED_IPC_ENV, isTopicMsg, PrimaryTopics, type ClusterBroker, type TopicMsg } from './broker/cluster.js';
+import type { WebSocketServer } from '../node/server.js';
+import type { WebSocket } from '../node/websocket.js';
+import { toBuffer, type Data } from '../protocol/data.js';
+import { ADVANCED_IPC_ENV, isTopicMsg, PrimaryTopics, type ClusterBroker, type TopicMsg } from '../pubsub/cluster-broker.js';
 
 /** Marks our IPC messages so that they do not collide with the application's own. */
 const TAG = '__wasmws';

@@ -1,7 +1,7 @@
 // Sec-WebSocket-Extensions (RFC 6455 §9.1) and permessage-deflate negotiation (RFC 7692 §7).
 // Negotiation only: compression itself lives with the connection layer.
 import type { ZlibOptions } from 'node:zlib';
-import { isToken, isTokenChar } from './handshake.js';
+import { isToken, isTokenChar } from './upgrade.js';
 
 /** One extension from a Sec-WebSocket-Extensions list; a parameter without a value is `true`. */
 export interface ExtensionOffer {

@@ -2,16 +2,16 @@
 // the browser's (addEventListener, onmessage) and async iteration with backpressure.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { Protocol, type ProtocolSink, type MessageCompressor } from './protocol.js';
-import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
-import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
-import { isValidCloseCode } from './frame.js';
-import { ProtocolError } from './errors.js';
+import { Protocol, type ProtocolSink, type MessageCompressor } from '../protocol/protocol.js';
+import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
+import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
+import { isValidCloseCode } from '../protocol/frame.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { initAsClient, type ClientOptions } from './client.js';
 import type { ClientRequest, ClientRequestArgs, IncomingMessage } from 'node:http';
-import type * as W from './ws-types.js';
-import { toBuffer, type Data } from './data.js';
-import { topicsOf, type Topics, type PublishOptions } from './topics.js';
+import type * as W from '../ws-types.js';
+import { toBuffer, type Data } from '../protocol/data.js';
+import { topicsOf, type Topics, type PublishOptions } from '../pubsub/topics.js';
 
 export type { Data };
 

@@ -1,7 +1,7 @@
 // ws's header helpers, `extension` (Sec-WebSocket-Extensions) and `subprotocol`
 // (Sec-WebSocket-Protocol), with ws's shapes, rules and error messages, on our own scanners.
 import { parseExtensionHeader } from './extensions.js';
-import { scanSubprotocols } from './handshake.js';
+import { scanSubprotocols } from './upgrade.js';
 
 /** A parameter value as `extension.parse` returns it: `true` for a parameter without a value. */
 export type ExtensionParamValue = string | true;

@@ -7,7 +7,7 @@
 //
 // The server tells the broker which topics have local subscribers (subscribe on the first,
 // unsubscribe after the last), so a process only receives what somebody here wants.
-import type { WebSocket } from '../websocket.js';
+import type { WebSocket } from '../node/websocket.js';
 
 /** What a broker delivers into: the topics of one WebSocketServer. */
 export interface BrokerSink {

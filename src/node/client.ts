@@ -7,13 +7,13 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions } from 'node:tls';
 import type { WebSocket, ConnectionOptions } from './websocket.js';
-import { buildUpgradeHeaders, generateKey, validateAcceptResponse } from './handshake.js';
-import type { PerMessageDeflateOptions } from './extensions.js';
-import { DEFAULT_MAX_PAYLOAD } from './constants.js';
-import { acceptClient, clientOffer } from './deflate.js';
+import { buildUpgradeHeaders, generateKey, validateAcceptResponse } from '../handshake/upgrade.js';
+import type { PerMessageDeflateOptions } from '../handshake/extensions.js';
+import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
+import { acceptClient, clientOffer } from '../deflate/deflate.js';
 import type { ClientHttp2Session } from 'node:http2';
 import { startHttp2Client } from './http2.js';
-import type { CertMeta, FinishRequestCallback } from './ws-types.js';
+import type { CertMeta, FinishRequestCallback } from '../ws-types.js';
 
 /**
  * Options of `new WebSocket(url, protocols, options)`. Every option http(s).request and TLS take

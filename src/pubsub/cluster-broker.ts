@@ -9,9 +9,9 @@
 // - Order: the publisher delivers its own message when it comes back from the primary, so every
 //   worker delivers a topic's messages in the same order; `localFirst: true` delivers at once.
 // Outside a cluster (one process) it delivers at once, like the default broker.
-import type { WebSocket } from '../websocket.js';
-import type { ClusterHub } from '../cluster.js';
-import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './types.js';
+import type { WebSocket } from '../node/websocket.js';
+import type { ClusterHub } from '../cluster/serve.js';
+import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
 
 /** The IPC tag of every wasmws message (as src/cluster.ts). */
 const TAG = '__wasmws';

@@ -11,7 +11,7 @@ import { decodeClosePayload, encodeClosePayload, headerSize, randomMaskKey, writ
 import { Accumulator } from './accumulator.js';
 import { OutQueue } from './outqueue.js';
 import { isUtf8 } from 'node:buffer';
-import type { Codec } from './codec/index.js';
+import type { Codec } from '../codec/index.js';
 
 /**
  * Per-message compression hooks (permessage-deflate, RFC 7692); absent when not negotiated.

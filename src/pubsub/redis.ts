@@ -23,8 +23,8 @@
 //   like any gap only once a later message from that origin arrives.
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import type { WebSocket } from '../websocket.js';
-import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './types.js';
+import type { WebSocket } from '../node/websocket.js';
+import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
 
 /** What we call on a `redis` (node-redis v5+) client; structural, so `redis` stays optional. */
 export interface RedisClientLike {

@@ -4,16 +4,16 @@
 //
 //   push(chunk) ──▶ [PAYLOAD tail of a frame begun earlier] ──▶ codec.scan: every whole frame ──▶ Frame[]
 //                   [HEADER_PARTIAL: ≤ 14 bytes kept]           └─ last frame incomplete: keep its state
-import { BufferView } from './internals.js';
+import { BufferView } from '../internals.js';
 import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
 import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
 import { Utf8Validator } from './utf8.js';
 import { isUtf8 } from 'node:buffer';
-import { resolveCodec, type Codec, type CodecBackend } from './codec/index.js';
+import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
 import {
   MAX_SCAN, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
-} from './codec/layout.js';
+} from '../codec/layout.js';
 
 /** One complete frame with its payload unmasked. */
 export interface Frame {

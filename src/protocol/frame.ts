@@ -3,7 +3,7 @@ import { randomFillSync } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { LEN16_MARK, LEN16_MAX, LEN64_MARK, LEN7_MAX, MASK_KEY_SIZE, MAX_CLOSE_REASON, MAX_HEADER, Opcode } from './constants.js';
 import { fail } from './errors.js';
-import { createCodec, type Codec } from './codec/index.js';
+import { createCodec, type Codec } from '../codec/index.js';
 
 export interface EncodeOptions {
   /** FIN bit; default true. */

@@ -4,7 +4,7 @@
 // Every parser here is a single left-to-right scan (no backtracking regex: ws CVE-2021-32640 was a
 // ReDoS in Sec-WebSocket-Protocol parsing).
 import { createHash, randomBytes } from 'node:crypto';
-import { WS_GUID } from './constants.js';
+import { WS_GUID } from '../protocol/constants.js';
 
 /** A header map as Node gives it (lower-case keys) or as a sans-I/O caller passes it (any case). */
 export type HeaderMap = Record<string, string | string[] | undefined>;

@@ -19,9 +19,9 @@ import type { ClientOptions } from './client.js';
 import {
   buildExtendedConnectHeaders, h2AcceptLines, h2ErrorHeaders, h2ResponseHeaders, isExtendedConnect, requestPath,
   validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL,
-} from './handshake.js';
-import { acceptClient, clientOffer, negotiateServer } from './deflate.js';
-import { DEFAULT_MAX_PAYLOAD } from './constants.js';
+} from '../handshake/upgrade.js';
+import { acceptClient, clientOffer, negotiateServer } from '../deflate/deflate.js';
+import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 
 /** An http2 server (TLS or cleartext) a WebSocketServer can serve streams of. */
 export type Http2AnyServer = http2.Http2SecureServer | http2.Http2Server;
