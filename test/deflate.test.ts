@@ -378,8 +378,10 @@ function sink() {
     onMessage: (d: Buffer) => s.events.push(`msg:${d}`),
     onPing: (d: Buffer) => s.events.push(`ping:${d}`),
     onPong: (d: Buffer) => s.events.push(`pong:${d}`),
-    onClose: (code: number) => s.events.push(`close:${code}`),
     onError: (e: Error) => s.events.push(`error:${(e as ProtocolError).code ?? e.message}`),
+    onEnd: () => s.events.push(`end:${s.p!.closeCode}`),
+    onAbort: () => s.events.push('abort'),
+    onClosed: () => s.events.push(`closed:${s.p!.closeCode}`),
     p: null as Protocol | null,
     onOutput: () => { s.written.push(Buffer.concat(s.p!.out.take())); },
     pauseReading: () => { s.paused++; },
@@ -417,7 +419,7 @@ describe('Protocol with a compressor', () => {
     p.ping(Buffer.from('p'));
     p.sendMessage(Buffer.from('second-big-message'), false, true);
     p.sendMessage(Buffer.from('uncompressed-by-choice'), false, false);
-    p.sendClose(1000);
+    p.close(1000);
     expect(s.written).toEqual([]);
     expect(p.queuedBytes).toBeGreaterThan(0);
     c.next();
@@ -435,7 +437,7 @@ describe('Protocol with a compressor', () => {
     expect(s.events).toEqual([]);
     c.next();
     expect(frames(s.written)).toEqual(['bin+z:Za-big-message-here', 'close:1000']);
-    expect(s.events).toEqual(['close:1000']);
+    expect(s.events).toEqual(['end:1000']);
   });
 
   it('on failure drops the compression in flight and queued sends, and writes the close frame at once', async () => {
@@ -472,12 +474,12 @@ describe('Protocol with a compressor', () => {
     expect(p.backlogSize).toBe(0);
   });
 
-  it('release() drops queued sends and releases the compressor', async () => {
+  it('a closed connection drops queued sends and releases the compressor', async () => {
     const c = new ManualCompressor();
     const { p } = proto(c);
     const cb = vi.fn();
     p.sendMessage(Buffer.from('a-big-message-here'), false, true, cb);
-    p.release();
+    p.connectionLost();
     expect(c.released).toBe(true);
     await new Promise((r) => setImmediate(r));
     expect(cb).toHaveBeenCalledWith(expect.any(Error));

@@ -1,6 +1,6 @@
 // The sans-I/O protocol: bytes in, events and bytes out, no sockets.
 import { describe, expect, it } from 'vitest';
-import { Protocol, type ProtocolSink } from '../src/protocol/protocol.js';
+import { Protocol, State, type MessageCompressor, type ProtocolSink } from '../src/protocol/protocol.js';
 import { FrameParser, type Frame } from '../src/protocol/parser.js';
 import { encodeClosePayload } from '../src/protocol/frame.js';
 import { Utf8Validator } from '../src/protocol/utf8.js';
@@ -14,8 +14,10 @@ class Recorder implements ProtocolSink {
   onMessage(data: Buffer, isBinary: boolean) { this.events.push(['message', isBinary ? data.toString('hex') : data.toString(), isBinary]); }
   onPing(data: Buffer) { this.events.push(['ping', data.toString()]); }
   onPong(data: Buffer) { this.events.push(['pong', data.toString()]); }
-  onClose(code: number, reason: Buffer) { this.events.push(['close', code, reason.toString()]); }
   onError(err: Error) { this.events.push(['error', (err as { code?: number }).code]); }
+  onEnd() { this.events.push(['end']); }
+  onAbort() { this.events.push(['abort']); }
+  onClosed() { this.events.push(['closed', this.p.closeCode, this.p.closeReason.toString(), this.p.wasClean]); }
   p!: Protocol;
   onOutput() { this.out.push(...this.p.out.take()); }
   /** What we sent, parsed as the client would. */
@@ -25,9 +27,9 @@ class Recorder implements ProtocolSink {
 }
 
 describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
-  const make = (maxPayload = 1 << 20) => {
+  const make = (maxPayload = 1 << 20, extra: { endWithCloseFrame?: boolean } = {}) => {
     const rec = new Recorder();
-    const p = new Protocol(rec, { role: 'server', maxPayload, codec });
+    const p = new Protocol(rec, { role: 'server', maxPayload, codec, ...extra });
     rec.p = p;
     return { rec, p };
   };
@@ -58,16 +60,22 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
     const { rec, p } = make();
     p.receive(raw({ opcode: 8, payload: encodeClosePayload(4000, 'done'), key: K }));
     p.receive(raw({ opcode: 1, payload: Buffer.from('late'), key: K }));
-    expect(rec.events).toEqual([['close', 4000, 'done']]);
+    // The echo is queued, then the transport is asked to end our half (§7.1.1).
+    expect(rec.events).toEqual([['end']]);
+    expect([p.state, p.closeCode, p.closeReason.toString(), p.closeSent, p.closeReceived]).toEqual([State.CLOSING, 4000, 'done', true, true]);
     const [close] = rec.sent();
     expect(close.opcode).toBe(8);
     expect(close.payload.readUInt16BE(0)).toBe(4000);
+    p.connectionLost();
+    expect(rec.events.at(-1)).toEqual(['closed', 4000, 'done', true]);
+    expect(p.state).toBe(State.CLOSED);
   });
 
   it('answers an empty close with an empty close and reports 1005', () => {
     const { rec, p } = make();
     p.receive(raw({ opcode: 8, key: K }));
-    expect(rec.events).toEqual([['close', 1005, '']]);
+    expect(rec.events).toEqual([['end']]);
+    expect(p.closeCode).toBe(1005);
     expect(rec.sent()[0].payload.length).toBe(0);
   });
 
@@ -82,16 +90,18 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
   it.each(failures)('fails with a close frame and the right code on %s', (_n, bytes, code) => {
     const { rec, p } = make(1000);
     p.receive(bytes);
-    expect(rec.events.at(-1)).toEqual(['error', code]);
+    expect(rec.events.slice(-2)).toEqual([['end'], ['error', code]]);
     const close = rec.sent().find((f) => f.opcode === 8)!;
     expect(close.payload.readUInt16BE(0)).toBe(code);
-    expect(p.failed).toBe(true);
+    expect([p.failed, p.state, p.closeCode]).toEqual([true, State.CLOSING, code]);
+    p.connectionLost();
+    expect(rec.events.at(-1)).toEqual(['closed', code, '', false]);
   });
 
   it('fails fast (1007) on invalid UTF-8 in the first fragment, before the message ends', () => {
     const { rec, p } = make();
     p.receive(raw({ fin: false, opcode: 1, payload: Buffer.from([0x61, 0xf4, 0x90, 0x80, 0x80]), key: K }));
-    expect(rec.events).toEqual([['error', 1007]]);
+    expect(rec.events).toEqual([['end'], ['error', 1007]]);
   });
 
   it('accepts a code point split across fragments', () => {
@@ -106,7 +116,111 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
   it('delivers the frames that preceded a protocol error, then fails', () => {
     const { rec, p } = make();
     p.receive(Buffer.concat([raw({ opcode: 1, payload: Buffer.from('first'), key: K }), raw({ opcode: 1, rsv: 2, key: K })]));
-    expect(rec.events).toEqual([['message', 'first', false], ['error', 1002]]);
+    expect(rec.events).toEqual([['message', 'first', false], ['end'], ['error', 1002]]);
+  });
+
+  // ── the state machine: OPEN → CLOSING → CLOSED, and the facts it reports ──
+
+  it('closes cleanly when we start the closing handshake: CLOSING until the peer answers, end after its close', () => {
+    const { rec, p } = make();
+    expect(p.state).toBe(State.OPEN);
+    p.close(1000, 'bye');
+    expect([p.state, p.closeSent, rec.events]).toEqual([State.CLOSING, true, []]);
+    const [ours] = rec.sent();
+    expect([ours.opcode, ours.payload.readUInt16BE(0), ours.payload.subarray(2).toString()]).toEqual([8, 1000, 'bye']);
+    p.close(1001); // a second close sends nothing
+    expect(rec.sent()).toHaveLength(1);
+    p.receive(raw({ opcode: 8, payload: encodeClosePayload(1000, 'ok'), key: K }));
+    expect(rec.events).toEqual([['end']]);
+    expect(rec.sent()).toHaveLength(1); // no second close frame
+    p.connectionLost();
+    expect(rec.events).toEqual([['end'], ['closed', 1000, 'ok', true]]);
+  });
+
+  it('over HTTP/2 (endWithCloseFrame) ends our half with our close frame, and stays CLOSING for the peer\'s', () => {
+    const { rec, p } = make(1 << 20, { endWithCloseFrame: true });
+    p.close(1000);
+    expect(rec.events).toEqual([['end']]);
+    p.receive(raw({ opcode: 8, payload: encodeClosePayload(1000), key: K }));
+    expect([rec.events, p.closeReceived]).toEqual([[['end']], true]); // onEnd once
+  });
+
+  it('rejects sends once closing, and throws for a close payload it cannot encode before any state changes', () => {
+    const { p } = make();
+    expect(() => p.close(1000, 'x'.repeat(124))).toThrow();
+    expect(p.state).toBe(State.OPEN);
+    p.close(1000);
+    let err: Error | null | undefined;
+    p.sendMessage(Buffer.from('late'), false, false, (e) => { err = e; });
+    return new Promise<void>((resolve) => setImmediate(() => {
+      expect(err?.message).toMatch(/not open/);
+      resolve();
+    }));
+  });
+
+  it('reports 1006 when the transport closes without a close frame, and discards input after EOF', () => {
+    const { rec, p } = make();
+    p.receiveEof();
+    expect([p.state, rec.events]).toEqual([State.CLOSING, [['end']]]);
+    p.receive(raw({ opcode: 1, payload: Buffer.from('after eof'), key: K }));
+    p.connectionLost();
+    expect(rec.events).toEqual([['end'], ['closed', 1006, '', false]]);
+    p.connectionLost(); // once
+    expect(rec.events).toHaveLength(2);
+  });
+
+  it('abort() drops the transport with the code from the error table, unless the peer\'s close code is known', () => {
+    const a = make();
+    a.p.sendMessage(Buffer.from('queued'), false, false);
+    a.p.abort('backpressure', 'too slow');
+    expect([a.rec.events, a.p.out.bytes, a.p.state]).toEqual([[['abort']], 0, State.CLOSING]);
+    a.p.connectionLost();
+    expect(a.rec.events.at(-1)).toEqual(['closed', 1008, 'too slow', false]);
+
+    const b = make();
+    b.p.receive(raw({ opcode: 8, payload: encodeClosePayload(4001, 'peer'), key: K }));
+    b.p.abort('close_timeout');
+    b.p.connectionLost();
+    expect(b.rec.events.at(-1)).toEqual(['closed', 4001, 'peer', false]);
+
+    const c = make();
+    c.p.close(1000);
+    c.p.abort('close_timeout'); // the peer never answered
+    c.p.connectionLost();
+    expect(c.rec.events.at(-1)).toEqual(['closed', 1006, '', false]);
+  });
+
+  it('fail(kind) sends the close code of its kind; an unknown error is 1011 with no detail', () => {
+    const a = make();
+    a.p.fail('too_big', 'message too big');
+    const [close] = a.rec.sent();
+    expect([close.payload.readUInt16BE(0), close.payload.subarray(2).toString(), a.p.closeCode]).toEqual([1009, 'message too big', 1009]);
+    const b = make();
+    b.p.fail(new Error('secret internal detail'));
+    const [close2] = b.rec.sent();
+    expect([close2.payload.readUInt16BE(0), close2.payload.length, b.p.closeCode]).toEqual([1011, 2, 1011]);
+  });
+
+  it('delivers the message being inflated, and the frames behind it, before CLOSED when the transport closes meanwhile', async () => {
+    const rec = new Recorder();
+    let finish: ((err: Error | null, out?: Buffer) => void) | null = null;
+    const compressor: MessageCompressor = {
+      threshold: 0,
+      decompress: (_data, cb) => { finish = cb; },
+      compress: (data, cb) => setImmediate(cb, null, data),
+      release: () => {},
+    };
+    const p = new Protocol(rec, { role: 'server', maxPayload: 1 << 20, codec });
+    rec.p = p;
+    p.setCompressor(compressor);
+    p.receive(Buffer.concat([
+      raw({ opcode: 1, rsv: 4, payload: Buffer.from('compressed'), key: K }),
+      raw({ opcode: 8, payload: encodeClosePayload(1000, 'after'), key: K }),
+    ]));
+    p.connectionLost();
+    expect([p.state, rec.events]).toEqual([State.CLOSING, []]);
+    finish!(null, Buffer.from('inflated'));
+    expect(rec.events).toEqual([['message', 'inflated', false], ['end'], ['closed', 1000, 'after', true]]);
   });
 
   it('masks what a client sends and leaves server frames unmasked', () => {

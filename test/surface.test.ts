@@ -47,7 +47,8 @@ const MISSING_EXPORTS: Record<string, string> = {
 
 /** Prototype members of ws's classes that ours do not have. */
 const MISSING_MEMBERS: Record<string, string> = {
-  'WebSocket#setSocket': "@private in ws (its server and client call it); ours is WebSocket#_setSocket",
+  'WebSocket#setSocket': "@private in ws (its server and client call it); ours hand a handshake result to WebSocket#_open",
+  'WebSocket#emitClose': "@private in ws (its socket and receiver call it); ours emits 'close' when the Protocol reaches CLOSED",
   'WebSocketServer#completeUpgrade': '@private in ws (the second half of its handleUpgrade); ours is internal to handleUpgrade',
 };
 

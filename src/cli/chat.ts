@@ -9,6 +9,7 @@
 //                    {"type":"error","error":"…"}                to the sender of a bad message
 //
 // Text is relayed verbatim (no HTML escaping here: the page renders it with textContent).
+import { CloseCode } from '../protocol/constants.js';
 import type { WebSocket } from '../node/websocket.js';
 import type { WebSocketServer } from '../node/server.js';
 import { EventEmitter } from 'node:events';
@@ -141,7 +142,7 @@ export class ChatRoom {
     this.errors.set(ws, n);
     if (ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify({ type: 'error', error } satisfies ChatOut));
-    if (n >= LIMITS.errors) ws.close(1008, 'too many bad messages');
+    if (n >= LIMITS.errors) ws.close(CloseCode.POLICY_VIOLATION, 'too many bad messages');
   }
 
   private publishUsers(): void {

@@ -1,16 +1,19 @@
 // The client side of the opening handshake (RFC 6455 §4.1): an HTTP/1.1 upgrade request through
-// Node's http/https, then the socket is handed to the WebSocket as role 'client'.
+// Node's http/https (or an extended CONNECT over HTTP/2, src/node/http2.ts). It reports to the
+// WebSocket that started it through HandshakeHooks and hands it a HandshakeResult; it never
+// writes into the WebSocket.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { unescape } from 'node:querystring';
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions } from 'node:tls';
-import type { WebSocket, ConnectionOptions } from './websocket.js';
+import type { EventEmitter } from 'node:events';
 import { buildUpgradeHeaders, generateKey, validateAcceptResponse } from '../handshake/upgrade.js';
 import type { PerMessageDeflateOptions } from '../handshake/extensions.js';
-import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 import { acceptClient, clientOffer } from '../deflate/deflate.js';
+import { DEFAULTS, resolveConnectionOptions, type ConnectionOptions } from './options.js';
+import type { HandshakeResult } from './connection.js';
 import type { ClientHttp2Session } from 'node:http2';
 import { startHttp2Client } from './http2.js';
 import type { CertMeta, FinishRequestCallback } from '../ws-types.js';
@@ -58,8 +61,22 @@ export interface ClientOptions extends ConnectionOptions, SecureContextOptions {
   http2Session?: ClientHttp2Session;
 }
 
-const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
-const DEFAULT_MAX_REDIRECTS = 10;
+/** The only Sec-WebSocket-Version (RFC 6455 §4.1). */
+const PROTOCOL_VERSION = 13;
+
+/** How the handshake reports to the WebSocket that started it. */
+export interface HandshakeHooks {
+  /** 'redirect', 'upgrade' and 'unexpected-response' are emitted on it (the WebSocket); finishRequest gets it. */
+  readonly emitter: EventEmitter;
+  /** The URL now requested (normalized; a redirect changes it). */
+  setUrl(url: string): void;
+  /** What close() / terminate() call to end the handshake in progress (undefined once it is over). */
+  setAbort(abort: ((err: Error) => void) | undefined): void;
+  /** The handshake succeeded. */
+  opened(result: HandshakeResult): void;
+  /** The handshake failed: the WebSocket emits 'error' and 'close'. */
+  failed(err: Error): void;
+}
 
 /** What a chain of redirects remembers about the first request (headers to drop when it changes host). */
 interface RedirectState {
@@ -72,23 +89,19 @@ interface RedirectState {
   headers: Record<string, string>;
 }
 
-/** A redirect that cannot be followed: 'error' then 'close', as for any failed handshake. */
-function failRedirect(ws: WebSocket, err: Error): void {
-  ws.readyState = 2;
-  if (ws.listenerCount('error') > 0) ws.emit('error', err);
-  process.nextTick(() => ws.emitClose());
-}
-
-/** @internal Start the opening handshake for a client WebSocket. */
-export function initAsClient(
-  ws: WebSocket,
+/** @internal Start the opening handshake for a client WebSocket. Throws for a bad URL or option. */
+export function startClientHandshake(
   address: string | URL,
   protocols: string[],
   opts: ClientOptions,
+  hooks: HandshakeHooks,
   redirect?: RedirectState,
 ): void {
-  const protocolVersion = opts.protocolVersion ?? 13;
-  if (protocolVersion !== 13) throw new RangeError(`Unsupported protocol version: ${protocolVersion} (supported versions: 13)`);
+  const ws = hooks.emitter;
+  const protocolVersion = opts.protocolVersion ?? PROTOCOL_VERSION;
+  if (protocolVersion !== PROTOCOL_VERSION) {
+    throw new RangeError(`Unsupported protocol version: ${protocolVersion} (supported versions: ${PROTOCOL_VERSION})`);
+  }
   let url: URL;
   try {
     url = new URL(address); // a copy: the caller's URL object is not modified below
@@ -97,7 +110,7 @@ export function initAsClient(
   }
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
-  (ws as { url: string }).url = url.href;
+  hooks.setUrl(url.href);
   const secure = url.protocol === 'wss:';
   const ipc = url.protocol === 'ws+unix:';
   if (url.protocol !== 'ws:' && !secure && !ipc) {
@@ -108,7 +121,7 @@ export function initAsClient(
   if ((opts.http2 || opts.http2Session) && !ipc) {
     // Falls back to this function, for HTTP/1.1, when the server does not take extended CONNECT.
     const h1: ClientOptions = { ...opts, http2: false, http2Session: undefined };
-    return startHttp2Client(ws, url, protocols, opts, () => initAsClient(ws, url, protocols, h1, redirect));
+    return startHttp2Client(url, protocols, opts, hooks, () => startClientHandshake(url, protocols, h1, hooks, redirect));
   }
   const key = generateKey();
   const deflateOpts = opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate;
@@ -165,48 +178,51 @@ export function initAsClient(
     protocol: undefined,
     method: 'GET',
     headers,
-    timeout: opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    timeout: undefined, // the handshake's deadline is our own timer below (any Duplex, not only sockets)
   } as https.RequestOptions);
   let done = false;
 
+  // A deadline for the whole handshake (ws uses the socket's idle timeout instead, which needs a
+  // net.Socket and restarts with every byte a slow server sends).
+  const timer = setTimeout(() => failHandshake(new Error('Opening handshake has timed out')), opts.handshakeTimeout ?? DEFAULTS.clientHandshakeTimeout);
+  timer.unref?.();
   const failHandshake = (err: Error): void => {
     if (done) return;
     done = true;
-    ws.abortHandshake = undefined;
+    clearTimeout(timer);
+    hooks.setAbort(undefined);
     req.destroy();
-    ws.readyState = 2;
-    if (ws.listenerCount('error') > 0) ws.emit('error', err);
-    process.nextTick(() => ws.emitClose());
+    hooks.failed(err);
   };
-  ws.abortHandshake = failHandshake;
-  if (redirect && redirect.count > 0) ws.emit('redirect', ws.url, req);
+  hooks.setAbort(failHandshake);
+  if (redirect && redirect.count > 0) ws.emit('redirect', url.href, req);
 
   req.on('error', failHandshake);
-  req.on('timeout', () => failHandshake(new Error('Opening handshake has timed out')));
   req.on('response', (res) => {
     if (done) return;
     const location = res.headers.location;
     const status = res.statusCode ?? 0;
     if (location && opts.followRedirects && status >= 300 && status < 400) {
-      if (++redirect!.count > (opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS)) {
+      if (++redirect!.count > (opts.maxRedirects ?? DEFAULTS.maxRedirects)) {
         failHandshake(new Error('Maximum redirects exceeded'));
         return;
       }
       done = true;
-      ws.abortHandshake = undefined;
+      clearTimeout(timer);
+      hooks.setAbort(undefined);
       res.resume();
       req.destroy();
       let next: URL;
       try {
         next = new URL(location, url);
       } catch {
-        failRedirect(ws, new SyntaxError(`Invalid URL: ${location}`));
+        hooks.failed(new SyntaxError(`Invalid URL: ${location}`));
         return;
       }
       try {
-        initAsClient(ws, next, protocols, opts, redirect);
+        startClientHandshake(next, protocols, opts, hooks, redirect);
       } catch (err) {
-        failRedirect(ws, err as Error); // e.g. a redirect to another scheme
+        hooks.failed(err as Error); // e.g. a redirect to another scheme
       }
       return;
     }
@@ -237,18 +253,16 @@ export function initAsClient(
     }
     let compressor;
     try {
-      compressor = acceptClient(check.extensions, extOffer, deflateOpts, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+      compressor = acceptClient(check.extensions, extOffer, deflateOpts, resolveConnectionOptions(opts).maxPayload);
     } catch (err) {
       socket.destroy();
       return failHandshake(err as Error);
     }
     done = true;
-    ws.abortHandshake = undefined;
-    req.setTimeout(0);
-    ws.protocol = check.protocol;
-    ws.extensions = check.extensions ?? '';
-    ws._setSocket(socket, head, 'client', opts, compressor);
+    clearTimeout(timer);
+    hooks.setAbort(undefined);
+    hooks.opened({ socket, head, protocol: check.protocol, extensions: check.extensions ?? '', compressor, transport: 'http/1.1' });
   });
-  if (opts.finishRequest) opts.finishRequest(req, ws);
+  if (opts.finishRequest) opts.finishRequest(req, ws as Parameters<FinishRequestCallback>[1]);
   else req.end();
 }

@@ -15,13 +15,13 @@ import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { WebSocketServer, VerifyClientInfo } from './server.js';
 import type { WebSocket } from './websocket.js';
-import type { ClientOptions } from './client.js';
+import type { ClientOptions, HandshakeHooks } from './client.js';
+import { DEFAULTS, resolveConnectionOptions } from './options.js';
 import {
   buildExtendedConnectHeaders, h2AcceptLines, h2ErrorHeaders, h2ResponseHeaders, isExtendedConnect, requestPath,
   validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL,
 } from '../handshake/upgrade.js';
 import { acceptClient, clientOffer, negotiateServer } from '../deflate/deflate.js';
-import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 
 /** An http2 server (TLS or cleartext) a WebSocketServer can serve streams of. */
 export type Http2AnyServer = http2.Http2SecureServer | http2.Http2Server;
@@ -31,7 +31,6 @@ const EMPTY = Buffer.alloc(0);
 const noop = () => {};
 /** How long a refused stream may stay open for a peer that keeps sending (ms). */
 const REFUSE_LINGER = 1000;
-const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT = 30_000;
 
 /** True for the servers of node:http2 (only they have updateSettings). */
 export function isHttp2Server(server: unknown): server is Http2AnyServer {
@@ -121,7 +120,7 @@ export function handleH2Stream(
   let ext: ReturnType<typeof negotiateServer> = null;
   if (o.perMessageDeflate) {
     try {
-      ext = negotiateServer(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+      ext = negotiateServer(check.extensions, o.perMessageDeflate, wss.connectionOptions.maxPayload);
     } catch {
       return refuseStream(stream, 400, 'Invalid Sec-WebSocket-Extensions header');
     }
@@ -159,8 +158,7 @@ export function handleH2Stream(
       return;
     }
     stream.off('error', noop);
-    const ws = wss.accept(stream, EMPTY, protocol, ext);
-    ws.transport = 'h2';
+    const ws = wss.accept(stream, EMPTY, protocol, ext, 'h2');
     cb(ws, req);
   };
 
@@ -467,7 +465,8 @@ function userSession(session: http2.ClientHttp2Session): SessionEntry {
  * bind the stream. `fallback()` runs the HTTP/1.1 handshake instead when the server does not
  * advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (or does not speak h2).
  */
-export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], opts: ClientOptions, fallback: () => void): void {
+export function startHttp2Client(url: URL, protocols: string[], opts: ClientOptions, hooks: HandshakeHooks, fallback: () => void): void {
+  const ws = hooks.emitter;
   const secure = url.protocol === 'wss:';
   const deflateOpts = opts.perMessageDeflate === false ? undefined : opts.perMessageDeflate;
   const extOffer = opts.perMessageDeflate !== false ? clientOffer(deflateOpts) : undefined;
@@ -491,11 +490,11 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
   };
   let done = false;
   let stream: http2.ClientHttp2Stream | null = null;
-  const timer = setTimeout(() => fail(new Error('Opening handshake has timed out')), opts.handshakeTimeout ?? DEFAULT_CLIENT_HANDSHAKE_TIMEOUT);
+  const timer = setTimeout(() => fail(new Error('Opening handshake has timed out')), opts.handshakeTimeout ?? DEFAULTS.clientHandshakeTimeout);
   const settleHandshake = () => {
     done = true;
     clearTimeout(timer);
-    ws.abortHandshake = undefined;
+    hooks.setAbort(undefined);
   };
   const fail = (err: Error): void => {
     if (done) return;
@@ -505,11 +504,9 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
       stream.close(NGHTTP2_CANCEL);
     }
     drop();
-    ws.readyState = 2;
-    if (ws.listenerCount('error') > 0) ws.emit('error', err);
-    process.nextTick(() => ws.emitClose());
+    hooks.failed(err);
   };
-  ws.abortHandshake = fail;
+  hooks.setAbort(fail);
 
   const onReady = (ok: boolean): void => {
     if (done) return;
@@ -564,7 +561,7 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
       }
       let compressor;
       try {
-        compressor = acceptClient(check.extensions, extOffer, deflateOpts, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+        compressor = acceptClient(check.extensions, extOffer, deflateOpts, resolveConnectionOptions(opts).maxPayload);
       } catch (err) {
         return fail(err as Error);
       }
@@ -575,11 +572,8 @@ export function startHttp2Client(ws: WebSocket, url: URL, protocols: string[], o
       settleHandshake();
       s.off('error', onError);
       s.off('close', onClose);
-      ws.protocol = check.protocol;
-      ws.extensions = check.extensions ?? '';
-      ws.transport = 'h2';
       ws.once('close', drop);
-      ws._setSocket(s, EMPTY, 'client', opts, compressor);
+      hooks.opened({ socket: s, head: EMPTY, protocol: check.protocol, extensions: check.extensions ?? '', compressor, transport: 'h2' });
     });
   };
   whenReady(e, onReady);

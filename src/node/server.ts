@@ -1,13 +1,14 @@
 // WebSocketServer: the server side of the opening handshake (RFC 6455 §4.2), connection tracking,
 // heartbeats, broadcast and graceful shutdown. ws-compatible options and events.
+import { CloseCode } from '../protocol/constants.js';
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { WebSocket, OPEN, type ConnectionOptions } from './websocket.js';
+import { WebSocket, OPEN } from './websocket.js';
+import { DEFAULTS, resolveConnectionOptions, type ConnectionOptions, type ResolvedConnectionOptions } from './options.js';
 import { toBuffer, type Data } from '../protocol/data.js';
 import { acceptResponseLines, buildErrorResponse, formatResponseLines, requestPath, validateUpgrade } from '../handshake/upgrade.js';
-import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 import type { PerMessageDeflateOptions } from '../handshake/extensions.js';
 import { negotiateServer } from '../deflate/deflate.js';
 import { fanOut, Topics, type PublishOptions } from '../pubsub/topics.js';
@@ -55,8 +56,6 @@ export interface ServerOptions extends ConnectionOptions {
 }
 
 
-const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
-
 const kHandled = Symbol('wasmws.handled');
 const noop = () => {};
 
@@ -86,6 +85,8 @@ export interface WebSocketServer {
 
 export class WebSocketServer extends EventEmitter {
   readonly options: ServerOptions;
+  /** @internal The connections' options, resolved once for all of them. */
+  readonly connectionOptions: ResolvedConnectionOptions;
   /** Open connections (when clientTracking is on). */
   readonly clients: Set<WebSocket>;
   private readonly conns = new Set<WebSocket>();
@@ -106,7 +107,8 @@ export class WebSocketServer extends EventEmitter {
     if ([hasPort, !!options.server, !!options.noServer].filter(Boolean).length !== 1) {
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified');
     }
-    this.options = { clientTracking: true, handshakeTimeout: DEFAULT_HANDSHAKE_TIMEOUT, ...options };
+    this.options = { clientTracking: true, handshakeTimeout: DEFAULTS.serverHandshakeTimeout, heartbeatInterval: DEFAULTS.heartbeatInterval, ...options };
+    this.connectionOptions = resolveConnectionOptions(this.options);
     this.clients = this.options.clientTracking ? this.conns : new Set();
     this._topics = new Topics(options.broker);
     if (hasPort) {
@@ -146,7 +148,7 @@ export class WebSocketServer extends EventEmitter {
         server.off('upgrade', onUpgrade);
       };
     }
-    const hb = this.options.heartbeatInterval ?? 0;
+    const hb = this.options.heartbeatInterval!;
     if (hb > 0) {
       this.heartbeat = setInterval(() => this.beat(), hb);
       this.heartbeat.unref();
@@ -188,7 +190,7 @@ export class WebSocketServer extends EventEmitter {
     let ext: ReturnType<typeof negotiateServer> = null;
     if (o.perMessageDeflate) {
       try {
-        ext = negotiateServer(check.extensions, o.perMessageDeflate, o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+        ext = negotiateServer(check.extensions, o.perMessageDeflate, this.connectionOptions.maxPayload);
       } catch {
         const message = 'Invalid Sec-WebSocket-Extensions header';
         if (this.emitClientError(message, socket, req)) return;
@@ -224,7 +226,7 @@ export class WebSocketServer extends EventEmitter {
       const lines = acceptResponseLines({ key: check.key, protocol, extensions: ext?.response });
       this.emit('headers', lines, req);
       socket.write(formatResponseLines(lines));
-      cb(this.accept(socket, head, protocol, ext), req);
+      cb(this.accept(socket, head, protocol, ext, 'http/1.1'), req);
     };
 
     if (!o.verifyClient) return complete();
@@ -273,12 +275,11 @@ export class WebSocketServer extends EventEmitter {
    * keeps alive (its listeners) captures the request, the handshake timer or their closures.
    */
   /** @internal */
-  accept(socket: Duplex, head: Buffer, protocol: string, ext: ReturnType<typeof negotiateServer>): WebSocket {
+  accept(socket: Duplex, head: Buffer, protocol: string, ext: ReturnType<typeof negotiateServer>, transport: 'http/1.1' | 'h2'): WebSocket {
     socket.off('error', noop);
     const ws = new (this.options.WebSocket ?? WebSocket)(null);
-    ws.protocol = protocol;
-    ws.extensions = ext?.response ?? '';
-    ws._setSocket(socket, head, 'server', this.options, ext ? ext.create() : null);
+    const compressor = ext ? ext.create() : null;
+    ws._open({ socket, head, protocol, extensions: ext?.response ?? '', compressor, transport }, 'server', this.connectionOptions);
     this.conns.add(ws);
     ws._topics = this._topics;
     ws.on('close', () => this.untrack(ws));
@@ -296,10 +297,10 @@ export class WebSocketServer extends EventEmitter {
     for (const ws of this.conns) {
       if (ws.readyState !== OPEN) continue;
       if (!ws.isAlive) {
-        const transport = ws.transport === 'h2' ? ws._socket : null;
+        const stream = ws.transport === 'h2' ? ws._socket : null;
         ws.terminate();
         // Over h2 the reset went into a session that may be just as silent: probe it.
-        if (transport) probeSession(transport, this.options.heartbeatInterval!);
+        if (stream) probeSession(stream, this.options.heartbeatInterval!);
         continue;
       }
       ws.isAlive = false;
@@ -368,7 +369,7 @@ export class WebSocketServer extends EventEmitter {
       server.closeIdleConnections?.();
     }
     for (const ws of this.conns) {
-      if (ws.readyState === OPEN) ws.close(1001, 'server shutting down');
+      if (ws.readyState === OPEN) ws.close(CloseCode.GOING_AWAY, 'server shutting down');
     }
     if (this.conns.size === 0) this.finishClose();
   }

@@ -1,19 +1,26 @@
-// The connection: a Protocol bound to a TCP socket, with ws's API (events, send/ping/close),
-// the browser's (addEventListener, onmessage) and async iteration with backpressure.
+// The WebSocket: ws's API (events, send / ping / close, pause / resume), the browser's
+// (addEventListener, onmessage: src/node/event-target.ts) and async iteration
+// (src/node/iterator.ts). An open connection is a Connection (src/node/connection.ts): a Protocol
+// over a Transport. A client WebSocket runs its opening handshake (src/node/client.ts) first.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { Protocol, type ProtocolSink, type MessageCompressor } from '../protocol/protocol.js';
-import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
-import { DEFAULT_MAX_PAYLOAD, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
-import { isValidCloseCode } from '../protocol/frame.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { initAsClient, type ClientOptions } from './client.js';
 import type { ClientRequest, ClientRequestArgs, IncomingMessage } from 'node:http';
-import type * as W from '../ws-types.js';
+import { State } from '../protocol/protocol.js';
+import { CloseCode, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
+import { isValidCloseCode } from '../protocol/frame.js';
 import { toBuffer, type Data } from '../protocol/data.js';
+import type { FanOut } from '../protocol/fanout.js';
+import { startClientHandshake, type ClientOptions } from './client.js';
+import { Connection, type HandshakeResult } from './connection.js';
+import { resolveConnectionOptions, type ResolvedConnectionOptions } from './options.js';
+import { Pause } from './transport.js';
+import { MessageIterator } from './iterator.js';
+import { addEventListener, defineEventHandlers, removeEventListener } from './event-target.js';
 import { topicsOf, type Topics, type PublishOptions } from '../pubsub/topics.js';
+import type * as W from '../ws-types.js';
 
 export type { Data };
+export type { ConnectionOptions } from './options.js';
 
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
 type Cb = (err?: Error | null) => void;
@@ -25,72 +32,17 @@ type SendOptions = { binary?: boolean; compress?: boolean; fin?: boolean; mask?:
 /** ping()/pong()'s callback, typed as @types/ws has it. */
 type ControlCb = (err: Error) => void;
 
-/** Options for a connection (set by the server or the client). */
-export interface ConnectionOptions {
-  maxPayload?: number;
-  codec?: Codec | CodecBackend;
-  /** Wait this long for the peer's close frame / TCP close after ours, then destroy (ms). */
-  closeTimeout?: number;
-  /** Close (1001) when nothing was received or sent for this long (ms); 0 = off. */
-  idleTimeout?: number;
-  /** Fail the connection (1008) when more than this many bytes wait to be sent to a slow peer. */
-  maxBackpressure?: number;
-  autoPong?: boolean;
-  skipUTF8Validation?: boolean;
-  /** Client only: fills the 4-byte masking key of each frame we send (ws's option; default random from crypto). */
-  generateMask?(mask: Buffer): void;
-}
-
 export const CONNECTING = 0;
-export const OPEN = 1;
-export const CLOSING = 2;
-export const CLOSED = 3;
+export const OPEN = State.OPEN;
+export const CLOSING = State.CLOSING;
+export const CLOSED = State.CLOSED;
+type ReadyState = 0 | 1 | 2 | 3;
 
-const DEFAULT_CLOSE_TIMEOUT = 30_000;
-const DEFAULT_MAX_BACKPRESSURE = 64 * 1024 * 1024;
-/**
- * Pieces queued in one tick are joined into one buffer when they total at most COALESCE_MAX bytes
- * and average under COALESCE_AVG bytes; otherwise they go out as one writev (no copy).
- */
-const COALESCE_MAX = 64 * 1024;
-const COALESCE_AVG = 512;
-/** Messages buffered for `for await` before the socket is paused. */
-const ITER_HIGH_WATER = 64;
 const EMPTY = Buffer.alloc(0);
-/** RST_STREAM error code CANCEL (RFC 9113 §7), for a WebSocket over HTTP/2 dropped without a closing handshake. */
-const H2_CANCEL = 0x8;
-
-function flushTick(ws: WebSocket): void {
-  ws._flush();
-}
-
-/** Back-reference from a socket to its WebSocket, for the module-level socket listeners below. */
-const kWebSocket = Symbol('wasmws.websocket');
-type BoundSocket = Duplex & { [kWebSocket]: WebSocket };
-
-function socketOnData(this: BoundSocket, chunk: Buffer): void {
-  const ws = this[kWebSocket];
-  ws.isAlive = true;
-  ws._protocol!.receive(chunk);
-}
-function socketOnEnd(this: BoundSocket): void {
-  this[kWebSocket].onSocketEnd();
-}
-function socketOnClose(this: BoundSocket): void {
-  this[kWebSocket].onSocketClose();
-}
-function socketOnError(this: BoundSocket, err: Error): void {
-  this[kWebSocket].onSocketError(err);
-}
-function socketOnTimeout(this: BoundSocket): void {
-  this[kWebSocket].onIdle();
-}
-function socketOnDrain(this: BoundSocket): void {
-  this[kWebSocket].emit('drain');
-}
+const CLOSED_EARLY = 'WebSocket was closed before the connection was established';
 
 /** A WebSocket connection, client or server side. */
-export class WebSocket extends EventEmitter implements ProtocolSink {
+export class WebSocket extends EventEmitter {
   static readonly CONNECTING = CONNECTING;
   static readonly OPEN = OPEN;
   static readonly CLOSING = CLOSING;
@@ -100,8 +52,6 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   readonly CLOSING = CLOSING;
   readonly CLOSED = CLOSED;
 
-  /** CONNECTING, OPEN, CLOSING or CLOSED (0–3). */
-  readyState: 0 | 1 | 2 | 3 = CONNECTING;
   /** The subprotocol the server selected ('' when none). */
   protocol = '';
   /** The negotiated extensions header value ('' when none). */
@@ -110,22 +60,20 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
   readonly url: string;
   /** Heartbeat bookkeeping: set when anything arrives from the peer. */
   isAlive = true;
-  /** What carries the connection: 'http/1.1' (the upgraded TCP/TLS socket) or 'h2' (an HTTP/2 stream, RFC 8441). */
-  transport: 'http/1.1' | 'h2' = 'http/1.1';
 
-  /** @internal */ _socket: Duplex | null = null;
-  /** @internal */ _protocol: Protocol | null = null;
-  private opts: Required<Pick<ConnectionOptions, 'maxPayload' | 'closeTimeout' | 'idleTimeout' | 'maxBackpressure'>> & ConnectionOptions;
-  private codec!: Codec;
-  private outCbs: Cb[] | null = null;
-  private flushScheduled = false;
-  private closeTimer: NodeJS.Timeout | null = null;
-  private closeCode = 1006;
-  private closeReason: Buffer = EMPTY;
+  /** @internal The open connection (null while the handshake runs, and after it failed). */
+  _conn: Connection | null = null;
+  /** @internal readyState while there is no connection: CONNECTING, or CLOSING / CLOSED after a failed handshake. */
+  private hsState: ReadyState = CONNECTING;
+  /** @internal Ends the handshake in progress (client). */
+  private abortHandshake: ((err: Error) => void) | undefined = undefined;
   private closeEmitted = false;
-  private iterQueue: ({ data: string | Buffer } | null)[] | null = null;
-  private iterWaiter: ((v: IteratorResult<string | Buffer>) => void) | null = null;
-  private paused = false;
+  /** @internal The `for await` queue (created on first use). */
+  private iter: MessageIterator | null = null;
+  /** @internal addEventListener's wrappers (created on first use). */
+  _handlers: Map<string, Map<unknown, (...args: any[]) => void>> | null = null;
+  /** Manual fragmentation (send with fin: false) is in progress. */
+  private fragmenting = false;
 
   constructor(
     address: string | URL | null,
@@ -135,7 +83,6 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     super();
     if (address === null) {
       this.url = '';
-      this.opts = normalize({});
       return;
     }
     if (protocols !== undefined && !Array.isArray(protocols) && typeof protocols === 'object') {
@@ -145,283 +92,72 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
     this.url = String(address);
     const o = (options ?? {}) as ClientOptions; // http.request's own options pass through (client.ts)
-    this.opts = normalize(o);
-    initAsClient(this, address, list, o);
+    startClientHandshake(address, list, o, {
+      emitter: this,
+      setUrl: (url) => {
+        (this as { url: string }).url = url;
+      },
+      setAbort: (abort) => {
+        this.abortHandshake = abort;
+      },
+      opened: (result) => this._open(result, 'client', resolveConnectionOptions(o)),
+      failed: (err) => this.handshakeFailed(err),
+    });
+  }
+
+  /** CONNECTING, OPEN, CLOSING or CLOSED (0–3). */
+  get readyState(): ReadyState {
+    const c = this._conn;
+    return c ? c.protocol.state : this.hsState;
+  }
+
+  /** What carries the connection: 'http/1.1' (the upgraded TCP/TLS socket) or 'h2' (an HTTP/2 stream, RFC 8441). */
+  get transport(): 'http/1.1' | 'h2' {
+    return this._conn?.kind ?? 'http/1.1';
   }
 
   /** Bytes queued but not yet handed to the kernel. */
   get bufferedAmount(): number {
-    const p = this._protocol;
-    return (p ? p.out.bytes + p.queuedBytes : 0) + (this._socket ? this._socket.writableLength : 0);
+    return this._conn?.bufferedAmount ?? 0;
   }
 
-  /**
-   * @internal Bind an upgraded socket. `head` holds bytes read past the handshake.
-   */
-  _setSocket(socket: Duplex, head: Buffer, role: 'server' | 'client', opts: ConnectionOptions, compressor?: MessageCompressor | null): void {
-    this.opts = normalize(opts);
-    this.codec = resolveCodec(opts.codec);
-    const proto = new Protocol(this, {
-      role,
-      maxPayload: this.opts.maxPayload,
-      codec: this.codec,
-      autoPong: opts.autoPong,
-      skipUTF8Validation: opts.skipUTF8Validation,
-      generateMask: opts.generateMask,
-    });
-    if (compressor) proto.setCompressor(compressor);
-    this._protocol = proto;
-    this._socket = socket;
-    const s = socket as Duplex & { setNoDelay?: (b: boolean) => void; setTimeout?: (ms: number) => void; [kWebSocket]?: WebSocket };
-    s.setNoDelay?.(true);
-    if (this.opts.idleTimeout > 0) s.setTimeout?.(this.opts.idleTimeout);
-    // Module-level listeners with a back-reference: no closures per connection (memory per idle
-    // connection is a figure of merit for servers holding many).
-    s[kWebSocket] = this;
-    socket.on('end', socketOnEnd);
-    socket.on('close', socketOnClose);
-    socket.on('error', socketOnError);
-    socket.on('timeout', socketOnTimeout);
-    socket.on('drain', socketOnDrain);
-    this.readyState = OPEN;
-    // Emit 'open' and start reading on the next tick, so that the application (the 'connection'
-    // handler, or listeners attached after `new WebSocket`) sees every message, including any that
-    // came with the handshake (`head`). Node holds socket data until a 'data' listener exists.
-    process.nextTick(() => {
-      if (this.readyState === OPEN || this.readyState === CLOSING) this.emit('open');
-      if (head && head.length > 0) {
-        this.isAlive = true;
-        proto.receive(head);
-      }
-      socket.on('data', socketOnData);
-    });
+  /** The upgraded socket or HTTP/2 stream (as ws's `_socket`, which applications read for addresses). */
+  get _socket(): Duplex | null {
+    return this._conn?.transport.socket ?? null;
   }
 
-  // ── ProtocolSink ────────────────────────────────────────────────────────────────────────
+  /** @internal The handshake succeeded (server or client): the connection opens. */
+  _open(hs: HandshakeResult, role: 'server' | 'client', opts: ResolvedConnectionOptions): void {
+    this.protocol = hs.protocol;
+    this.extensions = hs.extensions;
+    this._conn = new Connection(this, hs, role, opts);
+  }
 
-  /** @internal */
-  onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.iterQueue) this.pushIter(isBinary ? data : data.toString());
+  /** The client's handshake failed: 'error', then 'close' (1006) on the next tick. */
+  private handshakeFailed(err: Error): void {
+    this.hsState = CLOSING;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    process.nextTick(() => this._closed(CloseCode.ABNORMAL, EMPTY));
+  }
+
+  /** @internal A message from the connection. */
+  _message(data: Buffer, isBinary: boolean): void {
+    if (this.iter) this.iter.push(isBinary ? data : data.toString());
     this.emit('message', isBinary ? this.asBinary(data) : data, isBinary);
   }
 
-  /** @internal */
-  onPing(data: Buffer): void {
-    this.emit('ping', data);
-  }
-
-  /** @internal */
-  onPong(data: Buffer): void {
-    this.emit('pong', data);
-  }
-
-  /** @internal */
-  onClose(code: number, reason: Buffer): void {
-    this.closeCode = code;
-    this.closeReason = reason;
-    this.readyState = CLOSING;
-    // Both close frames exchanged (ours was written by Protocol): end TCP once the queue flushes.
-    this._flush();
-    this._socket?.end();
-    this.armCloseTimer();
-  }
-
-  /** @internal */
-  onError(err: Error): void {
-    this.closeCode = err instanceof ProtocolError ? err.code : 1011;
-    if (this.readyState === OPEN) this.readyState = CLOSING;
-    this._flush();
-    this._socket?.end();
-    this.armCloseTimer();
-    // Never throw out of the event loop for a peer's fault: emit only to listeners.
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-  }
-
-  /** @internal Flow control from the protocol (a backlog behind an inflation); independent of pause(). */
-  pauseReading(): void {
-    this.protoPaused = true;
-    this.updateReading();
-  }
-
-  /** @internal */
-  resumeReading(): void {
-    this.protoPaused = false;
-    this.updateReading();
-  }
-  private protoPaused = false;
-  /** The `for await` consumer is behind (ITER_HIGH_WATER messages buffered). */
-  private iterPaused = false;
-
-  /** Reading pauses while the application, the protocol or the async iterator asks it to. */
-  private updateReading(): void {
-    const s = this._socket;
-    const want = this.paused || this.protoPaused || this.iterPaused;
-    // Touch the socket only on a change: a stray resume() before the 'data' listener is attached
-    // would switch it to flowing mode and drop data.
-    if (!s || want === this.socketPaused) return;
-    this.socketPaused = want;
-    if (want) s.pause();
-    else s.resume();
-  }
-  private socketPaused = false;
-
-  /** @internal The protocol queued bytes: they leave in one write at the end of this tick. */
-  onOutput(cb: Cb | undefined, added: number): void {
-    if (!this._socket || this._socket.destroyed) {
-      this._protocol?.out.clear();
-      if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
-      return;
-    }
-    if (cb) (this.outCbs ??= []).push(cb);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      process.nextTick(flushTick, this);
-    }
-    // Policy: a peer is too slow when more than maxBackpressure bytes were already waiting for it
-    // when more is queued (so one large message on an idle connection always goes). The socket's
-    // queue only shrinks between flushes, so its length at the last flush bounds it: the exact
-    // (slower) sum is taken only when that bound crosses the limit.
-    const p = this._protocol!;
-    const max = this.opts.maxBackpressure;
-    if (p.out.bytes + p.queuedBytes + this.socketQueued - added > max && this.bufferedAmount - added > max) {
-      this.onBackpressure();
-    }
-  }
-  /** The socket's writableLength as of the last flush. */
-  private socketQueued = 0;
-
-  /** @internal Hand the queued frames to the socket: one write (or one corked writev). */
-  _flush(): void {
-    this.flushScheduled = false;
-    const proto = this._protocol;
-    if (!proto || proto.out.bytes === 0) return;
-    const socket = this._socket!;
-    const bytes = proto.out.bytes;
-    // A socket still holding earlier bytes is not draining: give it copies, not slab views, so that
-    // a slow peer pins only its own bytes (which maxBackpressure counts), not shared slabs.
-    const bufs = proto.out.take(socket.writableLength > 0);
-    const cbs = this.outCbs;
-    this.outCbs = null;
-    const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;
-    if (socket.destroyed || !socket.writable) {
-      if (done) done(new Error('WebSocket is not open'));
-      return;
-    }
-    const n = bufs.length;
-    if (n === 1) socket.write(bufs[0], done);
-    else if (bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG) {
-      // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
-      socket.write(Buffer.concat(bufs, bytes), done);
-    } else {
-      (socket as Duplex & { cork(): void }).cork();
-      for (let i = 0; i < n - 1; i++) socket.write(bufs[i]);
-      socket.write(bufs[n - 1], done);
-      (socket as Duplex & { uncork(): void }).uncork();
-    }
-    this.socketQueued = socket.writableLength;
-  }
-
-  /** A slow reader let more than maxBackpressure bytes pile up: policy is to drop it (1008). */
-  private onBackpressure(): void {
-    if (this.readyState === CLOSED || this.closeCode === 1008) return;
-    this.closeCode = 1008;
-    this.closeReason = Buffer.from('backpressure limit exceeded');
-    const err = new ProtocolError('backpressure', `more than ${this.opts.maxBackpressure} bytes waiting for a slow peer`);
-    if (this._protocol) {
-      this._protocol.failed = true;
-      this._protocol.out.clear();
-    }
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    this.terminate();
-  }
-
-  private armCloseTimer(): void {
-    if (this.closeTimer) return;
-    this.closeTimer = setTimeout(() => this._destroySocket(), this.opts.closeTimeout);
-    this.closeTimer.unref?.();
-  }
-
-  /** @internal */
-  onSocketEnd(): void {
-    // The peer half-closed: finish our side too.
-    this.readyState = CLOSING;
-    this._flush();
-    this._socket?.end();
-    this.armCloseTimer();
-  }
-
-  /** @internal */
-  onSocketError(err: Error): void {
-    // A reset socket: 'close' follows with 1006 (no listener needed, no crash).
-    this._socket?.destroy();
-    void err;
-  }
-
-  /** @internal */
-  onIdle(): void {
-    if (this.readyState === OPEN) this.close(1001, 'idle timeout');
-    else this._destroySocket();
-  }
-
-  /**
-   * @internal Drop the transport now. An HTTP/2 stream is reset with CANCEL (RFC 9113 §8.7: "the
-   * stream is no longer needed"); Node's destroy() would send NO_ERROR, which reads as a normal end.
-   */
-  _destroySocket(): void {
-    const s = this._socket as (Duplex & { close?: (code: number) => void }) | null;
-    if (s && this.transport === 'h2' && !s.destroyed && s.close) s.close(H2_CANCEL);
-    else s?.destroy();
-  }
-
-  /** @internal */
-  onSocketClose(): void {
-    const proto = this._protocol;
-    if (proto && proto.inflating && !this.closingAfterInflate) {
-      // The peer's last bytes were read but a message is still inflating, and frames behind it (its
-      // close frame, often) wait in the backlog: deliver them first, as ws does on EOF. Bounded by
-      // closeTimeout.
-      this.closingAfterInflate = true;
-      this.readyState = CLOSING;
-      if (this.closeTimer) clearTimeout(this.closeTimer);
-      this.closeTimer = setTimeout(() => this.finishClose(), this.opts.closeTimeout);
-      this.closeTimer.unref?.();
-      return;
-    }
-    this.finishClose();
-  }
-  private closingAfterInflate = false;
-
-  /** @internal The protocol delivered everything that waited behind an inflation. */
-  onBacklogDrained(): void {
-    if (this.closingAfterInflate) this.finishClose();
-  }
-
-  private finishClose(): void {
-    if (this.closeTimer) clearTimeout(this.closeTimer);
-    this.closeTimer = null;
-    this.readyState = CLOSED;
-    const proto = this._protocol;
-    if (proto) {
-      // No close frame from the peer: abnormal closure (1006), unless we failed it ourselves.
-      if (!proto.closeReceived && !proto.failed && this.closeCode !== 1008) this.closeCode = 1006;
-      proto.release();
-      proto.out.clear();
-    }
-    if (this.outCbs) {
-      const cbs = this.outCbs;
-      this.outCbs = null;
-      for (const cb of cbs) cb(new Error('WebSocket is not open'));
-    }
-    this.endIter();
-    this.emitClose();
-  }
-
-  /** @internal */
-  emitClose(): void {
+  /** @internal The connection (or the failed handshake) is closed: 'close', once. */
+  _closed(code: number, reason: Buffer): void {
     if (this.closeEmitted) return;
     this.closeEmitted = true;
-    this.readyState = CLOSED;
-    this.emit('close', this.closeCode, this.closeReason);
+    this.hsState = CLOSED;
+    this.iter?.end();
+    this.emit('close', code, reason);
+  }
+
+  /** @internal The closing handshake completed (CloseEvent.wasClean). */
+  get _wasClean(): boolean {
+    return this._conn?.protocol.wasClean ?? false;
   }
 
   private asBinary(data: Buffer): Buffer | ArrayBuffer | Buffer[] {
@@ -445,15 +181,16 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     }
     // As in ws: a number is sent as its decimal text, and as a text message.
     if (typeof data === 'number') data = String(data);
-    if (this.readyState !== OPEN) {
+    const c = this._conn;
+    if (c === null || c.protocol.state !== OPEN) {
       const err = new Error(`WebSocket is not open: readyState ${this.readyState}`);
-      if (this.readyState === CONNECTING) throw err;
+      if (c === null && this.hsState === CONNECTING) throw err;
       if (cb) process.nextTick(cb, err);
       return;
     }
     const binary = options?.binary ?? typeof data !== 'string';
     const buf = toBuffer(data as Data); // a SharedArrayBuffer is viewed, as in ws
-    const proto = this._protocol!;
+    const proto = c.protocol;
     if (options?.fin === false || this.fragmenting) {
       // Manual fragmentation (ws's `fin` option): first frame carries the opcode.
       const opcode = this.fragmenting ? Opcode.CONTINUATION : binary ? Opcode.BINARY : Opcode.TEXT;
@@ -463,16 +200,13 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
     }
     proto.sendMessage(buf, binary, options?.compress !== false, cb);
   }
-  private fragmenting = false;
 
-  /** @internal Send pre-encoded frame bytes (broadcast frames once, sends many). */
-  _sendRaw(frame: Buffer, cb?: Cb): boolean {
-    if (this.readyState !== OPEN) return false;
-    this._protocol!.sendRaw(frame, cb);
-    return true;
+  /** @internal broadcast / publish: the message in the wire form this connection takes; false unless open. */
+  _sendShared(m: FanOut): boolean {
+    return this._conn !== null && this._conn.protocol.sendShared(m);
   }
 
-  // ── topics (src/topics.ts; server-side connections) ────────────────────────────────────
+  // ── topics (src/pubsub/topics.ts; server-side connections) ──────────────────────────────
 
   /** @internal The topics of the server that accepted this connection. */
   _topics: Topics | null = null;
@@ -522,194 +256,80 @@ export class WebSocket extends EventEmitter implements ProtocolSink {
       cb = data as Cb;
       data = undefined;
     } else if (typeof mask === 'function') cb = mask as Cb;
-    if (this.readyState !== OPEN) {
-      if (this.readyState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
+    const c = this._conn;
+    if (c === null || c.protocol.state !== OPEN) {
+      if (c === null && this.hsState === CONNECTING) throw new Error('WebSocket is not open: readyState 0');
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
     }
     const buf = toBuffer(data as Data | undefined);
     if (buf.length > MAX_CONTROL_PAYLOAD) throw new RangeError('The data size must not be greater than 125 bytes');
-    this._protocol!.sendFrame(opcode, buf, true, false, cb);
+    c.protocol.sendFrame(opcode, buf, true, false, cb);
   }
 
   /** Start the closing handshake (RFC 6455 §7.1.2). */
   close(code?: number, reason?: string | Buffer): void {
-    if (code !== undefined && (!isValidCloseCode(code) || code === 1015)) {
+    if (code !== undefined && (!isValidCloseCode(code) || code === CloseCode.TLS_HANDSHAKE)) {
       throw new TypeError('First argument must be a valid error code number');
     }
     // As in ws, a reason without a code is ignored (a close payload cannot carry one alone).
     const r = reason === undefined || code === undefined ? EMPTY : typeof reason === 'string' ? Buffer.from(reason) : reason;
     if (r.length > MAX_CLOSE_REASON) throw new RangeError('The message must not be greater than 123 bytes');
-    if (this.readyState === CLOSED) return;
-    if (this.readyState === CONNECTING) {
-      this.abortHandshake?.(new Error('WebSocket was closed before the connection was established'));
-      return;
-    }
-    const proto = this._protocol!;
-    if (proto.closeSent) {
-      // Both close frames are exchanged: end TCP, unless our close still waits behind a compression
-      // (the protocol reports onClose, which ends it, once that is written).
-      if (proto.closeReceived && !proto.sendsPending) this._socket?.end();
-      return;
-    }
-    this.readyState = CLOSING;
-    if (proto.closeReceived || this.transport === 'h2') {
-      // End our half once our close frame is written (which may be after a compression still in
-      // flight): the peer's close came first (we answered it only now), or, over HTTP/2 (RFC 8441
-      // §5), END_STREAM is the stream's orderly close and the peer's close frame still arrives.
-      proto.sendClose(code, r, () => this._socket?.end());
-    } else proto.sendClose(code, r);
-    this.armCloseTimer();
+    const c = this._conn;
+    if (c) c.close(code, r);
+    else if (this.hsState === CONNECTING) this.abortHandshake?.(new Error(CLOSED_EARLY));
   }
-
-  /** @internal Set by the client while the handshake runs. */
-  abortHandshake?: (err: Error) => void;
 
   /** Destroy the connection at once, without a closing handshake. */
   terminate(): void {
-    if (this.readyState === CLOSED) return;
-    if (this.readyState === CONNECTING) {
-      this.abortHandshake?.(new Error('WebSocket was closed before the connection was established'));
-      return;
-    }
-    this.readyState = CLOSING;
-    this._destroySocket();
+    const c = this._conn;
+    if (c) c.terminate();
+    else if (this.hsState === CONNECTING) this.abortHandshake?.(new Error(CLOSED_EARLY));
   }
 
+  /** Stop reading from the peer (TCP backpressure) until resume(). */
   pause(): void {
-    if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
-    this.paused = true;
-    this.updateReading();
+    this._conn?.transport.setPause(Pause.APP, true);
   }
 
   resume(): void {
-    if (this.readyState === CONNECTING || this.readyState === CLOSED) return;
-    this.paused = false;
-    this.updateReading();
+    this._conn?.transport.setPause(Pause.APP, false);
   }
 
   /** Reading is paused (by pause(), or while a `for await` consumer is behind). */
   get isPaused(): boolean {
-    return this.paused || this.iterPaused;
+    const t = this._conn?.transport;
+    return t ? t.isPausedBy(Pause.APP | Pause.ITERATOR) : false;
   }
 
   // ── async iteration: for await (const message of ws) ────────────────────────────────────
 
-  /** Messages in order: text as string, binary as Buffer. The socket pauses while the consumer lags. */
+  /** Messages in order: text as string, binary as Buffer. Reading pauses while the consumer lags. */
   [Symbol.asyncIterator](): AsyncIterableIterator<string | Buffer> {
-    this.iterQueue ??= [];
-    if (this.readyState === CLOSED) this.iterQueue.push(null);
-    const next = (): Promise<IteratorResult<string | Buffer>> => {
-      const q = this.iterQueue!;
-      if (q.length > 0) {
-        const item = q.shift()!;
-        if (item === null) {
-          q.unshift(null);
-          return Promise.resolve({ value: undefined, done: true });
-        }
-        if (this.iterPaused && q.length < ITER_HIGH_WATER / 2) {
-          this.iterPaused = false;
-          this.updateReading();
-        }
-        return Promise.resolve({ value: item.data, done: false });
-      }
-      return new Promise((resolve) => { this.iterWaiter = resolve; });
-    };
-    const it: AsyncIterableIterator<string | Buffer> = {
-      next,
-      return: async () => {
-        this.iterQueue = null;
-        if (this.iterPaused) {
-          this.iterPaused = false;
-          this.updateReading();
-        }
-        return { value: undefined, done: true };
+    const it = (this.iter ??= new MessageIterator(
+      (on) => this._conn?.transport.setPause(Pause.ITERATOR, on),
+      () => {
+        this.iter = null;
       },
-      [Symbol.asyncIterator]: () => it,
-    };
-    return it;
+    ));
+    if (this.readyState === CLOSED) it.end();
+    return it.iterator();
   }
 
-  private pushIter(data: string | Buffer): void {
-    if (this.iterWaiter) {
-      const w = this.iterWaiter;
-      this.iterWaiter = null;
-      w({ value: data, done: false });
-      return;
-    }
-    this.iterQueue!.push({ data });
-    if (this.iterQueue!.length >= ITER_HIGH_WATER && !this.iterPaused) {
-      this.iterPaused = true;
-      this.updateReading();
-    }
-  }
-
-  private endIter(): void {
-    if (!this.iterQueue) return;
-    if (this.iterWaiter) {
-      const w = this.iterWaiter;
-      this.iterWaiter = null;
-      w({ value: undefined, done: true });
-    }
-    this.iterQueue.push(null);
-  }
-
-  // ── browser-style API ───────────────────────────────────────────────────────────────────
-
-  private handlers: Map<string, Map<unknown, (...args: any[]) => void>> | null = null;
+  // ── browser-style API (src/node/event-target.ts) ─────────────────────────────────────────
 
   addEventListener(type: string, listener: ((ev: any) => void) | { handleEvent(ev: any): void }, opts?: { once?: boolean }): void {
-    const call = typeof listener === 'function' ? listener : (ev: any) => listener.handleEvent(ev);
-    let wrapped: (...args: any[]) => void;
-    if (type === 'message') {
-      wrapped = (data: Buffer, isBinary: boolean) => call({ type, target: this, data: isBinary ? data : data.toString() });
-    } else if (type === 'close') {
-      wrapped = (code: number, reason: Buffer) => call({ type, target: this, code, reason: reason.toString(), wasClean: code !== 1006 });
-    } else if (type === 'error') {
-      wrapped = (error: Error) => call({ type, target: this, error, message: error.message });
-    } else if (type === 'open') {
-      wrapped = () => call({ type, target: this });
-    } else return;
-    this.handlers ??= new Map();
-    let m = this.handlers.get(type);
-    if (!m) this.handlers.set(type, (m = new Map()));
-    if (m.has(listener)) return;
-    m.set(listener, wrapped);
-    if (opts?.once) {
-      const once = (...args: any[]) => {
-        m!.delete(listener);
-        wrapped(...args);
-      };
-      m.set(listener, once);
-      this.once(type, once);
-    } else this.on(type, wrapped);
+    addEventListener(this, type, listener, opts);
   }
 
   removeEventListener(type: string, listener: unknown): void {
-    const m = this.handlers?.get(type);
-    const w = m?.get(listener);
-    if (!w) return;
-    m!.delete(listener);
-    this.off(type, w);
+    removeEventListener(this, type, listener);
   }
 }
 
 // onopen / onmessage / onclose / onerror properties, as in the browser.
-for (const type of ['open', 'message', 'close', 'error'] as const) {
-  const key = Symbol(type);
-  Object.defineProperty(WebSocket.prototype, `on${type}`, {
-    configurable: true,
-    enumerable: true,
-    get(this: any) {
-      return this[key] ?? null;
-    },
-    set(this: any, fn: ((ev: any) => void) | null) {
-      if (this[key]) this.removeEventListener(type, this[key]);
-      this[key] = typeof fn === 'function' ? fn : null;
-      if (this[key]) this.addEventListener(type, this[key]);
-    },
-  });
-}
+defineEventHandlers(WebSocket.prototype);
+
 export interface WebSocket {
   // Typed events, as @types/ws has them (data is a Buffer unless binaryType says otherwise).
   on(event: 'message', listener: (this: WebSocket, data: W.RawData, isBinary: boolean) => void): this;
@@ -788,23 +408,4 @@ export interface WebSocket {
   onmessage: ((event: W.MessageEvent) => void) | null;
   onclose: ((event: W.CloseEvent) => void) | null;
   onerror: ((event: W.ErrorEvent) => void) | null;
-}
-
-const normalized = new WeakMap<ConnectionOptions, WebSocket['opts']>();
-
-/** Defaults applied once per options object (a server's options serve all its connections). */
-function normalize(o: ConnectionOptions): WebSocket['opts'] {
-  let n = normalized.get(o);
-  if (!n) normalized.set(o, (n = fill(o)));
-  return n;
-}
-
-function fill(o: ConnectionOptions): WebSocket['opts'] {
-  return {
-    ...o,
-    maxPayload: o.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-    closeTimeout: o.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
-    idleTimeout: o.idleTimeout ?? 0,
-    maxBackpressure: o.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE,
-  };
 }

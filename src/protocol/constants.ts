@@ -26,3 +26,23 @@ export const MAX_HEADER = 14;
 export const MASK_KEY_SIZE = 4;
 /** Default limit on a message's size, as in `ws`. */
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
+
+/** Close codes (RFC 6455 §7.4.1) that this package sends or checks. */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  UNSUPPORTED_DATA: 1003,
+  NO_STATUS: 1005,
+  ABNORMAL: 1006,
+  INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  MANDATORY_EXTENSION: 1010,
+  INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013,
+  /** Reported only, never sent: the TLS handshake failed (§7.4.1). */
+  TLS_HANDSHAKE: 1015,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

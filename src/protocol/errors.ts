@@ -1,24 +1,11 @@
-/** Close codes (RFC 6455 §7.4.1) that this package sends or checks. */
-export const CloseCode = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  PROTOCOL_ERROR: 1002,
-  UNSUPPORTED_DATA: 1003,
-  NO_STATUS: 1005,
-  ABNORMAL: 1006,
-  INVALID_PAYLOAD: 1007,
-  POLICY_VIOLATION: 1008,
-  MESSAGE_TOO_BIG: 1009,
-  MANDATORY_EXTENSION: 1010,
-  INTERNAL_ERROR: 1011,
-  SERVICE_RESTART: 1012,
-  TRY_AGAIN_LATER: 1013,
-} as const;
-export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+import { CloseCode } from './constants.js';
+
+export { CloseCode };
 
 /**
  * Failure kinds → close code: the one table that maps a reason for failing the connection to the
- * close frame we send (RFC 6455 §7.1.7 "Fail the WebSocket Connection").
+ * close frame we send (RFC 6455 §7.1.7 "Fail the WebSocket Connection"), and a reason for aborting
+ * it (dropping the transport without a closing handshake) to the code reported locally (§7.1.5).
  */
 export const ERRORS = {
   reserved_bits: CloseCode.PROTOCOL_ERROR,
@@ -37,6 +24,9 @@ export const ERRORS = {
   too_big: CloseCode.MESSAGE_TOO_BIG,
   backpressure: CloseCode.POLICY_VIOLATION,
   internal: CloseCode.INTERNAL_ERROR,
+  // Aborts: local decisions, reported as 1006 (no close frame was exchanged in time).
+  close_timeout: CloseCode.ABNORMAL,
+  terminated: CloseCode.ABNORMAL,
 } as const;
 export type ErrorKind = keyof typeof ERRORS;
 

@@ -1,7 +1,7 @@
 // Frame encoding (RFC 6455 §5.2) and close-frame payloads (§5.5.1, §7.4).
 import { randomFillSync } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import { LEN16_MARK, LEN16_MAX, LEN64_MARK, LEN7_MAX, MASK_KEY_SIZE, MAX_CLOSE_REASON, MAX_HEADER, Opcode } from './constants.js';
+import { CloseCode, LEN16_MARK, LEN16_MAX, LEN64_MARK, LEN7_MAX, MASK_KEY_SIZE, MAX_CLOSE_REASON, MAX_HEADER, Opcode } from './constants.js';
 import { fail } from './errors.js';
 import { createCodec, type Codec } from '../codec/index.js';
 
@@ -135,7 +135,7 @@ export interface CloseInfo {
 
 /** Decode a close frame payload; a 1-byte payload, a bad code or non-UTF-8 reason fails the connection. */
 export function decodeClosePayload(payload: Uint8Array): CloseInfo {
-  if (payload.length === 0) return { code: 1005, reason: '' };
+  if (payload.length === 0) return { code: CloseCode.NO_STATUS, reason: '' };
   if (payload.length === 1) fail('bad_close_payload', 'close frame payload of 1 byte');
   const code = (payload[0] << 8) | payload[1];
   if (!isValidCloseCode(code)) fail('bad_close_code', `invalid close code ${code}`);

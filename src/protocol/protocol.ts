@@ -1,17 +1,25 @@
-// Sans-I/O WebSocket protocol (RFC 6455 §5–§7): frames in, messages and control events out, bytes
-// to send handed to a sink. No sockets, no timers: the connection layer owns those.
+// Sans-I/O WebSocket protocol (RFC 6455 §5–§7): it owns the connection's state machine. Frames
+// in, messages and control events out, bytes to send handed to a sink. No sockets, no timers: the
+// connection layer owns those, tells the protocol what the transport did (receive, receiveEof,
+// connectionLost) and what it decided (close, fail, abort), and asks it for the facts (state,
+// closeCode, closeReason, wasClean).
 //
-//   receive(bytes) ─▶ FrameParser ─▶ handleFrame ─▶ sink.onMessage / onPing / onPong / onClose
+//   receive(bytes) ─▶ FrameParser ─▶ handleFrame ─▶ sink.onMessage / onPing / onPong
 //                                        │ auto pong, close echo
 //   sendMessage / ping / close ──────────┴─▶ out (OutQueue) ─▶ sink.onOutput() ─▶ transport takes out.take()
-import { Opcode } from './constants.js';
-import { ProtocolError } from './errors.js';
+//
+//   state:  OPEN ──close() / peer's close / fail / abort / EOF──▶ CLOSING ──connectionLost()──▶ CLOSED
+//           sink.onEnd(): write what is queued, then end our half (once; RFC 6455 §7.1.1)
+//           sink.onAbort(): drop the transport now;  sink.onClosed(): the facts are final
+import { CloseCode, MAX_CLOSE_REASON, Opcode } from './constants.js';
+import { ERRORS, ProtocolError, type ErrorKind } from './errors.js';
 import { FrameParser, type FrameSink } from './parser.js';
 import { decodeClosePayload, encodeClosePayload, headerSize, randomMaskKey, writeHeader } from './frame.js';
 import { Accumulator } from './accumulator.js';
 import { OutQueue } from './outqueue.js';
 import { isUtf8 } from 'node:buffer';
 import type { Codec } from '../codec/index.js';
+import type { FanOut } from './fanout.js';
 
 /**
  * Per-message compression hooks (permessage-deflate, RFC 7692); absent when not negotiated.
@@ -28,19 +36,36 @@ export interface MessageCompressor {
   compressSync?(data: Buffer): Buffer | undefined;
   /** Messages at least this long are compressed. */
   readonly threshold: number;
+  /**
+   * Optional: compressors with the same non-null key produce the same bytes for a message (no
+   * context takeover, same window): one compressShared() serves them all (src/protocol/fanout.ts).
+   */
+  readonly shareKey?: string | null;
+  compressShared?(data: Buffer, cb: (err: Error | null, out?: Buffer) => void): void;
   /** Free the compression contexts. */
   release(): void;
 }
+
+/** The connection's states (RFC 6455 §4.1, §7); the numbers are the WebSocket readyState values. */
+export const State = { OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+export type State = (typeof State)[keyof typeof State];
 
 /** Where the protocol delivers what it decoded, and the bytes it wants sent. */
 export interface ProtocolSink {
   onMessage(data: Buffer, isBinary: boolean): void;
   onPing(data: Buffer): void;
   onPong(data: Buffer): void;
-  /** The peer's close frame arrived (our reply, if due, is already written). */
-  onClose(code: number, reason: Buffer): void;
-  /** The connection failed; the close frame with the error's code is already written. */
+  /** The connection failed (§7.1.7); the close frame with the error's code is queued, and onEnd() was called. */
   onError(err: Error): void;
+  /**
+   * Write what is queued, then end our half of the transport (TCP FIN, HTTP/2 END_STREAM): the
+   * closing handshake is done (or failed, or the peer ended its half). Called once.
+   */
+  onEnd(): void;
+  /** Drop the transport now, without a closing handshake (abort()). */
+  onAbort(): void;
+  /** The state is CLOSED: closeCode, closeReason and wasClean are final. Called once. */
+  onClosed(): void;
   /** `added` bytes were queued in `protocol.out`; `cb` wants to hear when they are written. */
   onOutput(cb: ((err?: Error | null) => void) | undefined, added: number): void;
   /**
@@ -50,8 +75,6 @@ export interface ProtocolSink {
    */
   pauseReading?(): void;
   resumeReading?(): void;
-  /** Optional: an inflation finished and every frame that waited behind it was handled. */
-  onBacklogDrained?(): void;
 }
 
 export interface ProtocolOptions {
@@ -64,6 +87,11 @@ export interface ProtocolOptions {
   skipUTF8Validation?: boolean;
   /** Client only: fills the 4-byte masking key of each frame (ws's generateMask); default: random from crypto. */
   generateMask?: (mask: Buffer) => void;
+  /**
+   * End our half as soon as our own close frame is written, not after the peer's reply: over
+   * HTTP/2 (RFC 8441 §5) END_STREAM is the stream's orderly close and the peer's close still arrives.
+   */
+  endWithCloseFrame?: boolean;
 }
 
 /** The one connection-level state machine shared by server and client connections. */
@@ -78,12 +106,51 @@ export class Protocol implements FrameSink {
   private readonly autoPong: boolean;
   private readonly skipUtf8: boolean;
   private readonly generateMask: ((mask: Buffer) => void) | undefined;
+  private readonly endWithCloseFrame: boolean;
   private maskBuf: Buffer | null = null;
   private compressor: MessageCompressor | null = null;
 
-  closeSent = false;
-  closeReceived = false;
-  failed = false;
+  /** OPEN, CLOSING or CLOSED (State). */
+  get state(): State {
+    return this._state;
+  }
+  private _state: State = State.OPEN;
+  /** Our close frame was queued (§5.5.1). */
+  get closeSent(): boolean {
+    return this._closeSent;
+  }
+  private _closeSent = false;
+  /** The peer's close frame arrived. */
+  get closeReceived(): boolean {
+    return this._closeReceived;
+  }
+  private _closeReceived = false;
+  /** We failed the connection (§7.1.7) or aborted it: input is discarded, the close code is ours. */
+  get failed(): boolean {
+    return this._failed;
+  }
+  private _failed = false;
+  /**
+   * The close code to report (§7.1.5): the peer's (1005 when its close frame had none), the one we
+   * failed with, the abort's, or 1006 when the transport closed without a close frame.
+   */
+  get closeCode(): number {
+    return this._closeCode;
+  }
+  private _closeCode: number = CloseCode.ABNORMAL;
+  /** The close reason that goes with closeCode (§7.1.6). */
+  get closeReason(): Buffer {
+    return this._closeReason;
+  }
+  private _closeReason: Buffer = EMPTY;
+  /** Both close frames were exchanged and nothing failed (the browser's CloseEvent.wasClean). */
+  get wasClean(): boolean {
+    return this._closeSent && this._closeReceived && !this._failed;
+  }
+  /** onEnd() was called. */
+  private ended = false;
+  /** connectionLost() was called: CLOSED once no inflation is in flight. */
+  private lost = false;
   // The data message being reassembled (§5.4).
   private msgOpcode = 0;
   private msgCompressed = false;
@@ -109,6 +176,7 @@ export class Protocol implements FrameSink {
     this.autoPong = opts.autoPong !== false;
     this.skipUtf8 = opts.skipUTF8Validation === true;
     this.generateMask = opts.generateMask;
+    this.endWithCloseFrame = opts.endWithCloseFrame === true;
     // Uncompressed text is validated by the parser as bytes arrive (fail fast, §8.1); inflated text here.
     this.parser = new FrameParser({ role: opts.role, maxPayload: opts.maxPayload, codec: opts.codec, validateUtf8: !this.skipUtf8 });
   }
@@ -119,9 +187,9 @@ export class Protocol implements FrameSink {
     this.parser.allowRsv1 = true;
   }
 
-  /** Feed bytes from the transport. Input after a failure or after the peer's close is discarded. */
+  /** Feed bytes from the transport. Input after a failure, the peer's close or EOF is discarded. */
   receive(chunk: Uint8Array): void {
-    if (this.failed || this.closeReceived) return;
+    if (this._failed || this._closeReceived || this.eof) return;
     try {
       this.parser.parse(chunk, this);
     } catch (err) {
@@ -131,9 +199,32 @@ export class Protocol implements FrameSink {
     }
   }
 
+  /**
+   * The peer ended its half of the transport (TCP FIN, END_STREAM): no more input. We end ours too
+   * (§7.1.1); a message still inflating and the frames behind it are delivered first.
+   */
+  receiveEof(): void {
+    if (this.eof) return;
+    this.eof = true;
+    if (this._state === State.OPEN) this._state = State.CLOSING;
+    this.endAfterQueued();
+  }
+  private eof = false;
+
+  /**
+   * The transport is closed. The state becomes CLOSED (and onClosed() is called) now, or once the
+   * message being inflated and the frames behind it are delivered; abort() cuts that short.
+   */
+  connectionLost(): void {
+    if (this.lost) return;
+    this.lost = true;
+    if (this._state === State.OPEN) this._state = State.CLOSING;
+    if (!this.inflatingNow) this.finishClosed();
+  }
+
   /** @internal FrameSink: one frame from the parser. */
   onFrame(b0: number, payload: Buffer): void {
-    if (this.failed || this.closeReceived) return;
+    if (this._failed || this._closeReceived) return;
     if (!this.inflatingNow) return this.handleFrame(b0, payload);
     this.backlog.push({ b0, payload });
     this.backlogBytes += payload.length + FRAME_OVERHEAD;
@@ -208,7 +299,7 @@ export class Protocol implements FrameSink {
     c.decompress(data, (err, out) => {
       this.inflatingNow = false;
       if (err) this.fail(err);
-      else if (!this.failed) {
+      else if (!this._failed) {
         this.deliverInflated(out!, isBinary);
         const backlog = this.backlog;
         this.backlog = [];
@@ -219,7 +310,7 @@ export class Protocol implements FrameSink {
           this.sink.resumeReading?.();
         }
       }
-      if (!this.inflatingNow) this.sink.onBacklogDrained?.();
+      if (!this.inflatingNow && this.lost) this.finishClosed();
     });
   }
 
@@ -228,7 +319,7 @@ export class Protocol implements FrameSink {
     this.sink.onMessage(out, isBinary);
   }
 
-  /** §5.5.1: the peer's close; answer with our own unless we sent one already. */
+  /** §5.5.1: the peer's close; answer with our own unless we sent one already, then end our half. */
   private receiveClose(payload: Buffer): void {
     let info;
     try {
@@ -236,19 +327,45 @@ export class Protocol implements FrameSink {
     } catch (err) {
       return this.fail(err as Error);
     }
-    this.closeReceived = true;
+    this._closeReceived = true;
+    this._state = State.CLOSING;
     this.backlog = [];
     this.backlogBytes = 0;
     const reason = payload.length > 2 ? payload.subarray(2) : EMPTY;
-    if (!this.closeSent) {
+    this._closeCode = info.code;
+    this._closeReason = reason;
+    if (!this._closeSent) {
       // Echo the status code and reason (§5.5.1; as ws does); 1005 means the peer sent none, so
       // neither do we.
-      this.sendClose(info.code === 1005 ? undefined : info.code, reason);
+      this.sendClose(info.code === CloseCode.NO_STATUS ? undefined : info.code, reason);
     }
-    // §5.5.1 lets us finish the message being compressed before our close: tell the sink only once
-    // our close frame is written, since it ends the transport.
-    if (this.compressing) this.enqueueSend(() => this.sink.onClose(info.code, reason), 0);
-    else this.sink.onClose(info.code, reason);
+    this.endAfterQueued();
+  }
+
+  /**
+   * Ask the sink to end our half once what is queued is written. §5.5.1 lets us finish the message
+   * being compressed before our close frame, so while one is in flight this waits behind it.
+   */
+  private endAfterQueued(): void {
+    if (this.ended) return;
+    if (this.compressing) {
+      this.enqueueSend(() => this.endAfterQueued(), 0);
+      return;
+    }
+    this.ended = true;
+    this.sink.onEnd();
+  }
+
+  /**
+   * The application's close (§7.1.2 "Start the WebSocket Closing Handshake"): send our close frame
+   * once; the transport ends when the peer's close arrives (or at once over HTTP/2). Throws, before
+   * any state changes, for a code or reason a close frame cannot carry.
+   */
+  close(code?: number, reason: string | Buffer = '', cb?: (err?: Error | null) => void): void {
+    if (this._state !== State.OPEN) return;
+    this.sendClose(code, reason, cb);
+    this._state = State.CLOSING;
+    if (this.endWithCloseFrame) this.endAfterQueued();
   }
 
   private failWith(kind: ConstructorParameters<typeof ProtocolError>[0], message: string): void {
@@ -257,21 +374,63 @@ export class Protocol implements FrameSink {
 
   /**
    * RFC 6455 §7.1.7 "Fail the WebSocket Connection": the one place that maps an error to a close
-   * frame. Protocol errors carry their code; anything else is 1011 with no detail for the peer.
+   * frame. Protocol errors carry their code (ERRORS); anything else is 1011 with no detail for the
+   * peer. A kind and message make the ProtocolError here (local decisions such as a timeout).
    */
-  fail(err: Error): void {
-    if (this.failed) return;
-    this.failed = true;
+  fail(err: Error | ErrorKind, message = ''): void {
+    if (this._failed || this._state === State.CLOSED) return;
+    if (typeof err === 'string') err = new ProtocolError(err, message);
+    this._failed = true;
+    this._state = State.CLOSING;
+    this.dropInput();
+    // Failing: drop what waits to be sent (and the compression in flight) so the close frame goes now.
+    this.abortSends(new Error('WebSocket connection failed'));
+    const code = err instanceof ProtocolError ? err.code : ERRORS.internal;
+    if (!this._closeSent) this.sendClose(code, err instanceof ProtocolError ? err.message.slice(0, MAX_CLOSE_REASON) : '');
+    this._closeCode = code;
+    this._closeReason = EMPTY;
+    this.endAfterQueued();
+    this.sink.onError(err);
+  }
+
+  /**
+   * A local decision to drop the connection without (waiting for) a closing handshake: a slow
+   * peer (backpressure), a close timeout, terminate(). The close code comes from ERRORS unless the
+   * peer's or our failure's is already known; `reason` is reported locally, never sent.
+   */
+  abort(kind: ErrorKind, reason = ''): void {
+    if (this._state === State.CLOSED) return;
+    if (!this._closeReceived && !this._failed) {
+      this._closeCode = ERRORS[kind];
+      this._closeReason = reason ? Buffer.from(reason) : EMPTY;
+    }
+    this._failed = true;
+    this._state = State.CLOSING;
+    this.dropInput();
+    this.abortSends(new Error('WebSocket is not open'));
+    this.out.clear();
+    if (this.lost) this.finishClosed(); // a close timeout after the transport closed mid-inflation
+    else this.sink.onAbort();
+  }
+
+  private dropInput(): void {
     this.fragments = null;
     this.backlog = [];
     this.backlogBytes = 0;
-    // Failing: drop what waits to be sent (and the compression in flight) so the close frame goes now.
-    this.abortSends(new Error('WebSocket connection failed'));
-    if (!this.closeSent) {
-      if (err instanceof ProtocolError) this.sendClose(err.code, err.message.slice(0, 123));
-      else this.sendClose(1011, '');
+  }
+
+  /** §7.1.4 "The WebSocket Connection is Closed". */
+  private finishClosed(): void {
+    if (this._state === State.CLOSED) return;
+    this._state = State.CLOSED;
+    // No close frame from the peer and no failure of ours: abnormal closure (§7.1.5).
+    if (!this._closeReceived && !this._failed) {
+      this._closeCode = CloseCode.ABNORMAL;
+      this._closeReason = EMPTY;
     }
-    this.sink.onError(err);
+    this.release();
+    this.out.clear();
+    this.sink.onClosed();
   }
 
   /** Frame `data` as one message (or one fragment with fin false) and write it, after any compression in flight. */
@@ -283,8 +442,23 @@ export class Protocol implements FrameSink {
     this.writeFrame(opcode, data, fin, rsv1, cb);
   }
 
-  /** Write pre-encoded frame bytes (broadcast), after any compression in flight. */
-  sendRaw(frame: Buffer, cb?: (err?: Error | null) => void): void {
+  /**
+   * Send a message that goes to many connections (broadcast, publish) in the wire form this one
+   * takes: the shared plain frame, a compression shared with peers of the same shareKey, or our
+   * own compression. False when the connection is not open.
+   */
+  sendShared(m: FanOut): boolean {
+    if (this._state !== State.OPEN) return false;
+    const c = this.compressor;
+    if (!c || !m.compress || m.payload.length < c.threshold) this.sendRaw(m.frame());
+    else if (c.shareKey != null && c.compressShared) {
+      this.sendPrecompressed(m.binary, m.sharedBy(c as MessageCompressor & { compressShared: NonNullable<MessageCompressor['compressShared']> }, c.shareKey).wait);
+    } else this.sendMessage(m.payload, m.binary, true);
+    return true;
+  }
+
+  /** Write pre-encoded frame bytes, after any compression in flight. */
+  private sendRaw(frame: Buffer, cb?: (err?: Error | null) => void): void {
     if (this.compressing) {
       this.enqueueSend(() => this.writeRaw(frame, cb), frame.length, cb);
       return;
@@ -336,7 +510,7 @@ export class Protocol implements FrameSink {
   sendMessage(data: Buffer, isBinary: boolean, compress: boolean, cb?: (err?: Error | null) => void): void {
     const opcode = isBinary ? Opcode.BINARY : Opcode.TEXT;
     const c = this.compressor;
-    if (this.closeSent || this.failed) {
+    if (this._state !== State.OPEN) {
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
     }
@@ -353,7 +527,7 @@ export class Protocol implements FrameSink {
    * among connections). Ordered like sendMessage: nothing sent later overtakes it.
    */
   sendPrecompressed(isBinary: boolean, produce: (done: (err: Error | null, payload?: Buffer) => void) => void, cb?: (err?: Error | null) => void): void {
-    if (this.closeSent || this.failed || !this.compressor) {
+    if (this._state !== State.OPEN || !this.compressor) {
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
     }
@@ -428,28 +602,16 @@ export class Protocol implements FrameSink {
   }
 
   /** Send our close frame (once). */
-  sendClose(code?: number, reason: string | Buffer = '', cb?: (err?: Error | null) => void): void {
-    if (this.closeSent) return;
+  private sendClose(code?: number, reason: string | Buffer = '', cb?: (err?: Error | null) => void): void {
+    if (this._closeSent) return;
     const payload = encodeClosePayload(code, reason); // may throw: before any state changes
-    this.closeSent = true;
+    this._closeSent = true;
     this.sendFrame(Opcode.CLOSE, payload, true, false, cb);
   }
 
-  /** A compression is in flight or sends wait behind one. */
-  get sendsPending(): boolean {
-    return this.compressing || this.sendQueue.length > 0;
-  }
-
-  /** A message is being inflated on the thread pool (frames behind it wait in the backlog). */
-  get inflating(): boolean {
-    return this.inflatingNow;
-  }
-
   /** Drop per-connection state (compression contexts, fragments, queued sends). */
-  release(): void {
-    this.fragments = null;
-    this.backlog = [];
-    this.backlogBytes = 0;
+  private release(): void {
+    this.dropInput();
     this.abortSends(new Error('WebSocket is not open'));
     this.compressor?.release();
     this.compressor = null;

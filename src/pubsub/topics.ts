@@ -10,9 +10,7 @@
 // its protocol's queue, so one socket write per tick, ordering behind its own compressions, and
 // maxBackpressure apply exactly as for send(): a slow subscriber is dropped, the others go on.
 import type { WebSocket } from '../node/websocket.js';
-import { encodeFrame } from '../protocol/frame.js';
-import { Opcode } from '../protocol/constants.js';
-import { PerMessageDeflate } from '../deflate/deflate.js';
+import { FanOut } from '../protocol/fanout.js';
 import { toBuffer, type Data } from '../protocol/data.js';
 import { LocalBroker, type Broker, type BrokerSink } from './broker.js';
 
@@ -28,57 +26,16 @@ export interface PublishOptions {
   compress?: boolean;
 }
 
-/** One compression of a published payload, awaited by every connection that shares it. */
-export interface SharedPayload {
-  wait: (done: (err: Error | null, payload?: Buffer) => void) => void;
-}
-
-/** Compress `payload` once (one-shot zlib) for every connection with c's shareKey. */
-export function sharePayload(c: PerMessageDeflate, payload: Buffer): SharedPayload {
-  let result: [Error | null, Buffer?] | null = null;
-  let waiters: ((err: Error | null, payload?: Buffer) => void)[] | null = [];
-  c.compressShared(payload, (err, out) => {
-    result = [err, out];
-    const w = waiters!;
-    waiters = null;
-    for (const done of w) done(err, out);
-  });
-  return {
-    wait: (done) => {
-      if (result) process.nextTick(done, result[0], result[1]);
-      else waiters!.push(done);
-    },
-  };
-}
-
 /**
  * Send one message to every open socket of `sockets` but `except`: framed once, the same bytes
- * written to each. Returns the number of recipients.
+ * written to each (src/protocol/fanout.ts). Returns the number of recipients.
  */
 export function fanOut(sockets: Iterable<WebSocket>, payload: Buffer, binary: boolean, compress: boolean, except: WebSocket | null): number {
-  let frame: Buffer | null = null;
-  let shared: Map<string, SharedPayload> | null = null;
+  const m = new FanOut(payload, binary, compress);
   let sent = 0;
   for (const ws of sockets) {
-    if (ws === except || ws.readyState !== OPEN) continue;
-    const proto = ws._protocol;
-    if (!proto) continue;
-    const c = proto.compression;
-    if (!c || !compress || payload.length < c.threshold) {
-      frame ??= encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload);
-      // Through the protocol so that it waits behind a compression in flight.
-      proto.sendRaw(frame);
-    } else {
-      const key = c instanceof PerMessageDeflate ? c.shareKey : null;
-      if (key === null) proto.sendMessage(payload, binary, true);
-      else {
-        shared ??= new Map();
-        let s = shared.get(key);
-        if (!s) shared.set(key, (s = sharePayload(c as PerMessageDeflate, payload)));
-        proto.sendPrecompressed(binary, s.wait);
-      }
-    }
-    sent++;
+    // Through each connection's protocol, so that it waits behind a compression in flight.
+    if (ws !== except && ws._sendShared(m)) sent++;
   }
   return sent;
 }

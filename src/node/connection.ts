@@ -1,0 +1,225 @@
+// The connection: one Protocol over one Transport, for one WebSocket. It tells the protocol what
+// the transport did (bytes, EOF, close) and what was decided locally (close, terminate, a slow
+// peer, a timeout), asks it for the facts, and turns what it decodes into the WebSocket's events.
+// It owns the timers (close timeout) and the backpressure policy.
+//
+//   Transport ──onData/onEof/onClose──▶ Connection ──receive/receiveEof/connectionLost──▶ Protocol
+//       ▲                                   │ ◀── onMessage/onPing/onPong/onError/onClosed ──┘
+//       └──── schedule/end/destroy ◀── onOutput/onEnd/onAbort ─────────────────────────────────┘
+import type { Duplex } from 'node:stream';
+import { Protocol, State, type MessageCompressor, type ProtocolSink } from '../protocol/protocol.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { CloseCode } from '../protocol/constants.js';
+import { Pause, Transport, type TransportEvents } from './transport.js';
+import type { ResolvedConnectionOptions } from './options.js';
+import type { WebSocket } from './websocket.js';
+
+type Cb = (err?: Error | null) => void;
+
+/** What an opening handshake (server or client, HTTP/1.1 or HTTP/2) hands to the connection. */
+export interface HandshakeResult {
+  /** The upgraded socket, or the HTTP/2 stream (RFC 8441). */
+  socket: Duplex;
+  /** Bytes read past the handshake (the first frames). */
+  head: Buffer;
+  /** The selected subprotocol ('' when none). */
+  protocol: string;
+  /** The negotiated Sec-WebSocket-Extensions value ('' when none). */
+  extensions: string;
+  /** permessage-deflate, when negotiated. */
+  compressor: MessageCompressor | null;
+  transport: 'http/1.1' | 'h2';
+}
+
+function start(c: Connection, head: Buffer): void {
+  c.start(head);
+}
+
+/** @internal One open WebSocket connection (created by WebSocket when its handshake completes). */
+export class Connection implements ProtocolSink, TransportEvents {
+  readonly protocol: Protocol;
+  readonly transport: Transport;
+  readonly kind: 'http/1.1' | 'h2';
+  private readonly ws: WebSocket;
+  private readonly opts: ResolvedConnectionOptions;
+  private closeTimer: NodeJS.Timeout | null = null;
+
+  constructor(ws: WebSocket, hs: HandshakeResult, role: 'server' | 'client', opts: ResolvedConnectionOptions) {
+    this.ws = ws;
+    this.opts = opts;
+    this.kind = hs.transport;
+    const h2 = hs.transport === 'h2';
+    const proto = new Protocol(this, {
+      role,
+      maxPayload: opts.maxPayload,
+      codec: opts.codec,
+      autoPong: opts.autoPong,
+      skipUTF8Validation: opts.skipUTF8Validation,
+      generateMask: opts.generateMask,
+      endWithCloseFrame: h2,
+    });
+    if (hs.compressor) proto.setCompressor(hs.compressor);
+    this.protocol = proto;
+    this.transport = new Transport(hs.socket, proto.out, this, opts.idleTimeout, h2);
+    // Emit 'open' and start reading on the next tick, so that the application (the 'connection'
+    // handler, or listeners attached after `new WebSocket`) sees every message, including any that
+    // came with the handshake (`head`).
+    process.nextTick(start, this, hs.head);
+  }
+
+  /** @internal */
+  start(head: Buffer): void {
+    if (this.protocol.state !== State.CLOSED) this.ws.emit('open');
+    if (head.length > 0) this.onData(head);
+    this.transport.startReading();
+  }
+
+  /** Bytes queued and not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.protocol.out.bytes + this.protocol.queuedBytes + this.transport.writableLength;
+  }
+
+  // ── decisions of the application ──────────────────────────────────────────────────────
+
+  /** §7.1.2: start the closing handshake (the protocol ignores it unless OPEN). */
+  close(code: number | undefined, reason: Buffer): void {
+    if (this.protocol.state !== State.OPEN) return;
+    this.protocol.close(code, reason);
+    this.armCloseTimer();
+  }
+
+  /** Drop the connection now, without a closing handshake. */
+  terminate(): void {
+    this.protocol.abort('terminated');
+  }
+
+  // ── TransportEvents ────────────────────────────────────────────────────────────────────
+
+  /** @internal */
+  onData(chunk: Buffer): void {
+    this.ws.isAlive = true;
+    this.protocol.receive(chunk);
+  }
+
+  /** @internal */
+  onEof(): void {
+    this.protocol.receiveEof();
+  }
+
+  /** @internal */
+  onClose(): void {
+    this.protocol.connectionLost();
+    if (this.protocol.state === State.CLOSED) return;
+    // The peer's last bytes were read but a message is still inflating, and frames behind it (its
+    // close frame, often) wait in the backlog: they are delivered first, as ws does on EOF, for at
+    // most closeTimeout.
+    this.clearCloseTimer();
+    this.armCloseTimer();
+  }
+
+  /** @internal */
+  onIdle(): void {
+    if (this.protocol.state === State.OPEN) this.close(CloseCode.GOING_AWAY, IDLE_REASON);
+    else this.protocol.abort('close_timeout');
+  }
+
+  /** @internal */
+  onDrain(): void {
+    this.ws.emit('drain');
+  }
+
+  // ── ProtocolSink ───────────────────────────────────────────────────────────────────────
+
+  /** @internal */
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.ws._message(data, isBinary);
+  }
+
+  /** @internal */
+  onPing(data: Buffer): void {
+    this.ws.emit('ping', data);
+  }
+
+  /** @internal */
+  onPong(data: Buffer): void {
+    this.ws.emit('pong', data);
+  }
+
+  /** @internal */
+  onError(err: Error): void {
+    // Never throw out of the event loop for a peer's fault: emit only to listeners.
+    if (this.ws.listenerCount('error') > 0) this.ws.emit('error', err);
+  }
+
+  /** @internal */
+  onEnd(): void {
+    this.transport.end();
+    this.armCloseTimer();
+  }
+
+  /** @internal */
+  onAbort(): void {
+    this.transport.destroy();
+  }
+
+  /** @internal */
+  onClosed(): void {
+    this.clearCloseTimer();
+    this.transport.failPending();
+    this.ws._closed(this.protocol.closeCode, this.protocol.closeReason);
+  }
+
+  /** @internal The protocol queued `added` bytes: they leave in one write at the end of this tick. */
+  onOutput(cb: Cb | undefined, added: number): void {
+    const t = this.transport;
+    if (!t.schedule(cb)) return;
+    // Policy: a peer is too slow when more than maxBackpressure bytes were already waiting for it
+    // when more is queued (so one large message on an idle connection always goes). The socket's
+    // queue only shrinks between flushes, so its length at the last flush bounds it: the exact
+    // (slower) sum is taken only when that bound crosses the limit.
+    const p = this.protocol;
+    const max = this.opts.maxBackpressure;
+    if (p.out.bytes + p.queuedBytes + t.queuedBound - added > max && this.bufferedAmount - added > max) {
+      this.onBackpressure();
+    }
+  }
+
+  /** @internal Flow control from the protocol (a backlog behind an inflation); independent of pause(). */
+  pauseReading(): void {
+    this.transport.setPause(Pause.PROTOCOL, true);
+  }
+
+  /** @internal */
+  resumeReading(): void {
+    this.transport.setPause(Pause.PROTOCOL, false);
+  }
+
+  // ── policy and timers ──────────────────────────────────────────────────────────────────
+
+  /** A slow reader let more than maxBackpressure bytes pile up: policy is to drop it (1008). */
+  private onBackpressure(): void {
+    const p = this.protocol;
+    if (p.state === State.CLOSED || p.failed) return;
+    const err = new ProtocolError('backpressure', `more than ${this.opts.maxBackpressure} bytes waiting for a slow peer`);
+    p.abort('backpressure', BACKPRESSURE_REASON);
+    if (this.ws.listenerCount('error') > 0) this.ws.emit('error', err);
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer) return;
+    this.closeTimer = setTimeout(closeTimeout, this.opts.closeTimeout, this);
+    this.closeTimer.unref?.();
+  }
+
+  private clearCloseTimer(): void {
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+  }
+}
+
+function closeTimeout(c: Connection): void {
+  c.protocol.abort('close_timeout');
+}
+
+const IDLE_REASON = Buffer.from('idle timeout');
+const BACKPRESSURE_REASON = 'backpressure limit exceeded';

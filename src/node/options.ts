@@ -1,0 +1,76 @@
+// Options, resolved once: every default is named here, and each options object a server or a
+// client is given becomes one normalized object (a server's serves all its connections).
+import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
+import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
+
+/** The defaults, named once. */
+export const DEFAULTS = {
+  /** Largest message (ws's default). */
+  maxPayload: DEFAULT_MAX_PAYLOAD,
+  /** After our close frame, wait this long for the peer's close and the transport's end (ms). */
+  closeTimeout: 30_000,
+  /** Close (1001) a connection silent for this long (ms); 0 = off. */
+  idleTimeout: 0,
+  /** Drop (1008) a peer that lets more than this many bytes pile up. */
+  maxBackpressure: 64 * 1024 * 1024,
+  /**
+   * The server drops a connection whose upgrade has not completed in this long (ms): a bound on
+   * slowloris peers, so shorter than the client's, which waits for a busy server.
+   */
+  serverHandshakeTimeout: 10_000,
+  /** The client gives up on an upgrade not answered in this long (ms), over HTTP/1.1 and HTTP/2. */
+  clientHandshakeTimeout: 30_000,
+  /** Redirects a client follows when followRedirects is on (ws's default). */
+  maxRedirects: 10,
+  /** Server heartbeat period (ms); 0 = off. */
+  heartbeatInterval: 0,
+} as const;
+
+/** Options for a connection (set by the server or the client). */
+export interface ConnectionOptions {
+  maxPayload?: number;
+  codec?: Codec | CodecBackend;
+  /** Wait this long for the peer's close frame / TCP close after ours, then destroy (ms). */
+  closeTimeout?: number;
+  /** Close (1001) when nothing was received or sent for this long (ms); 0 = off. */
+  idleTimeout?: number;
+  /** Fail the connection (1008) when more than this many bytes wait to be sent to a slow peer. */
+  maxBackpressure?: number;
+  autoPong?: boolean;
+  skipUTF8Validation?: boolean;
+  /** Client only: fills the 4-byte masking key of each frame we send (ws's option; default random from crypto). */
+  generateMask?(mask: Buffer): void;
+}
+
+/** A connection's options with every default applied. */
+export interface ResolvedConnectionOptions {
+  readonly maxPayload: number;
+  readonly codec: Codec;
+  readonly closeTimeout: number;
+  readonly idleTimeout: number;
+  readonly maxBackpressure: number;
+  readonly autoPong: boolean;
+  readonly skipUTF8Validation: boolean;
+  readonly generateMask: ((mask: Buffer) => void) | undefined;
+}
+
+const resolved = new WeakMap<ConnectionOptions, ResolvedConnectionOptions>();
+
+/** Defaults applied once per options object. */
+export function resolveConnectionOptions(o: ConnectionOptions): ResolvedConnectionOptions {
+  let r = resolved.get(o);
+  if (!r) {
+    r = Object.freeze({
+      maxPayload: o.maxPayload ?? DEFAULTS.maxPayload,
+      codec: resolveCodec(o.codec),
+      closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
+      idleTimeout: o.idleTimeout ?? DEFAULTS.idleTimeout,
+      maxBackpressure: o.maxBackpressure ?? DEFAULTS.maxBackpressure,
+      autoPong: o.autoPong !== false,
+      skipUTF8Validation: o.skipUTF8Validation === true,
+      generateMask: o.generateMask,
+    });
+    resolved.set(o, r);
+  }
+  return r;
+}
