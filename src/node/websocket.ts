@@ -47,10 +47,11 @@ export class WebSocket extends EventEmitter {
   static readonly OPEN = OPEN;
   static readonly CLOSING = CLOSING;
   static readonly CLOSED = CLOSED;
-  readonly CONNECTING = CONNECTING;
-  readonly OPEN = OPEN;
-  readonly CLOSING = CLOSING;
-  readonly CLOSED = CLOSED;
+  // On the prototype (below), as in ws: not four fields per connection.
+  declare readonly CONNECTING: typeof CONNECTING;
+  declare readonly OPEN: typeof OPEN;
+  declare readonly CLOSING: typeof CLOSING;
+  declare readonly CLOSED: typeof CLOSED;
 
   /** The subprotocol the server selected ('' when none). */
   protocol = '';
@@ -327,6 +328,9 @@ export class WebSocket extends EventEmitter {
   }
 }
 
+for (const [name, value] of [['CONNECTING', CONNECTING], ['OPEN', OPEN], ['CLOSING', CLOSING], ['CLOSED', CLOSED]] as const) {
+  Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value });
+}
 // onopen / onmessage / onclose / onerror properties, as in the browser.
 defineEventHandlers(WebSocket.prototype);
 

@@ -157,7 +157,7 @@ export class Protocol implements FrameSink {
   private fragments: Accumulator | null = null;
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   private inflatingNow = false;
-  private backlog: { b0: number; payload: Buffer }[] = [];
+  private backlog: { b0: number; payload: Buffer }[] | null = null; // created on first use (memory per idle connection)
   private backlogBytes = 0;
   private readingPaused = false;
   // Sending: while a compressed message is being deflated, later frames (data, control, close)
@@ -165,7 +165,7 @@ export class Protocol implements FrameSink {
   private compressing = false;
   private sendGen = 0;
   private sendingCb: ((err?: Error | null) => void) | undefined = undefined;
-  private sendQueue: { run: () => void; bytes: number; cb?: (err?: Error | null) => void }[] = [];
+  private sendQueue: { run: () => void; bytes: number; cb?: (err?: Error | null) => void }[] | null = null; // created on first use
   private sendQueueBytes = 0;
 
   constructor(sink: ProtocolSink, opts: ProtocolOptions) {
@@ -226,7 +226,7 @@ export class Protocol implements FrameSink {
   onFrame(b0: number, payload: Buffer): void {
     if (this._failed || this._closeReceived) return;
     if (!this.inflatingNow) return this.handleFrame(b0, payload);
-    this.backlog.push({ b0, payload });
+    (this.backlog ??= []).push({ b0, payload });
     this.backlogBytes += payload.length + FRAME_OVERHEAD;
     if (!this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
       this.readingPaused = true;
@@ -302,9 +302,9 @@ export class Protocol implements FrameSink {
       else if (!this._failed) {
         this.deliverInflated(out!, isBinary);
         const backlog = this.backlog;
-        this.backlog = [];
+        this.backlog = null;
         this.backlogBytes = 0;
-        for (const f of backlog) this.onFrame(f.b0, f.payload);
+        if (backlog) for (const f of backlog) this.onFrame(f.b0, f.payload);
         if (this.readingPaused && (!this.inflatingNow || this.backlogBytes < BACKLOG_LOW_WATER)) {
           this.readingPaused = false;
           this.sink.resumeReading?.();
@@ -329,7 +329,7 @@ export class Protocol implements FrameSink {
     }
     this._closeReceived = true;
     this._state = State.CLOSING;
-    this.backlog = [];
+    this.backlog = null;
     this.backlogBytes = 0;
     const reason = payload.length > 2 ? payload.subarray(2) : EMPTY;
     this._closeCode = info.code;
@@ -415,7 +415,7 @@ export class Protocol implements FrameSink {
 
   private dropInput(): void {
     this.fragments = null;
-    this.backlog = [];
+    this.backlog = null;
     this.backlogBytes = 0;
   }
 
@@ -562,13 +562,14 @@ export class Protocol implements FrameSink {
   }
 
   private enqueueSend(run: () => void, bytes: number, cb?: (err?: Error | null) => void): void {
-    this.sendQueue.push({ run, bytes, cb });
+    (this.sendQueue ??= []).push({ run, bytes, cb });
     this.sendQueueBytes += bytes;
   }
 
   /** Run queued sends in order until one starts a new compression. */
   private drainSends(): void {
     const q = this.sendQueue;
+    if (!q) return;
     let i = 0;
     while (i < q.length && !this.compressing && this.sendQueue === q) {
       const item = q[i++];
@@ -576,18 +577,18 @@ export class Protocol implements FrameSink {
       item.run();
     }
     // Sends queued meanwhile were appended to the same array; an abort replaced it.
-    if (this.sendQueue === q) this.sendQueue = i === q.length ? [] : q.slice(i);
+    if (this.sendQueue === q) this.sendQueue = i === q.length ? null : q.slice(i);
   }
 
   /** Drop queued sends and the compression in flight; their callbacks get `err`. */
   private abortSends(err: Error): void {
-    if (!this.compressing && this.sendQueue.length === 0) return;
+    if (!this.compressing && !this.sendQueue) return;
     const inflight = this.compressing ? this.sendingCb : undefined;
     this.compressing = false;
     this.sendingCb = undefined;
     this.sendGen++;
-    const q = this.sendQueue;
-    this.sendQueue = [];
+    const q = this.sendQueue ?? [];
+    this.sendQueue = null;
     this.sendQueueBytes = 0;
     if (inflight) process.nextTick(inflight, err);
     for (const item of q) if (item.cb) process.nextTick(item.cb, err);
