@@ -4,7 +4,7 @@
 //   Buffer[Symbol.species]  Node's internal FastBuffer: a view constructor without subarray's
 //                           argument work (parser payload views). Fallback: Buffer.from(ab, off, len).
 //   zlib stream internals   _handle.writeSync and friends, what zlib's own *Sync functions drive,
-//                           for small permessage-deflate messages on the spot (src/deflate.ts).
+//                           for small permessage-deflate messages on the spot (src/deflate/deflate.ts).
 //                           Fallback: every message through the public async zlib stream API.
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).

@@ -34,7 +34,7 @@ type Msg =
   | { [TAG]: 1; t: 'hello' } // worker → primary: my hub listens, send me the shared values
   | { [TAG]: 1; t: 'fatal'; message: string } // worker → primary: could not start
   | { [TAG]: 1; t: 'shutdown' } // primary → worker
-  | TopicMsg; // topics (src/broker/cluster.ts)
+  | TopicMsg; // topics (src/pubsub/cluster-broker.ts)
 
 const ignore = () => {};
 const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && (m as any)[TAG] === 1;
@@ -72,9 +72,13 @@ export class ClusterHub extends EventEmitter {
   private readonly onIpc = (m: unknown) => this.receive(m);
   /** @internal ClusterBrokers on this hub, by name. */
   readonly _topicBrokers = new Map<string, ClusterBroker>();
+  /** Default bound of shutdown(), also when the primary asks for it. */
+  private readonly shutdownTimeout: number;
 
-  constructor() {
+  /** `shutdownTimeout`: default bound of each shutdown handler, ms (default 10 s; serveCluster passes its own). */
+  constructor(opts: { shutdownTimeout?: number } = {}) {
     super();
+    this.shutdownTimeout = opts.shutdownTimeout ?? 10_000;
     this.clustered = cluster.isWorker && typeof process.send === 'function';
     this.id = this.clustered ? cluster.worker!.id : 0;
     if (this.clustered) {
@@ -165,8 +169,8 @@ export class ClusterHub extends EventEmitter {
     this.shutdownHandlers.push(fn);
   }
 
-  /** Run the shutdown handlers (each bounded by `timeoutMs`). Idempotent. */
-  shutdown(timeoutMs = 10_000): Promise<void> {
+  /** Run the shutdown handlers (each bounded by `timeoutMs`, default the constructor's shutdownTimeout). Idempotent. */
+  shutdown(timeoutMs = this.shutdownTimeout): Promise<void> {
     this.shuttingDown ??= (async () => {
       const bounded = (p: unknown) =>
         Promise.race([Promise.resolve(p).catch(() => {}), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
@@ -293,7 +297,9 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
   const events = new EventEmitter();
 
   if (cluster.isWorker || n === 1) {
-    const hub = new ClusterHub();
+    // The hub bounds its handlers by shutdownTimeout however the shutdown comes (signal, the
+    // primary's request, handle.shutdown()): before the primary's kill at shutdownTimeout + 1 s.
+    const hub = new ClusterHub({ shutdownTimeout: timeout });
     const role = cluster.isWorker ? 'worker' : 'single';
     if (handleSignals || hub.clustered) {
       const stop = () => void hub.shutdown(timeout).then(() => process.exit(0));

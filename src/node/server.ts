@@ -32,7 +32,7 @@ export interface ServerOptions extends ConnectionOptions {
   port?: number;
   host?: string;
   backlog?: number;
-  /** An http(s) server, or an http2 one (RFC 8441: WebSockets as HTTP/2 streams too, see src/http2.ts). */
+  /** An http(s) server, or an http2 one (RFC 8441: WebSockets as HTTP/2 streams too, see src/node/http2.ts). */
   server?: http.Server | import('node:https').Server | Http2AnyServer;
   noServer?: boolean;
   /** Accept upgrades on this path only; other paths get 404. */
@@ -98,7 +98,7 @@ export class WebSocketServer extends EventEmitter {
   /** @internal */
   state: 'running' | 'closing' | 'closed' = 'running';
   private removeListeners: () => void = noop;
-  /** @internal Topics and pub/sub (src/topics.ts). */
+  /** @internal Topics and pub/sub (src/pubsub/topics.ts). */
   readonly _topics: Topics;
 
   constructor(options: ServerOptions, callback?: () => void) {

@@ -13,7 +13,7 @@ import type { WebSocket } from '../node/websocket.js';
 import type { ClusterHub } from '../cluster/serve.js';
 import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
 
-/** The IPC tag of every wasmws message (as src/cluster.ts). */
+/** The IPC tag of every wasmws message (as src/cluster/serve.ts). */
 const TAG = '__wasmws';
 /** Env set on workers forked by serveCluster: their IPC channel uses advanced serialization. */
 export const ADVANCED_IPC_ENV = 'WASMWS_IPC_ADVANCED';
