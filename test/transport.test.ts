@@ -235,6 +235,25 @@ describe.each([
     expect(code).toBe(1007);
   });
 
+  it('closes an idle connection with 1001 after idleTimeout (the timer wheel, not the socket\'s timer)', async () => {
+    rig = await makeRig({ idleTimeout: 150 });
+    const serverSide = nextEvent<[WebSocket]>(rig.wss, 'connection');
+    const c = rig.client();
+    await nextEvent(c, 'open');
+    const [s] = await serverSide;
+    // Activity keeps it open: a message every 50 ms for 400 ms.
+    let last = 0;
+    for (let i = 0; i < 8; i++) {
+      c.send('keep');
+      last = Date.now();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(s.readyState).toBe(WebSocket.OPEN);
+    const [code, reason] = await nextEvent<[number, Buffer]>(c, 'close', { timeout: 3000 });
+    expect([code, reason.toString()]).toEqual([1001, 'idle timeout']);
+    expect(Date.now() - last).toBeGreaterThanOrEqual(150 - 5);
+  });
+
   it('pauses reading on pause() and delivers what waited on resume()', async () => {
     rig = await makeRig({});
     const serverSide = nextEvent<[WebSocket]>(rig.wss, 'connection');

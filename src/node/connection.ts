@@ -12,6 +12,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { CloseCode } from '../protocol/constants.js';
 import { Pause, Transport, type TransportEvents } from './transport.js';
 import type { ResolvedConnectionOptions } from './options.js';
+import { wheelFor, type TimerWheel, type WheelEntry } from './timer-wheel.js';
 import type { WebSocket } from './websocket.js';
 
 type Cb = (err?: Error | null) => void;
@@ -36,13 +37,18 @@ function start(c: Connection, head: Buffer): void {
 }
 
 /** @internal One open WebSocket connection (created by WebSocket when its handshake completes). */
-export class Connection implements ProtocolSink, TransportEvents {
+export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   readonly protocol: Protocol;
   readonly transport: Transport;
   readonly kind: 'http/1.1' | 'h2';
   private readonly ws: WebSocket;
   private readonly opts: ResolvedConnectionOptions;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** The idle timeout's wheel (null when idleTimeout is 0), and its bookkeeping (WheelEntry). */
+  private readonly wheel: TimerWheel | null;
+  /** @internal */ activeTick = 0;
+  /** @internal */ wheelTicks = 0;
+  /** @internal */ wheelSlot = -1;
 
   constructor(ws: WebSocket, hs: HandshakeResult, role: 'server' | 'client', opts: ResolvedConnectionOptions) {
     this.ws = ws;
@@ -60,7 +66,9 @@ export class Connection implements ProtocolSink, TransportEvents {
     });
     if (hs.compressor) proto.setCompressor(hs.compressor);
     this.protocol = proto;
-    this.transport = new Transport(hs.socket, proto.out, this, opts.idleTimeout, h2);
+    this.transport = new Transport(hs.socket, proto.out, this, h2);
+    this.wheel = opts.idleTimeout > 0 ? wheelFor(opts.idleTimeout) : null;
+    this.wheel?.add(this, opts.idleTimeout);
     // Emit 'open' and start reading on the next tick, so that the application (the 'connection'
     // handler, or listeners attached after `new WebSocket`) sees every message, including any that
     // came with the handshake (`head`).
@@ -98,6 +106,7 @@ export class Connection implements ProtocolSink, TransportEvents {
   /** @internal */
   onData(chunk: Buffer): void {
     this.ws.isAlive = true;
+    if (this.wheel) this.activeTick = this.wheel.tick;
     this.protocol.receive(chunk);
   }
 
@@ -117,8 +126,8 @@ export class Connection implements ProtocolSink, TransportEvents {
     this.armCloseTimer();
   }
 
-  /** @internal */
-  onIdle(): void {
+  /** @internal Nothing was received or sent for idleTimeout. */
+  onWheelTimeout(): void {
     if (this.protocol.state === State.OPEN) this.close(CloseCode.GOING_AWAY, IDLE_REASON);
     else this.protocol.abort('close_timeout');
   }
@@ -165,6 +174,7 @@ export class Connection implements ProtocolSink, TransportEvents {
   /** @internal */
   onClosed(): void {
     this.clearCloseTimer();
+    this.wheel?.remove(this);
     this.transport.failPending();
     this.ws._closed(this.protocol.closeCode, this.protocol.closeReason);
   }
@@ -173,6 +183,7 @@ export class Connection implements ProtocolSink, TransportEvents {
   onOutput(cb: Cb | undefined, added: number): void {
     const t = this.transport;
     if (!t.schedule(cb)) return;
+    if (this.wheel) this.activeTick = this.wheel.tick;
     // Policy: a peer is too slow when more than maxBackpressure bytes were already waiting for it
     // when more is queued (so one large message on an idle connection always goes). The socket's
     // queue only shrinks between flushes, so its length at the last flush bounds it: the exact

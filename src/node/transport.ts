@@ -1,9 +1,9 @@
 // The transport boundary: what moves a connection's bytes. Any Duplex works: a TCP or TLS socket
-// (net.Socket / tls.TLSSocket: Nagle off, the idle timer is the socket's own), an HTTP/2 stream
-// (RFC 8441), an in-memory pair. The Protocol never sees it; the Connection drives it.
+// (net.Socket / tls.TLSSocket, with Nagle off), an HTTP/2 stream (RFC 8441), an in-memory pair.
+// The Protocol never sees it; the Connection drives it (and keeps the timers: src/node/timer-wheel.ts).
 //
 //   Protocol.out ──schedule()──▶ one flush per tick ──▶ socket.write (one buffer, or one corked writev)
-//   socket 'data' / 'end' / 'close' / 'timeout' / 'drain' ──▶ TransportEvents (the Connection)
+//   socket 'data' / 'end' / 'close' / 'drain' ──▶ TransportEvents (the Connection)
 import type { Duplex } from 'node:stream';
 import type { OutQueue } from '../protocol/outqueue.js';
 
@@ -16,8 +16,6 @@ export interface TransportEvents {
   onEof(): void;
   /** The transport is closed (after an end both ways, an error or destroy()). */
   onClose(): void;
-  /** Nothing moved for the idle timeout (sockets and HTTP/2 streams that have setTimeout). */
-  onIdle(): void;
   /** The socket's write buffer drained. */
   onDrain(): void;
 }
@@ -48,7 +46,6 @@ type BoundSocket = Duplex & { [kTransport]: Transport };
 type SocketLike = Duplex & {
   [kTransport]?: Transport;
   setNoDelay?: (noDelay: boolean) => void;
-  setTimeout?: (ms: number) => void;
 };
 
 // Module-level listeners with a back-reference: no closures per connection (memory per idle
@@ -67,9 +64,6 @@ function onClose(this: BoundSocket): void {
 function onError(this: BoundSocket): void {
   // A reset socket: 'close' follows (no listener needed, no crash).
   this.destroy();
-}
-function onTimeout(this: BoundSocket): void {
-  this[kTransport].events.onIdle();
 }
 function onDrain(this: BoundSocket): void {
   this[kTransport].events.onDrain();
@@ -93,19 +87,17 @@ export class Transport {
   private reading = false;
 
   /** `h2`: the Duplex is an HTTP/2 stream (destroy() resets it with CANCEL). */
-  constructor(socket: Duplex, out: OutQueue, events: TransportEvents, idleTimeout: number, h2: boolean) {
+  constructor(socket: Duplex, out: OutQueue, events: TransportEvents, h2: boolean) {
     this.socket = socket;
     this.out = out;
     this.events = events;
     this.h2 = h2;
     const s = socket as SocketLike;
     s.setNoDelay?.(true);
-    if (idleTimeout > 0) s.setTimeout?.(idleTimeout);
     s[kTransport] = this;
     socket.on('end', onEnd);
     socket.on('close', onClose);
     socket.on('error', onError);
-    socket.on('timeout', onTimeout);
     socket.on('drain', onDrain);
   }
 
