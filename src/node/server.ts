@@ -281,12 +281,12 @@ export class WebSocketServer extends EventEmitter {
     const compressor = ext ? ext.create() : null;
     ws._open({ socket, head, protocol, extensions: ext?.response ?? '', compressor, transport }, 'server', this.connectionOptions);
     this.conns.add(ws);
-    ws._topics = this._topics;
-    ws.on('close', () => this.untrack(ws));
+    ws._server = this; // untracked when it closes (no closure and no listener per connection)
     return ws;
   }
 
-  private untrack(ws: WebSocket): void {
+  /** @internal A connection closed (WebSocket calls it before its 'close' event). */
+  _untrack(ws: WebSocket): void {
     this.conns.delete(ws);
     this._topics.drop(ws);
     if (this.state === 'closing' && this.conns.size === 0) this.finishClose();

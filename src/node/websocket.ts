@@ -23,6 +23,11 @@ export type { Data };
 export type { ConnectionOptions } from './options.js';
 
 export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
+/** What a server-side connection knows of its server (src/node/server.ts). */
+interface ServerSide {
+  readonly _topics: Topics;
+  _untrack(ws: WebSocket): void;
+}
 type Cb = (err?: Error | null) => void;
 /** What send() takes: Data, a number (sent as text, as in ws) or a SharedArrayBuffer. */
 type SendData = Data | number | SharedArrayBuffer;
@@ -153,6 +158,7 @@ export class WebSocket extends EventEmitter {
     this.closeEmitted = true;
     this.hsState = CLOSED;
     this.iter?.end();
+    this._server?._untrack(this);
     this.emit('close', code, reason);
   }
 
@@ -209,8 +215,8 @@ export class WebSocket extends EventEmitter {
 
   // ── topics (src/pubsub/topics.ts; server-side connections) ──────────────────────────────
 
-  /** @internal The topics of the server that accepted this connection. */
-  _topics: Topics | null = null;
+  /** @internal The server that accepted this connection: its topics, and who forgets us on close. */
+  _server: ServerSide | null = null;
   /** @internal This connection's topics (null until the first subscribe). */
   _subs: Set<string> | null = null;
 

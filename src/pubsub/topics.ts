@@ -135,7 +135,7 @@ export class Topics implements BrokerSink {
 
 /** What a WebSocket needs from its server's topics (set by the server on accept). */
 export function topicsOf(ws: WebSocket): Topics {
-  const t = ws._topics;
+  const t = ws._server?._topics;
   if (!t) throw new Error('Topics are available on server-side connections only');
   return t;
 }
