@@ -2,13 +2,13 @@
 // test/client-conformance.test.ts for the client): close codes, events as Autobahn records them,
 // and the reassembly of a peer's frames into those events.
 import { createHash } from 'node:crypto';
-import { raw } from './helpers.js';
+import { raw, sleep } from './helpers.js';
 
 export const NORMAL = 1000;
 export const PROTOCOL_ERROR = 1002;
 export const INVALID_PAYLOAD = 1007;
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 export const tick = () => new Promise<void>((r) => setImmediate(r));
 export const B = (s: string | number[] | Buffer): Buffer => (Buffer.isBuffer(s) ? s : typeof s === 'string' ? Buffer.from(s, 'latin1') : Buffer.from(s));
 export const U = (s: string): Buffer => Buffer.from(s, 'utf8');

@@ -8,29 +8,21 @@ import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { WebSocket } from '../src/index.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
-import { ensureDist } from './helpers.js';
+import { cliEnv, ensureDist, sleep, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'wasmws.js');
 const TTL = 1000;
 
-async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 interface Serve { proc: ChildProcess; port: number; out: () => string }
 async function serve(redisUrl: string, workers: number): Promise<Serve> {
   const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--workers', String(workers), '--heartbeat', '0', '--redis', redisUrl, '--presence-ttl', String(TTL)], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  await until(() => /Press Ctrl\+C/.test(out) || proc.exitCode !== null, 15_000, 'banner');
+  await until(() => /Press Ctrl\+C/.test(out) || proc.exitCode !== null, { timeout: 15_000, what: 'banner' });
   const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
   if (!m) throw new Error(`serve did not start:\n${out}`);
   return { proc, port: Number(m[1]), out: () => out };
@@ -73,11 +65,11 @@ describe.skipIf(!HAVE_REDIS)('wasmws serve --redis', () => {
     const bob = await chatter(b.port, 'bob');
     const all = [ada, amy, bob];
     const everyone = ['ada', 'amy', 'bob'];
-    await until(() => all.every((c) => JSON.stringify(lastPresence(c)) === JSON.stringify(everyone)), 5000, 'presence on both nodes');
+    await until(() => all.every((c) => JSON.stringify(lastPresence(c)) === JSON.stringify(everyone)), { timeout: 5000, what: 'presence on both nodes' });
     // Everyone talks at once; every client sees every message once, in the same order.
     for (let i = 0; i < 20; i++) for (const [c, n] of [[ada, 'ada'], [amy, 'amy'], [bob, 'bob']] as const) c.ws.send(JSON.stringify({ type: 'message', text: `${n}${i}` }));
-    await until(() => all.every((c) => c.messages.length >= 60), 10_000, 'all messages');
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => all.every((c) => c.messages.length >= 60), { timeout: 10_000, what: 'all messages' });
+    await sleep(100);
     for (const c of all) {
       expect(c.messages.length).toBe(60);
       expect(c.messages).toEqual(ada.messages);
@@ -86,25 +78,25 @@ describe.skipIf(!HAVE_REDIS)('wasmws serve --redis', () => {
     // SIGKILL node B: no goodbye; its presence key expires after the TTL and node A's users see bob leave.
     const killedAt = Date.now();
     b.proc.kill('SIGKILL');
-    await until(() => [ada, amy].every((c) => JSON.stringify(lastPresence(c)) === JSON.stringify(['ada', 'amy'])), TTL * 4, 'bob gone');
+    await until(() => [ada, amy].every((c) => JSON.stringify(lastPresence(c)) === JSON.stringify(['ada', 'amy'])), { timeout: TTL * 4, what: 'bob gone' });
     const took = Date.now() - killedAt;
     expect(took).toBeLessThan(TTL * 4); // expiry (≤ TTL) + the next refresh (TTL / 3), with room for a loaded machine
     // Node A still chats.
     ada.ws.send(JSON.stringify({ type: 'message', text: 'still here' }));
-    await until(() => amy.messages.includes('ada:still here'), 5000, 'after the kill');
+    await until(() => amy.messages.includes('ada:still here'), { timeout: 5000, what: 'after the kill' });
     for (const c of [ada, amy]) c.ws.close();
     const exited = once(a.proc, 'exit');
     a.proc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([exited, sleep(5000)]);
     expect(a.proc.exitCode).toBe(0);
   }, 30_000);
 
   it('exits 1 with a one-line message when Redis is unreachable', async () => {
-    const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--workers', '1', '--redis', 'redis://127.0.0.1:1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--workers', '1', '--redis', 'redis://127.0.0.1:1'], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(proc);
     let err = '';
     proc.stderr!.on('data', (d) => (err += d));
-    const [code] = (await Promise.race([once(proc, 'exit'), new Promise((r) => setTimeout(() => r([null]), 10_000))])) as [number | null];
+    const [code] = (await Promise.race([once(proc, 'exit'), sleep(10_000).then(() => [null])])) as [number | null];
     expect(code).toBe(1);
     expect(err).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
     expect(err).not.toMatch(/\n\s+at /); // no stack trace

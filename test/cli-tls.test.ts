@@ -8,7 +8,7 @@ import * as http2 from 'node:http2';
 import { once } from 'node:events';
 import { WebSocket } from '../src/index.js';
 import { UsageError, parseCli } from '../src/cli/args.js';
-import { ensureDist } from './helpers.js';
+import { cliEnv, ensureDist } from './helpers.js';
 import { testCert } from './h2.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,7 +19,7 @@ afterAll(() => {
 });
 
 function run(args: string[]) {
-  const proc = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [bin, ...args], { cwd: root, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(proc);
   let out = '';
   let err = '';

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as net from 'node:net';
 import { WebSocket } from '../src/index.js';
-import { ensureDist } from './helpers.js';
+import { cliEnv, ensureDist, poll, within } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'bin', 'wasmws.js');
@@ -27,7 +27,7 @@ interface Run {
 const running: ChildProcess[] = [];
 
 function run(args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, bin]): Run {
-  const proc = spawn(command[0], [...command.slice(1), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(command[0], [...command.slice(1), ...args], { cwd: root, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(proc);
   let out = '';
   let err = '';
@@ -56,22 +56,6 @@ async function serve(args: string[], env: Record<string, string> = {}, npmStart 
   return { ...r, port, base: `127.0.0.1:${port}` };
 }
 
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  const timeout: Promise<never> = new Promise((_resolve, reject) => {
-    setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]);
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined | false>, what: string, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 type Msg = { type: string; [k: string]: any };
 class ChatClient {
@@ -141,7 +125,7 @@ describe('wasmws CLI', () => {
     try {
       for (const workers of ['1', '2']) {
         const r = run(['serve', '--port', String(port), '--workers', workers]);
-        const { code } = await within(r.exited, 10_000, 'exit on EADDRINUSE');
+        const { code } = await within(r.exited, { timeout: 10_000, what: 'exit on EADDRINUSE' });
         expect(code).toBe(1);
         expect(r.err()).toMatch(new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
         noStack(r.err());
@@ -166,7 +150,7 @@ describe('wasmws CLI', () => {
     const two = new Promise<void>((r) => echo.on('message', (d: Buffer, bin: boolean) => { replies.push([d.toString('hex'), bin]); if (replies.length === 2) r(); }));
     echo.send('ping');
     echo.send(Buffer.from([1, 2, 250]));
-    await within(two, 5000, 'echo replies');
+    await within(two, { timeout: 5000, what: 'echo replies' });
     expect(replies).toEqual([[Buffer.from('ping').toString('hex'), false], ['0102fa', true]]);
 
     const chat = new ChatClient(`ws://${s.base}/chat`);
@@ -176,9 +160,9 @@ describe('wasmws CLI', () => {
 
     const t0 = Date.now();
     s.proc.kill('SIGTERM');
-    expect(await within(chat.closed, 5000, 'chat close')).toBe(1001);
-    expect(await within(echoClosed, 5000, 'echo close')).toBe(1001);
-    const { code, signal } = await within(s.exited, 5000, 'process exit');
+    expect(await within(chat.closed, { timeout: 5000, what: 'chat close' })).toBe(1001);
+    expect(await within(echoClosed, { timeout: 5000, what: 'echo close' })).toBe(1001);
+    const { code, signal } = await within(s.exited, { timeout: 5000, what: 'process exit' });
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(5000);
     noStack(s.err());
@@ -193,9 +177,9 @@ describe('wasmws CLI', () => {
     const text = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ i, name: `item ${i}` })) });
     const reply = new Promise<string>((r) => echo.once('message', (d: Buffer) => r(d.toString())));
     echo.send(text);
-    expect(await within(reply, 5000, 'compressed echo')).toBe(text);
+    expect(await within(reply, { timeout: 5000, what: 'compressed echo' })).toBe(text);
     s.proc.kill('SIGTERM');
-    expect((await within(s.exited, 5000, 'process exit')).code).toBe(0);
+    expect((await within(s.exited, { timeout: 5000, what: 'process exit' })).code).toBe(0);
   });
 
   it('--workers 2: every client gets every message, presence and counts aggregated, a dead worker is replaced', async () => {
@@ -203,7 +187,7 @@ describe('wasmws CLI', () => {
     expect(s.out()).toMatch(/2 workers \(node:cluster\)/);
     const url = `ws://${s.base}/chat`;
     const stats = async () => (await fetch(`http://${s.base}/stats`)).json() as Promise<any>;
-    await waitFor(async () => (await stats()).workers.length === 2, 'both workers report');
+    await poll(async () => (await stats()).workers.length === 2, { timeout: 8000, interval: 50, what: 'both workers report' });
 
     // Connections are handed out round-robin by the primary: 8 clients land on both workers.
     const N = 8;
@@ -211,12 +195,12 @@ describe('wasmws CLI', () => {
     await Promise.all(clients.map((c) => c.opened));
     clients.forEach((c, i) => c.ws.send(JSON.stringify({ type: 'join', name: `user${i}` })));
     const everyone = clients.map((_, i) => `user${i}`).sort();
-    await waitFor(async () => clients.every((c) => JSON.stringify(c.lastPresence()) === JSON.stringify(everyone)), 'aggregated presence at every client');
+    await poll(async () => clients.every((c) => JSON.stringify(c.lastPresence()) === JSON.stringify(everyone)), { timeout: 8000, interval: 50, what: 'aggregated presence at every client' });
 
-    const st = await waitFor(async () => {
+    const st = await poll(async () => {
       const v = await stats();
       return v.connections === N && v;
-    }, 'aggregated connection count');
+    }, { timeout: 8000, interval: 50, what: 'aggregated connection count' });
     expect(st.workers).toHaveLength(2);
     const perWorker = st.workers.map((w: any) => w.connections.chat);
     expect(perWorker.every((n: number) => n > 0)).toBe(true); // clients really are on both workers
@@ -224,7 +208,7 @@ describe('wasmws CLI', () => {
     expect(st.users).toEqual(everyone);
 
     clients.forEach((c, i) => c.ws.send(JSON.stringify({ type: 'message', text: `hello from ${i}` })));
-    await waitFor(async () => clients.every((c) => c.messages().length === N), 'every message at every client');
+    await poll(async () => clients.every((c) => c.messages().length === N), { timeout: 8000, interval: 50, what: 'every message at every client' });
     for (const c of clients) {
       expect(c.messages().map((m) => m.text).sort()).toEqual(clients.map((_, i) => `hello from ${i}`).sort());
     }
@@ -236,30 +220,30 @@ describe('wasmws CLI', () => {
     const victim = st.workers[0];
     const before = new Set(st.workers.map((w: any) => w.pid));
     process.kill(victim.pid, 'SIGKILL');
-    const after = await waitFor(async () => {
+    const after = await poll(async () => {
       const v = await stats();
       return v.workers.length === 2 && v.workers.some((w: any) => !before.has(w.pid)) && v;
-    }, 'replacement worker', 10_000);
+    }, { timeout: 10_000, interval: 50, what: 'replacement worker' });
     const survivors = after.connections;
     expect(survivors).toBe(N - victim.connections.chat);
     const alive = clients.filter((c) => c.ws.readyState === WebSocket.OPEN);
     expect(alive).toHaveLength(survivors);
-    await waitFor(async () => alive.every((c) => c.lastPresence()?.length === survivors), 'presence after the worker died');
+    await poll(async () => alive.every((c) => c.lastPresence()?.length === survivors), { timeout: 8000, interval: 50, what: 'presence after the worker died' });
     expect(s.out()).toMatch(/worker \d+ \(pid \d+\) exited \(SIGKILL\)/);
 
     // Newcomers, some on the replacement worker, see the whole room from their first presence.
     const names = alive.map((c) => c.lastPresence()!).at(0)!;
     const late = Array.from({ length: 4 }, () => new ChatClient(url));
     await Promise.all(late.map((c) => c.opened));
-    await waitFor(async () => late.every((c) => JSON.stringify(c.lastPresence()) === JSON.stringify(names)), 'presence on the new worker');
+    await poll(async () => late.every((c) => JSON.stringify(c.lastPresence()) === JSON.stringify(names)), { timeout: 8000, interval: 50, what: 'presence on the new worker' });
     late.forEach((c) => c.ws.close());
     await Promise.all(late.map((c) => c.closed));
 
     // Graceful stop of the whole cluster.
     s.proc.kill('SIGTERM');
-    const codes = await within(Promise.all(alive.map((c) => c.closed)), 6000, 'clients closed');
+    const codes = await within(Promise.all(alive.map((c) => c.closed)), { timeout: 6000, what: 'clients closed' });
     expect(codes.every((c) => c === 1001)).toBe(true);
-    expect(await within(s.exited, 8000, 'primary exit')).toEqual({ code: 0, signal: null });
+    expect(await within(s.exited, { timeout: 8000, what: 'primary exit' })).toEqual({ code: 0, signal: null });
     noStack(s.err());
   });
 });
@@ -286,9 +270,9 @@ describe('npm start under a supervisor (docker, systemd, a CI job signal the npm
     const chat = new ChatClient(`ws://${s.base}/chat`);
     await chat.opened;
     s.proc.kill(signal);
-    expect(await within(chat.closed, 8000, 'chat close')).toBe(1001);
-    await within(s.exited, 8000, 'npm exit');
-    await waitFor(async () => !alive(serverPid), `server pid ${serverPid} gone`);
+    expect(await within(chat.closed, { timeout: 8000, what: 'chat close' })).toBe(1001);
+    await within(s.exited, { timeout: 8000, what: 'npm exit' });
+    await poll(async () => !alive(serverPid), { timeout: 8000, interval: 50, what: `server pid ${serverPid} gone` });
     // The port is free again: nothing kept it bound.
     const probe = net.createServer();
     await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(s.port, '127.0.0.1', () => resolve()));
@@ -301,7 +285,7 @@ describe('npm start under a supervisor (docker, systemd, a CI job signal the npm
     const chat = new ChatClient(`ws://${s.base}/chat`);
     await chat.opened;
     s.proc.kill('SIGKILL');
-    expect(await within(chat.closed, 8000, 'chat close')).toBe(1001);
-    await waitFor(async () => !alive(serverPid), `server pid ${serverPid} gone`);
+    expect(await within(chat.closed, { timeout: 8000, what: 'chat close' })).toBe(1001);
+    await poll(async () => !alive(serverPid), { timeout: 8000, interval: 50, what: `server pid ${serverPid} gone` });
   });
 });

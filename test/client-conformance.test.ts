@@ -25,21 +25,13 @@ import { isUtf8 } from 'node:buffer';
 import { WebSocket } from '../src/index.js';
 import type { ClientOptions } from '../src/node/client.js';
 import { buildAcceptResponse, buildErrorResponse, validateUpgrade } from '../src/handshake/upgrade.js';
-import { Waitable, ensureDist, raw, rng } from './helpers.js';
+import { Waitable, ensureDist, raw, rng, within } from './helpers.js';
 import { B, RESERVED_OPCODE_CASES, INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, U, closePayload, eventsOf, frame, msg, pong, sleep, tick, type Ev } from './autobahn.js';
 
 // ── plumbing ──────────────────────────────────────────────────────────────────────────────
 
 const MiB = 1024 * 1024;
 
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  const timeout = new Promise<never>((_r, reject) => {
-    t = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
-}
 
 const closeFrame = (code?: number, reason: Buffer | string = Buffer.alloc(0)): Buffer => frame(8, closePayload(code, reason));
 
@@ -260,9 +252,9 @@ async function connectCase(
   const path = `/case/${++seq}`;
   const peerP = new Promise<Peer>((resolve) => routes.set(path, { extensions, first, peer: resolve }));
   const client = new EchoClient(`ws://127.0.0.1:${server.port}${path}`, opts, onMessage);
-  const peer = await within(peerP, 1000, 'client connection');
+  const peer = await within(peerP, { timeout: 1000, what: 'client connection' });
   routes.delete(path);
-  await within(client.opened, 1000, 'client open');
+  await within(client.opened, { timeout: 1000, what: 'client open' });
   return { peer, client };
 }
 
@@ -287,12 +279,12 @@ async function runCase(exp: Expectation, run: (t: Ctx) => Promise<void> | void, 
     if (exp.close.byMe) {
       if (!exp.suppressClose) {
         // finishWhenDone: Autobahn closes as soon as the events match (else after its timer).
-        await peer.until(() => outcome() === 'OK' || !t.open(), 1500).catch(() => {});
+        await peer.until(() => outcome() === 'OK' || !t.open(), { timeout: 1500 }).catch(() => {});
         if (t.open()) peer.send(closeFrame(exp.close.codes[0]));
       }
       serverSentClose = true;
     }
-    await peer.until(() => !t.open(), 1000).catch(() => {});
+    await peer.until(() => !t.open(), { timeout: 1000 }).catch(() => {});
     const first = peer.closeFrames()[0];
     if (first && !serverSentClose) {
       // The client failed the connection: Autobahn answers its close (echoing the code).
@@ -302,7 +294,7 @@ async function runCase(exp: Expectation, run: (t: Ctx) => Promise<void> | void, 
     // Let anything the client (wrongly) sends after its close arrive, then the server closes TCP first.
     await sleep(20);
     peer.socket.end();
-    await within(client.closed, 1000, "client 'close' event");
+    await within(client.closed, { timeout: 1000, what: "client 'close' event" });
   } finally {
     if (!peer.socket.destroyed) peer.socket.destroy();
     client.ws.terminate();
@@ -429,14 +421,14 @@ describe('frames in the same TCP segment as the 101 response', () => {
     peer.send(closeFrame(NORMAL));
     await peer.until(() => peer.closeFrames().length > 0);
     peer.socket.end();
-    expect((await within(client.closed, 1000, 'close')).code).toBe(NORMAL);
+    expect((await within(client.closed, { timeout: 1000, what: 'close' })).code).toBe(NORMAL);
   });
   it('a masked frame right behind the handshake → 1002', async () => {
     const { peer, client } = await connectCase(undefined, {}, undefined, frame(1, 'x', { key: [1, 2, 3, 4] }));
     await peer.until(() => peer.closeFrames().length > 0);
     expect(peer.frames.map((f) => [f.opcode, codeOf(f.payload)])).toEqual([[8, PROTOCOL_ERROR]]);
     peer.socket.end();
-    expect((await within(client.closed, 1000, 'close')).code).toBe(PROTOCOL_ERROR);
+    expect((await within(client.closed, { timeout: 1000, what: 'close' })).code).toBe(PROTOCOL_ERROR);
   });
 });
 
@@ -490,7 +482,7 @@ describe('5 fragmentation', () => {
         const go = (...fs: Buffer[]) => (sync ? t.peer.sendSync(...fs) : t.peer.send(...fs));
         await go(frame(1, frags[0], { fin: false }), frame(0, frags[1], { fin: false }), frame(9, pings[0]));
         // The client answers the first ping before it has the last fragment.
-        await t.peer.until(() => t.peer.frames.some((f) => f.opcode === 10), 1000);
+        await t.peer.until(() => t.peer.frames.some((f) => f.opcode === 10), { timeout: 1000 });
         await sleep(50);
         await go(frame(0, frags[2], { fin: false }), frame(0, frags[3], { fin: false }), frame(9, pings[1]), frame(0, frags[4]));
       }));
@@ -618,7 +610,7 @@ describe('7 close handling (the server closes; the client echoes the code)', () 
     peer.send(closeFrame(4001, 'going'));
     await peer.until(() => peer.closeFrames().length > 0);
     peer.socket.end();
-    expect(await within(client.closed, 1000, 'close')).toEqual({ code: 4001, reason: 'going' });
+    expect(await within(client.closed, { timeout: 1000, what: 'close' })).toEqual({ code: 4001, reason: 'going' });
     expect(codeOf(peer.closeFrames()[0].payload)).toBe(4001);
   });
   it('7.3.1: an empty close is answered with an empty close and reported as 1005', async () => {
@@ -626,7 +618,7 @@ describe('7 close handling (the server closes; the client echoes the code)', () 
     peer.send(frame(8));
     await peer.until(() => peer.closeFrames().length > 0);
     peer.socket.end();
-    expect((await within(client.closed, 1000, 'close')).code).toBe(1005);
+    expect((await within(client.closed, { timeout: 1000, what: 'close' })).code).toBe(1005);
     expect(peer.closeFrames()[0].payload.length).toBe(0);
   });
 });
@@ -648,7 +640,7 @@ describe('after sending its close the client sends no more data frames', () => {
     await sleep(100);
     peer.send(closeFrame(NORMAL));
     peer.socket.end();
-    await within(client.closed, 1000, 'close');
+    await within(client.closed, { timeout: 1000, what: 'close' });
     expect(peer.frames.map((f) => f.opcode)).toEqual([8]);
     expect(codeOf(peer.frames[0].payload)).toBe(NORMAL);
     expect(client.closeEvent?.code).toBe(NORMAL);
@@ -661,7 +653,7 @@ describe('after sending its close the client sends no more data frames', () => {
     await sleep(100);
     peer.send(closeFrame(PROTOCOL_ERROR));
     peer.socket.end();
-    await within(client.closed, 1000, 'close');
+    await within(client.closed, { timeout: 1000, what: 'close' });
     expect(clientEvents(peer.frames)).toEqual([msg('ok')]);
     expect(peer.frames.map((f) => f.opcode)).toEqual([1, 8]);
     expect(codeOf(peer.closeFrames()[0].payload)).toBe(PROTOCOL_ERROR);
@@ -673,7 +665,7 @@ describe('after sending its close the client sends no more data frames', () => {
     await peer.until(() => peer.closeFrames().length > 0);
     await sleep(50);
     peer.socket.end();
-    await within(client.closed, 1000, 'close');
+    await within(client.closed, { timeout: 1000, what: 'close' });
     expect(clientEvents(peer.frames)).toEqual([msg(big, true)]);
     expect(peer.frames.at(-1)!.opcode).toBe(8);
   });
@@ -682,7 +674,7 @@ describe('after sending its close the client sends no more data frames', () => {
     peer.send(frame(1, 'hi'));
     await peer.until(() => peer.frames.length > 0);
     peer.socket.destroy();
-    expect((await within(client.closed, 1000, 'close')).code).toBe(1006);
+    expect((await within(client.closed, { timeout: 1000, what: 'close' })).code).toBe(1006);
   });
 });
 
@@ -759,7 +751,7 @@ async function compressedEcho(response: string, messages: { data: Buffer; binary
           if (peer.frames[j].opcode < 8 && peer.frames[j].fin) return (end = j) >= 0;
         }
         return peer.closed;
-      }, 1500);
+      }, { timeout: 1500 });
       const cf = peer.closeFrames()[0];
       expect(cf && codeOf(cf.payload), `message ${i}: the client closed`).toBeUndefined();
       expect(end, `message ${i}: echoed`).toBeGreaterThanOrEqual(0);
@@ -785,7 +777,7 @@ async function compressedEcho(response: string, messages: { data: Buffer; binary
     peer.send(closeFrame(NORMAL));
     await peer.until(() => peer.closeFrames().length > 0);
     peer.socket.end();
-    await within(client.closed, 1000, 'close');
+    await within(client.closed, { timeout: 1000, what: 'close' });
     expect(codeOf(peer.closeFrames()[0].payload)).toBe(NORMAL);
     expect(peer.frames.at(-1)!.opcode).toBe(8);
   } finally {
@@ -830,7 +822,7 @@ describe('12 / 13 permessage-deflate (representative)', () => {
     await peer.until(() => peer.closeFrames().length > 0);
     await sleep(50);
     peer.socket.end();
-    expect((await within(client.closed, 1000, 'close')).code).toBe(NORMAL);
+    expect((await within(client.closed, { timeout: 1000, what: 'close' })).code).toBe(NORMAL);
     // Whatever was echoed went before the close (the client may also drop the echoes: Autobahn's
     // 7.1.6 is informational); nothing after it, and the echoes inflate to what was sent.
     const last = peer.frames.at(-1)!;
@@ -902,7 +894,7 @@ describe('scripts/autobahn-client.mjs against a fake fuzzingserver', () => {
   /** Autobahn's close: send 1000, wait for the echo, drop TCP (bounded). */
   async function finish(p: Peer): Promise<void> {
     p.send(closeFrame(NORMAL));
-    await p.until(() => p.closeFrames().length > 0 || p.closed, 1500).catch(() => {});
+    await p.until(() => p.closeFrames().length > 0 || p.closed, { timeout: 1500 }).catch(() => {});
     p.socket.end();
   }
   async function runCaseOn(p: Peer, i: number): Promise<void> {
@@ -910,7 +902,7 @@ describe('scripts/autobahn-client.mjs against a fake fuzzingserver', () => {
     const third = c.data;
     p.send(frame(1, a.data), frame(2, b.data));
     p.send(frame(1, third.subarray(0, 10), { fin: false }), frame(9, 'ping'), frame(0, third.subarray(10, 22), { fin: false }), frame(0, third.subarray(22)));
-    await p.until(() => clientEvents(p.frames).filter((e) => e.startsWith('message')).length >= 3 || p.closed, 1500).catch(() => {});
+    await p.until(() => clientEvents(p.frames).filter((e) => e.startsWith('message')).length >= 3 || p.closed, { timeout: 1500 }).catch(() => {});
     // Record the echoed messages, reassembled, with their types.
     const got: { data: Buffer; binary: boolean }[] = [];
     let parts: Buffer[] = [];

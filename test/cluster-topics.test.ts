@@ -8,17 +8,9 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { WebSocket, WebSocketServer, ClusterHub, ClusterBroker } from '../src/index.js';
-import { ensureDist } from './helpers.js';
+import { ensureDist, poll, sleep, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface Client { ws: WebSocket; got: string[]; worker: number }
 async function client(url: string): Promise<Client> {
@@ -32,7 +24,7 @@ async function client(url: string): Promise<Client> {
   });
   ws.on('error', () => {});
   await once(ws, 'open');
-  await until(() => worker >= 0, 5000, 'worker id');
+  await until(() => worker >= 0, { timeout: 5000, what: 'worker id' });
   return { ws, got, get worker() { return worker; } } as Client;
 }
 
@@ -44,18 +36,15 @@ describe('ClusterBroker with forked workers', () => {
   const ask = async (cmd: string): Promise<Record<string, unknown>> => {
     const n = replies.length;
     proc.stdin!.write(cmd + '\n');
-    await until(() => replies.length > n, 5000, cmd);
+    await until(() => replies.length > n, { timeout: 5000, what: cmd });
     return replies[n];
   };
   /** Ask the primary which workers want `topic` until the answer is `want` (IPC is asynchronous). */
   const workersBecome = async (topic: string, want: number[]): Promise<number[]> => {
-    const end = Date.now() + 5000;
     let have: number[] = [];
-    while (Date.now() < end) {
-      have = (await ask(`workers ${topic}`)).workers as number[];
-      if (JSON.stringify(have) === JSON.stringify(want)) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await poll(async () => JSON.stringify((have = (await ask(`workers ${topic}`)).workers as number[])) === JSON.stringify(want), {
+      timeout: 5000, what: `the workers of ${topic}`,
+    }).catch(() => {}); // the caller's assertion shows the difference
     return have;
   };
 
@@ -68,11 +57,11 @@ describe('ClusterBroker with forked workers', () => {
       if (o.port) port = o.port;
       else replies.push(o);
     });
-    await until(() => port > 0, 15_000, 'cluster start');
+    await until(() => port > 0, { timeout: 15_000, what: 'cluster start' });
   });
   afterAll(async () => {
     proc.stdin!.end();
-    await Promise.race([once(proc, 'exit'), new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([once(proc, 'exit'), sleep(5000)]);
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
 
@@ -101,8 +90,8 @@ describe('ClusterBroker with forked workers', () => {
     for (let i = 0; i < 30; i++) {
       clients.forEach((c, k) => c.ws.send(`pub:room:${k}-${i}`, { binary: i % 5 === 0 }));
     }
-    await until(() => clients.every((c) => c.got.length >= total), 10_000, 'all messages');
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => clients.every((c) => c.got.length >= total), { timeout: 10_000, what: 'all messages' });
+    await sleep(100);
     const ref = clients[0].got;
     expect(ref.length).toBe(total);
     expect(new Set(ref).size).toBe(total);
@@ -111,11 +100,11 @@ describe('ClusterBroker with forked workers', () => {
     // hub.broadcast: binary bytes cross IPC as bytes and reach every client of both workers.
     clients[0].ws.send('hubcast:\u00ff\u0000raw');
     const want = `bin:${Buffer.from('\u00ff\u0000raw').toString('hex')}`;
-    await until(() => clients.every((c) => c.got.includes(want)), 5000, 'hub broadcast');
+    await until(() => clients.every((c) => c.got.includes(want)), { timeout: 5000, what: 'hub broadcast' });
     // One Buffer reused for three publishes: the publisher's own subscribers get each as it was.
     for (const c of clients) c.got.length = 0;
     clients[0].ws.send('reuse:room');
-    await until(() => clients.every((c) => c.got.length >= 3), 5000, 'reused-buffer messages');
+    await until(() => clients.every((c) => c.got.length >= 3), { timeout: 5000, what: 'reused-buffer messages' });
     for (const c of clients) expect(c.got).toEqual(['bin:7231', 'bin:7232', 'bin:7233']);
     for (const c of clients) c.ws.close();
   });
@@ -143,10 +132,10 @@ describe('ClusterBroker with forked workers', () => {
     expect(await workersBecome('only-a', [])).toEqual([]);
     // A publish from B's side reaches the subscriber on A through the primary.
     both2.ws.send('pub:both:hello');
-    await until(() => both1.got.includes('hello') && both2.got.includes('hello'), 5000, 'cross-worker');
+    await until(() => both1.got.includes('hello') && both2.got.includes('hello'), { timeout: 5000, what: 'cross-worker' });
     // SIGKILL worker A: the primary drops its subscriptions.
     await ask(`kill ${a.worker}`);
-    await until(() => both1.ws.readyState === WebSocket.CLOSED, 5000, 'worker A gone');
+    await until(() => both1.ws.readyState === WebSocket.CLOSED, { timeout: 5000, what: 'worker A gone' });
     expect(await workersBecome('both', [b.worker])).toEqual([b.worker]);
     for (const c of [...clients, onlyA, both1, both2]) c.ws.terminate();
   });

@@ -13,10 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import * as ours from '../src/index.js';
 import { FrameParser } from '../src/protocol/parser.js';
-import { eventually } from './helpers.js';
+import { nextEvent } from './helpers.js';
 import { LIBS, sameAsWs, sleep, withServer, type Lib } from './side-by-side.js';
-
-const next = (emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> => eventually<any[]>(emitter, event, ms);
 
 const require = createRequire(import.meta.url);
 const wsLib = require('ws');
@@ -32,12 +30,12 @@ describe('server options', () => {
         mine = true;
       }
       return withServer(lib, { WebSocket: Mine }, async (url, wss) => {
-        const conn = next(wss, 'connection');
+        const conn = nextEvent(wss, 'connection');
         const c = new lib.WebSocket(url);
         const [serverSide] = await conn;
-        await next(c, 'open');
+        await nextEvent(c, 'open');
         serverSide.send('hi from the subclass');
-        const [msg] = await next(c, 'message');
+        const [msg] = await nextEvent(c, 'message');
         c.terminate();
         return { subclass: serverSide instanceof Mine, field: serverSide.mine, base: serverSide instanceof lib.WebSocket, msg: String(msg) };
       });
@@ -110,7 +108,7 @@ describe('client options', () => {
             mask.set([1, 2, 3, 4]);
           },
         });
-        await next(c, 'open');
+        await nextEvent(c, 'open');
         c.send('hello');
         const { bytes } = await raw.got;
         c.terminate();
@@ -126,7 +124,7 @@ describe('client options', () => {
   it('finishRequest(request, websocket) ends the upgrade request itself, after setting headers', async () => {
     const r = await sameAsWs((lib) =>
       withServer(lib, {}, async (url, wss) => {
-        const conn = next(wss, 'connection');
+        const conn = nextEvent(wss, 'connection');
         let given: unknown = null;
         const c = new lib.WebSocket(url, {
           finishRequest: (req: http.ClientRequest, websocket: unknown) => {
@@ -136,7 +134,7 @@ describe('client options', () => {
           },
         });
         const [, req] = await conn;
-        await next(c, 'open');
+        await nextEvent(c, 'open');
         c.terminate();
         return { header: req.headers['x-late'], sawSocket: given === c };
       }),
@@ -152,10 +150,10 @@ describe('client options', () => {
           [url.replace('ws://', 'ws://us%20er:p%40ss@'), {}],
           [url, { auth: 'opt:ion' }],
         ] as const) {
-          const conn = next(wss, 'connection');
+          const conn = nextEvent(wss, 'connection');
           const c = new lib.WebSocket(u, opts);
           const [, req] = await conn;
-          await next(c, 'open');
+          await nextEvent(c, 'open');
           out.push(Buffer.from(String(req.headers.authorization).replace('Basic ', ''), 'base64').toString());
           out.push(c.url.includes('@') ? 'url keeps credentials' : 'url without credentials');
           c.terminate();
@@ -174,12 +172,12 @@ describe('client options', () => {
         const server = http.createServer();
         const wss = new lib.WebSocketServer({ server });
         await new Promise<void>((res) => server.listen(path, res));
-        const conn = next(wss, 'connection');
+        const conn = nextEvent(wss, 'connection');
         const c = new lib.WebSocket(`ws+unix://${path}:/chat?x=1`);
         const [serverSide, req] = await conn;
-        await next(c, 'open');
+        await nextEvent(c, 'open');
         serverSide.send('over a unix socket');
-        const [msg] = await next(c, 'message');
+        const [msg] = await nextEvent(c, 'message');
         c.terminate();
         await Promise.race([new Promise((res) => wss.close(res)), sleep(1000)]);
         server.closeAllConnections?.();
@@ -207,7 +205,7 @@ describe('client options', () => {
             }) as never });
           },
         } as http.ClientRequestArgs);
-        await next(c, 'open');
+        await nextEvent(c, 'open');
         c.terminate();
         return calls;
       }),
@@ -227,7 +225,7 @@ describe('client options', () => {
         c.on('open', () => log.push('open'));
         c.on('error', (e: Error) => log.push(`error ${e.message}`));
         c.on('close', (code: number) => log.push(`close ${code}`));
-        await next(c, 'close');
+        await nextEvent(c, 'close');
         await sleep(20);
         return log;
       }),

@@ -90,7 +90,7 @@ async function runCase(exp: Expectation, run: (t: Ctx) => Promise<void> | void, 
     if (exp.close.byMe) {
       if (!exp.suppressClose) {
         // finishWhenDone: close as soon as the events match; else Autobahn's closeAfter timer.
-        await c.until(() => outcome() === 'OK' || c.closed || hasClose(), 1500).catch(() => {});
+        await c.until(() => outcome() === 'OK' || c.closed || hasClose(), { timeout: 1500 }).catch(() => {});
         if (!c.closed && !hasClose()) {
           c.send(closeFrame(exp.close.codes[0]));
           clientSentClose = true;
@@ -98,12 +98,12 @@ async function runCase(exp: Expectation, run: (t: Ctx) => Promise<void> | void, 
       } else clientSentClose = true;
     }
     // Wait for the server's close frame (answering it as Autobahn does), then for the server to drop TCP.
-    await c.until(() => c.closed || hasClose(), 1000).catch(() => {});
+    await c.until(() => c.closed || hasClose(), { timeout: 1000 }).catch(() => {});
     if (hasClose() && !clientSentClose && !c.closed) {
       const code = serverCloseCode(c.frames.find((f) => f.opcode === 8)!.payload);
       c.send(closeFrame(code));
     }
-    await c.until(() => c.closed, 1000).catch(() => {});
+    await c.until(() => c.closed, { timeout: 1000 }).catch(() => {});
   } finally {
     if (!c.closed) c.socket.destroy();
   }
@@ -263,7 +263,7 @@ describe('5 fragmentation', () => {
         const go = (...fs: Buffer[]) => (sync ? t.sendSync(...fs) : t.send(...fs));
         await go(cframe(1, frags[0], { fin: false }), cframe(0, frags[1], { fin: false }), cframe(9, pings[0]));
         // "The peer immediately answers the first Ping before it has received the last text fragment."
-        await t.c.until(() => t.c.frames.some((f) => f.opcode === 10), 1000);
+        await t.c.until(() => t.c.frames.some((f) => f.opcode === 10), { timeout: 1000 });
         await sleep(100);
         await go(cframe(0, frags[2], { fin: false }), cframe(0, frags[3], { fin: false }), cframe(9, pings[1]), cframe(0, frags[4]));
       }));
@@ -476,7 +476,7 @@ describe('9 limits and performance (reduced)', () => {
           for (let j = 0; j < N; j++) {
             const have = t.c.frames.length;
             t.send(cframe(op, p));
-            await t.c.until(() => t.c.frames.length > have, 1000);
+            await t.c.until(() => t.c.frames.length > have, { timeout: 1000 });
           }
         });
       });
@@ -511,9 +511,9 @@ class DeflateClient {
 
   static async connect(port: number, offer: string): Promise<DeflateClient> {
     const d = new DeflateClient();
-    d.c = await RawClient.connect(port, upgradeRequest('/', { 'Sec-WebSocket-Extensions': offer }));
-    // Our parser as a client: let it accept RSV1 on data frames (negotiated below).
-    (d.c as unknown as { parser: { allowRsv1: boolean } }).parser.allowRsv1 = true;
+    // Its frame parser accepts RSV1 on data frames (FrameParser's allowRsv1), as a client that
+    // offers permessage-deflate must once it is negotiated (the response is checked below).
+    d.c = await RawClient.connect(port, upgradeRequest('/', { 'Sec-WebSocket-Extensions': offer }), { allowRsv1: true });
     const m = /\r\nSec-WebSocket-Extensions:\s*([^\r]*)/i.exec(d.c.response);
     d.response = m ? m[1].trim() : '';
     if (d.response) {
@@ -579,7 +579,7 @@ class DeflateClient {
         }
       }
       return c.closed;
-    }, ms);
+    }, { timeout: ms });
     if (end < 0) throw new Error('connection closed before the echo');
     const fs = c.frames.slice(this.next, end + 1).filter((f) => f.opcode < 8);
     this.next = end + 1;
@@ -603,7 +603,7 @@ class DeflateClient {
   /** Client-initiated close (closedByMe, requireClean): the server answers 1000 and drops TCP. */
   async close(): Promise<void> {
     this.c.send(closeFrame(NORMAL));
-    await this.c.until(() => this.c.closed, 1000).catch(() => {});
+    await this.c.until(() => this.c.closed, { timeout: 1000 }).catch(() => {});
     if (!this.c.closed) this.c.socket.destroy();
     this.deflater?.close();
     this.inflater?.close();

@@ -11,7 +11,7 @@ import { Limiter, PerMessageDeflate, sharedLimiter } from '../src/deflate/deflat
 import type { DeflateParams, PerMessageDeflateOptions } from '../src/handshake/extensions.js';
 import { acceptKey, generateKey } from '../src/handshake/upgrade.js';
 import { createCodec } from '../src/codec/index.js';
-import { raw } from './helpers.js';
+import { nextEvent, raw, sleep, until } from './helpers.js';
 
 const HOST = '127.0.0.1';
 const KiB = 1024;
@@ -25,39 +25,19 @@ const KEY = [1, 2, 3, 4];
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────
 
-/** Resolve when `emitter` emits `event`, reject after `ms`. */
-function once<T = unknown[]>(emitter: { once(ev: string, fn: (...a: any[]) => void): unknown }, event: string, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timeout waiting for ${event}`)), ms);
-    emitter.once(event, (...args: unknown[]) => {
-      clearTimeout(t);
-      resolve(args as T);
-    });
-  });
-}
-
-/** Wait until `pred()` holds (polling every 5 ms), at most `ms`. */
-async function until(pred: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timeout in until()');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 function port(s: { address(): unknown }): number {
   return (s.address() as net.AddressInfo).port;
 }
 
 async function ourServer(opts: ConstructorParameters<typeof WebSocketServer>[0] = {}): Promise<WebSocketServer> {
   const wss = new WebSocketServer({ port: 0, host: HOST, ...opts });
-  await once(wss, 'listening');
+  await nextEvent(wss, 'listening');
   return wss;
 }
 
 async function wsServer(opts: ConstructorParameters<typeof WSServer>[0] = {}): Promise<WSServer> {
   const wss = new WSServer({ port: 0, host: HOST, ...opts });
-  await once(wss, 'listening');
+  await nextEvent(wss, 'listening');
   return wss;
 }
 
@@ -148,7 +128,7 @@ interface RawConn {
 /** A hand-made client: upgrade request with the given extension offer, then raw frames. */
 async function rawConnect(p: number, extensions?: string): Promise<RawConn> {
   const socket = net.connect(p, HOST);
-  await once(socket, 'connect');
+  await nextEvent(socket, 'connect');
   const key = generateKey();
   socket.write(
     `GET / HTTP/1.1\r\nHost: ${HOST}:${p}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
@@ -157,25 +137,14 @@ async function rawConnect(p: number, extensions?: string): Promise<RawConn> {
       '\r\n',
   );
   let buf = Buffer.alloc(0);
-  const waiters: (() => void)[] = [];
   const ended = new Promise<void>((r) => socket.on('close', () => r()));
   socket.on('data', (c) => {
     buf = Buffer.concat([buf, c]);
-    for (const w of waiters.splice(0)) w();
-  });
-  socket.on('close', () => {
-    for (const w of waiters.splice(0)) w();
   });
   socket.on('error', () => {});
   const wait = async (pred: () => boolean, ms: number) => {
-    const end = Date.now() + ms;
-    while (!pred()) {
-      if (Date.now() > end || socket.destroyed) throw new Error('raw client: timeout or closed');
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 50);
-      });
-    }
+    await until(() => pred() || socket.destroyed, { timeout: ms, what: 'raw client: bytes from the server' });
+    if (!pred()) throw new Error('raw client: closed');
   };
   await wait(() => buf.indexOf('\r\n\r\n') >= 0, 5000);
   const end = buf.indexOf('\r\n\r\n');
@@ -271,13 +240,31 @@ describe('PerMessageDeflate', () => {
     const { server } = pair({}, {}, 1 * MiB);
     const bomb = bombUnit(); // ≈ 64 KiB → 64 MiB
     expect(bomb.length).toBeLessThan(100 * KiB);
+    // The zlib stream the compressor inflates with: the one its write() goes to.
+    const writes = vi.spyOn(zlib.InflateRaw.prototype, 'write');
+    let err: unknown;
+    let contexts: unknown[] = [];
     const t0 = performance.now();
-    const err = await run(server.decompress.bind(server), bomb).then(() => null, (e) => e);
+    try {
+      err = await run(server.decompress.bind(server), bomb).then(() => null, (e) => e);
+    } finally {
+      contexts = [...writes.mock.contexts]; // mockRestore() clears them
+      writes.mockRestore();
+    }
     expect(err).toBeInstanceOf(ProtocolError);
     expect((err as ProtocolError).code).toBe(1009);
     expect(performance.now() - t0).toBeLessThan(2000);
-    expect((server as any).inflater).toBeNull();
+    const used = contexts.filter((z) => z instanceof zlib.InflateRaw) as zlib.InflateRaw[];
+    expect(used).toHaveLength(1);
+    // Dropped: closed (its window and state freed) by the time the error is reported…
+    expect(used[0].destroyed).toBe(true);
+    // …and the next message is inflated by a fresh one: a stream that starts from scratch inflates
+    // (it would not on the closed stream, nor after the bomb's half-read state).
+    const { client } = pair();
+    const next = await run(client.compress.bind(client), Buffer.from('after the bomb'));
+    expect((await run(server.decompress.bind(server), next)).toString()).toBe('after the bomb');
     server.release();
+    client.release();
   });
 
   it('fails with bad_deflate (1007) on a corrupt stream', async () => {
@@ -296,19 +283,28 @@ describe('PerMessageDeflate', () => {
 
   it('release() closes both zlib streams and frees the limiter slot of a job in flight', async () => {
     const { server } = pair({}, { concurrencyLimit: 3 });
-    await run(server.compress.bind(server), Buffer.from(text(2000)));
-    await run(server.decompress.bind(server), deflate(Buffer.from('x'.repeat(100))));
-    const def = (server as any).deflater as zlib.DeflateRaw;
-    const inf = (server as any).inflater as zlib.InflateRaw;
-    const closeD = vi.spyOn(def, 'close');
-    const closeI = vi.spyOn(inf, 'close');
+    // The compressor's two zlib streams: the ones its write()s go to.
+    const writeD = vi.spyOn(zlib.DeflateRaw.prototype, 'write');
+    const writeI = vi.spyOn(zlib.InflateRaw.prototype, 'write');
     const cb = vi.fn();
-    server.decompress(deflate(Buffer.alloc(8 * MiB)), cb); // in flight while we release
+    let def: zlib.DeflateRaw[] = [];
+    let inf: zlib.InflateRaw[] = [];
+    try {
+      await run(server.compress.bind(server), Buffer.from(text(2000)));
+      await run(server.decompress.bind(server), deflate(Buffer.from('x'.repeat(100))));
+      server.decompress(deflate(Buffer.alloc(8 * MiB)), cb); // in flight while we release
+    } finally {
+      def = [...new Set(writeD.mock.contexts)] as zlib.DeflateRaw[]; // before mockRestore() clears them
+      inf = [...new Set(writeI.mock.contexts)] as zlib.InflateRaw[];
+      writeD.mockRestore();
+      writeI.mockRestore();
+    }
+    expect([def.length, inf.length]).toEqual([1, 1]);
+    expect([def[0].destroyed, inf[0].destroyed]).toEqual([false, false]);
     server.release();
-    expect(closeD).toHaveBeenCalled();
-    expect(closeI).toHaveBeenCalled();
+    expect([def[0].destroyed, inf[0].destroyed]).toEqual([true, true]);
     expect(sharedLimiter(3).active).toBe(0);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(cb).not.toHaveBeenCalled();
   });
 
@@ -429,7 +425,7 @@ describe('Protocol with a compressor', () => {
     expect(p.queuedBytes).toBe(0);
   });
 
-  it("delays onClose until our close echo is written after the compression in flight (RFC 6455 §5.5.1)", () => {
+  it("ends our half only once our close echo is written after the compression in flight (RFC 6455 §5.5.1)", () => {
     const c = new ManualCompressor();
     const { s, p } = proto(c);
     p.sendMessage(Buffer.from('a-big-message-here'), true, true);
@@ -550,7 +546,7 @@ describe('interop: our server, ws client', () => {
     wss = await ourServer({ perMessageDeflate: { threshold: 0 } });
     echo(wss);
   });
-  afterAll(() => closeServer(wss as any));
+  afterAll(() => closeServer(wss));
 
   it(`echoes compressed messages for ${offerCombos().length} offers`, async () => {
     const seen = new Set<string>();
@@ -558,11 +554,11 @@ describe('interop: our server, ws client', () => {
     await pool(offerCombos(), 8, async (combo) => {
       const { label, ...pmd } = combo;
       const c = new WS(`ws://${HOST}:${port(wss)}`, { perMessageDeflate: pmd });
-      await once(c, 'open');
+      await nextEvent(c, 'open');
       expect(c.extensions, label).toContain('permessage-deflate');
       await exchange(c, label);
       c.close();
-      await once(c, 'close');
+      await nextEvent(c, 'close');
     });
     // The negotiated values appear in the response header (spot checks).
     expect(seen).toContain('permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9');
@@ -574,10 +570,10 @@ describe('interop: our server, ws client', () => {
     const s = await ourServer({ perMessageDeflate: { ...opts, threshold: 0 } });
     echo(s);
     const c = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true });
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     await exchange(c, label);
     c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 });
 
@@ -587,17 +583,17 @@ describe('interop: our client, ws server', () => {
     wss = await wsServer({ perMessageDeflate: { threshold: 0 } });
     echo(wss);
   });
-  afterAll(() => closeServer(wss as any));
+  afterAll(() => closeServer(wss));
 
   it(`echoes compressed messages for ${offerCombos().length} offers`, async () => {
     await pool(offerCombos(), 8, async (combo) => {
       const { label, ...pmd } = combo;
       const c = new WebSocket(`ws://${HOST}:${port(wss)}`, { perMessageDeflate: pmd });
-      await once(c, 'open');
+      await nextEvent(c, 'open');
       expect(c.extensions, label).toMatch(/^permessage-deflate/);
       await exchange(c, label);
       c.close();
-      await once(c, 'close');
+      await nextEvent(c, 'close');
     });
   }, 60_000);
 
@@ -605,10 +601,10 @@ describe('interop: our client, ws server', () => {
     const s = await wsServer({ perMessageDeflate: { ...opts, threshold: 0 } });
     echo(s);
     const c = new WebSocket(`ws://${HOST}:${port(s)}`, { perMessageDeflate: { threshold: 0 } });
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     await exchange(c, label);
     c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('offers permessage-deflate by default and the extensions property is the negotiated header', async () => {
@@ -619,14 +615,14 @@ describe('interop: our client, ws server', () => {
       response = h.find((l) => /^sec-websocket-extensions:/i.test(l))?.replace(/^[^:]*:\s*/, '');
     });
     const c = new WebSocket(`ws://${HOST}:${port(wss)}`);
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     expect(offer).toBe('permessage-deflate; client_max_window_bits');
     expect(response).toMatch(/^permessage-deflate/);
     expect(c.extensions).toBe(response);
     c.close();
     const off = new WebSocket(`ws://${HOST}:${port(wss)}`, { perMessageDeflate: false });
     wss.once('headers', (_h, req) => { offer = req.headers['sec-websocket-extensions'] as string; });
-    await once(off, 'open');
+    await nextEvent(off, 'open');
     expect(offer).toBeUndefined();
     expect(off.extensions).toBe('');
     off.close();
@@ -638,11 +634,11 @@ describe('server defaults', () => {
     const s = await ourServer();
     echo(s);
     const c = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true });
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     expect(c.extensions).toBe('');
     await exchange(c, 'off');
     c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('sends messages below the threshold (default 1024) uncompressed', async () => {
@@ -659,7 +655,7 @@ describe('server defaults', () => {
     expect(b.rsv).toBe(RSV1);
     expect(inflate(b.payload).toString()).toBe('y'.repeat(1024));
     c.socket.destroy();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 });
 
@@ -688,7 +684,7 @@ describe('edge cases', () => {
     const e2 = await c.frame();
     expect([e1.opcode, e1.payload.length, e2.opcode, e2.payload.length]).toEqual([OP_BINARY, 0, OP_TEXT, 0]);
     c.socket.destroy();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('receives fragmented compressed messages from a ws server (fin: false)', async () => {
@@ -704,21 +700,21 @@ describe('edge cases', () => {
     const got = collect(c, 2);
     expect(await got).toEqual([parts.join(''), 'after']);
     c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('sends and receives empty messages compressed (threshold 0) both ways', async () => {
     const s = await wsServer({ perMessageDeflate: { threshold: 0 } });
     echo(s);
     const c = new WebSocket(`ws://${HOST}:${port(s)}`, { perMessageDeflate: { threshold: 0 } });
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     const got = collect(c, 3);
     c.send('');
     c.send(Buffer.alloc(0));
     c.send('end');
     expect(await got).toEqual(['', Buffer.alloc(0), 'end']);
     c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('moves 1 MiB text messages both ways (our server ↔ ws client, our client ↔ ws server)', async () => {
@@ -729,7 +725,7 @@ describe('edge cases', () => {
     echo(theirs);
     const a = new WS(`ws://${HOST}:${port(ours)}`, { perMessageDeflate: true });
     const b = new WebSocket(`ws://${HOST}:${port(theirs)}`);
-    await Promise.all([once(a, 'open'), once(b, 'open')]);
+    await Promise.all([nextEvent(a, 'open'), nextEvent(b, 'open')]);
     const ga = collect(a, 2);
     const gb = collect(b, 2);
     a.send(big);
@@ -740,7 +736,7 @@ describe('edge cases', () => {
     expect((await gb).every((m) => m === big)).toBe(true);
     a.close();
     b.close();
-    await Promise.all([closeServer(ours as any), closeServer(theirs as any)]);
+    await Promise.all([closeServer(ours), closeServer(theirs)]);
   });
 
   it('fails a small bomb (≤ 4 KiB, inflated on the spot) with 1009 at maxPayload', async () => {
@@ -752,27 +748,27 @@ describe('edge cases', () => {
     const c = await rawConnect(port(s), 'permessage-deflate');
     c.socket.write(raw({ opcode: OP_BINARY, rsv: RSV1, payload: small, key: KEY }));
     expect(await closeCode(c)).toBe(1009);
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('keeps context takeover intact when small (on the spot) and large (thread pool) messages alternate', async () => {
     const s = await ourServer({ perMessageDeflate: true, maxPayload: 8 * MiB });
     echo(s);
     const c = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true, maxPayload: 8 * MiB });
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     const msgs = [text(2000, 1), text(300_000, 2), text(3000, 3), randomBytes(200_000).toString('base64'), text(1500, 4), text(60_000, 5), text(2000, 6)];
     const got = collect(c, msgs.length, 20_000);
     for (const m of msgs) c.send(m);
     expect(await got).toEqual(msgs);
     c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('fails a decompression bomb (≈1 MB inflating to 1 GiB) with 1009 while another client keeps working, memory bounded', async () => {
     const s = await ourServer({ perMessageDeflate: true, maxPayload: 2 * MiB });
     echo(s);
     const other = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true });
-    await once(other, 'open');
+    await nextEvent(other, 'open');
     const unit = bombUnit();
     const copies = Math.floor((2 * MiB) / unit.length); // stay under maxPayload compressed
     const bomb = Buffer.concat(Array.from({ length: copies }, () => unit));
@@ -797,7 +793,7 @@ describe('edge cases', () => {
     // The other connection is untouched.
     await exchange(other, 'other client after the bomb');
     other.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('fails a client receiving a bomb from a server with 1009', async () => {
@@ -813,7 +809,7 @@ describe('edge cases', () => {
     const c = new WebSocket(`ws://${HOST}:${port(srv)}`, { maxPayload: 1 * MiB });
     const errors: Error[] = [];
     c.on('error', (e) => errors.push(e));
-    const [code] = await once<[number]>(c, 'close');
+    const [code] = await nextEvent<[number]>(c, 'close');
     expect(code).toBe(1009);
     expect((errors[0] as ProtocolError).kind).toBe('too_big');
     srv.closeAllConnections();
@@ -826,7 +822,7 @@ describe('edge cases', () => {
     c.socket.write(raw({ opcode: OP_TEXT, rsv: RSV1, payload: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), key: KEY }));
     expect(await closeCode(c)).toBe(1007);
     c.socket.destroy();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('fails with 1007 when a compressed text message inflates to invalid UTF-8', async () => {
@@ -835,7 +831,7 @@ describe('edge cases', () => {
     c.socket.write(raw({ opcode: OP_TEXT, rsv: RSV1, payload: deflate(Buffer.from([0x61, 0xc3, 0x28])), key: KEY }));
     expect(await closeCode(c)).toBe(1007);
     c.socket.destroy();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('fails with 1002 on RSV1 when nothing was negotiated', async () => {
@@ -845,7 +841,7 @@ describe('edge cases', () => {
     c.socket.write(raw({ opcode: OP_TEXT, rsv: RSV1, payload: deflate(Buffer.from('hello')), key: KEY }));
     expect(await closeCode(c)).toBe(1002);
     c.socket.destroy();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('fails with 1002 on RSV1 on a continuation frame even when negotiated', async () => {
@@ -856,7 +852,7 @@ describe('edge cases', () => {
     c.socket.write(raw({ opcode: OP_CONT, rsv: RSV1, payload: z.subarray(10), key: KEY }));
     expect(await closeCode(c)).toBe(1002);
     c.socket.destroy();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('keeps compressed and small uncompressed messages in send order, then closes after them', async () => {
@@ -868,7 +864,7 @@ describe('edge cases', () => {
       ws.on('close', (code) => resolve(code));
     }));
     const c = new WebSocket(`ws://${HOST}:${port(theirs)}`);
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     const expected: string[] = [];
     for (let i = 0; i < 200; i++) {
       const m = i % 3 === 0 ? `big ${String(i).padStart(4, '0')}   ` + text(4000 + i, i) : `small ${i}`;
@@ -877,9 +873,9 @@ describe('edge cases', () => {
       if (i % 10 === 0) c.ping();
     }
     c.close(1000);
-    expect(await Promise.race([closed, new Promise((r) => setTimeout(() => r('timeout'), 5000))])).toBe(1000);
+    expect(await Promise.race([closed, sleep(5000).then(() => 'timeout')])).toBe(1000);
     expect(received).toEqual(expected);
-    await closeServer(theirs as any);
+    await closeServer(theirs);
 
     const ours = await ourServer({ perMessageDeflate: true });
     ours.on('connection', (ws) => {
@@ -889,10 +885,10 @@ describe('edge cases', () => {
     const w = new WS(`ws://${HOST}:${port(ours)}`, { perMessageDeflate: true });
     const got: string[] = [];
     w.on('message', (d) => got.push(d.toString().slice(0, 12)));
-    const [code] = await once<[number]>(w, 'close');
+    const [code] = await nextEvent<[number]>(w, 'close');
     expect(code).toBe(1000);
     expect(got).toEqual(expected);
-    await closeServer(ours as any);
+    await closeServer(ours);
   });
 });
 
@@ -906,7 +902,7 @@ describe('broadcast', () => {
       ...Array.from({ length: 3 }, () => new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: { serverMaxWindowBits: 10 } })),
       new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: false }),
     ];
-    await Promise.all(clients.map((c) => once(c, 'open')));
+    await Promise.all(clients.map((c) => nextEvent(c, 'open')));
     await until(() => s.clients.size === clients.length);
     const shared = vi.spyOn(PerMessageDeflate.prototype, 'compressShared');
     const own = vi.spyOn(PerMessageDeflate.prototype, 'compress');
@@ -920,13 +916,13 @@ describe('broadcast', () => {
     shared.mockRestore();
     own.mockRestore();
     for (const c of clients) c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('compresses per connection with context takeover, in order with other sends', async () => {
     const s = await ourServer({ perMessageDeflate: true });
     const clients = Array.from({ length: 3 }, () => new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true }));
-    await Promise.all(clients.map((c) => once(c, 'open')));
+    await Promise.all(clients.map((c) => nextEvent(c, 'open')));
     await until(() => s.clients.size === clients.length);
     const own = vi.spyOn(PerMessageDeflate.prototype, 'compress');
     const ownSync = vi.spyOn(PerMessageDeflate.prototype, 'compressSync');
@@ -943,7 +939,7 @@ describe('broadcast', () => {
     own.mockRestore();
     ownSync.mockRestore();
     for (const c of clients) c.close();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 });
 
@@ -953,7 +949,7 @@ describe('closing while a message inflates or deflates', () => {
     const big = randomBytes(512 * 1024).toString('hex'); // compresses, but not below the on-the-spot limit
     s.on('connection', (ws: any) => ws.on('message', (d: Buffer) => { if (String(d) === 'go') ws.send(big); }));
     const c = new WebSocket(`ws://${HOST}:${port(s)}`);
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     const got: string[] = [];
     c.on('message', (d: Buffer) => got.push(d.toString()));
     const closed = new Promise<number>((r) => c.on('close', (code: number) => r(code)));
@@ -961,7 +957,7 @@ describe('closing while a message inflates or deflates', () => {
     c.close(1000, 'bye');
     expect(await closed).toBe(1000);
     expect(got).toEqual([big]);
-    await closeServer(s as any);
+    await closeServer(s);
   });
 
   it('a server close() while its close reply waits behind a compression still sends both', async () => {
@@ -973,7 +969,7 @@ describe('closing while a message inflates or deflates', () => {
       setImmediate(() => ws.close(1001, 'shutdown'));
     }));
     const c = new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true });
-    await once(c, 'open');
+    await nextEvent(c, 'open');
     let msgs = 0;
     c.on('message', () => msgs++);
     const closed = new Promise<number>((r) => c.on('close', (code: number) => r(code)));
@@ -981,7 +977,7 @@ describe('closing while a message inflates or deflates', () => {
     c.close(1000, 'bye');
     expect(await closed).toBe(1000);
     expect(msgs).toBe(1);
-    await closeServer(s as any);
+    await closeServer(s);
   });
 });
 
@@ -993,7 +989,7 @@ describe('resources', () => {
     echo(s);
     const release = vi.spyOn(PerMessageDeflate.prototype, 'release');
     const clients = Array.from({ length: 5 }, () => new WS(`ws://${HOST}:${port(s)}`, { perMessageDeflate: true }));
-    await Promise.all(clients.map((c) => once(c, 'open')));
+    await Promise.all(clients.map((c) => nextEvent(c, 'open')));
     await Promise.all(clients.map((c) => exchange(c, 'pre-close')));
     // Close some mid-flight: a big message is being inflated when the socket goes away.
     for (const c of clients.slice(0, 2)) {
@@ -1005,6 +1001,6 @@ describe('resources', () => {
     expect(release).toHaveBeenCalledTimes(5);
     await until(() => sharedLimiter().active === 0 && sharedLimiter().pending === 0);
     release.mockRestore();
-    await closeServer(s as any);
+    await closeServer(s);
   });
 });

@@ -13,7 +13,7 @@ import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import { ProtocolError } from '../src/protocol/errors.js';
-import { RawClient, eventually, raw, rng, startServer, stopServer, upgradeRequest } from './helpers.js';
+import { RawClient, nextEvent, raw, rng, sleep, startRoutedServer, startServer, stopServer, until, upgradeRequest, waitUpTo } from './helpers.js';
 
 // ── measurement ─────────────────────────────────────────────────────────────────────────────
 
@@ -27,7 +27,6 @@ const gc: (() => void) | null = (() => {
   }
 })();
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
 
 /** Heap used and array-buffer bytes after a full collection (generous fallback without gc). */
@@ -46,16 +45,6 @@ function fdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
-/** Poll `pred` every 10 ms until it holds or `ms` passes; returns whether it held. */
-async function until(pred: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) return false;
-    await sleep(10);
-  }
-  return true;
-}
-
 // Nothing a peer does may throw out of the server.
 const uncaught: unknown[] = [];
 const onUncaught = (err: unknown) => uncaught.push(err);
@@ -72,10 +61,12 @@ afterAll(() => {
 // ── servers and clients ─────────────────────────────────────────────────────────────────────
 
 const servers: WebSocketServer[] = [];
+const routed: (() => Promise<void>)[] = [];
 const sockets: net.Socket[] = [];
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await Promise.all(servers.splice(0).map((s) => stopServer(s, 3000)));
+  await Promise.all(routed.splice(0).map((close) => close()));
   expect(uncaught).toEqual([]);
 });
 
@@ -87,24 +78,35 @@ async function echoServer(opts: Parameters<typeof startServer>[0] = {}) {
   return s;
 }
 
+/**
+ * echoServer, with upgrades routed by the test (helpers.ts startRoutedServer): `socketOf(ws)` is
+ * the server side's TCP socket, for attacks measured in bytes the server has read.
+ */
+async function echoRoutedServer(opts: Parameters<typeof startServer>[0] = {}) {
+  const s = await startRoutedServer(opts);
+  routed.push(s.close);
+  s.wss.on('connection', (ws: WebSocket) => ws.on('message', (d: Buffer, isBinary: boolean) => ws.send(d, { binary: isBinary })));
+  return s;
+}
+
 /** The server-side connection of the next handshake, and the code its 'close' reports. */
 function nextConnection(wss: WebSocketServer): { ws: Promise<WebSocket>; code: Promise<number> } {
-  const ws = eventually<[WebSocket]>(wss, 'connection', 10_000).then(([w]) => w);
-  return { ws, code: ws.then((w) => eventually<[number]>(w, 'close', 20_000).then(([c]) => c)) };
+  const ws = nextEvent<[WebSocket]>(wss, 'connection', { timeout: 10_000 }).then(([w]) => w);
+  return { ws, code: ws.then((w) => nextEvent<[number]>(w, 'close', { timeout: 20_000 }).then(([c]) => c)) };
 }
 
 /** An innocent client (the `ws` package: an independent implementation). */
 async function innocent(url: string): Promise<WS> {
   const c = new WS(url);
   c.on('error', () => {});
-  await eventually(c, 'open', 5000);
+  await nextEvent(c, 'open', { timeout: 5000 });
   return c;
 }
 
 /** Round-trip one message; resolves to the latency in ms, rejects if it does not come back intact. */
 async function echo(c: WS, text = `ping ${Math.random()}`, ms = 2000): Promise<number> {
   const t0 = Date.now();
-  const got = eventually<[Buffer]>(c, 'message', ms);
+  const got = nextEvent<[Buffer]>(c, 'message', { timeout: ms });
   c.send(text);
   const [d] = await got;
   if (d.toString() !== text) throw new Error('echo came back different');
@@ -150,7 +152,7 @@ describe('huge declared lengths are refused from the header', () => {
       }
     }
     // Only the 14 header bytes were sent: the close frame proves the refusal came from the header.
-    await bad.until(() => bad.closeFrame() !== undefined, 3000);
+    await bad.until(() => bad.closeFrame() !== undefined, { timeout: 3000 });
     expect(bad.closeFrame()![0]).toBe(code);
     expect(await conn.code).toBe(code);
     expect(await echo(good)).toBeLessThan(1000);
@@ -199,7 +201,7 @@ describe('fragment floods', () => {
     const writing = writeAll(c.socket, stream);
     expect(await echo(good)).toBeLessThan(1000);
     await writing;
-    await c.until(() => c.frames.some((f) => f.opcode === 2), 20_000);
+    await c.until(() => c.frames.some((f) => f.opcode === 2), { timeout: 20_000 });
     const back = c.frames.find((f) => f.opcode === 2)!;
     expect(back.payload.length).toBe(msg.length);
     expect(back.payload.equals(msg)).toBe(true);
@@ -211,19 +213,18 @@ describe('fragment floods', () => {
     '%s codec: 100k one-byte fragments cost memory per payload byte, not per fragment object',
     async (codec) => {
       const N = 100_000;
-      const { wss, port, url } = await echoServer({ codec });
+      const { wss, port, url, socketOf } = await echoRoutedServer({ codec });
       const good = await innocent(url);
       const msg = pattern(N + 1);
       const stream = fragmented(msg, 1, { final: false }); // the message is left open
       const finalFrame = raw({ opcode: 0, fin: true, payload: msg.subarray(N), key: K });
       const conn = nextConnection(wss);
       const c = await attacker(port);
-      const ws = await conn.ws;
-      const sock = ws._socket as net.Socket;
+      const sock = socketOf(await conn.ws);
       const base = sock.bytesRead;
       const before = await memory();
       await writeAll(c.socket, stream);
-      expect(await until(() => sock.bytesRead - base >= stream.length, 10_000)).toBe(true);
+      await until(() => sock.bytesRead - base >= stream.length, { timeout: 10_000 });
       expect(await echo(good)).toBeLessThan(1000);
       const mid = await memory();
       const heapPerFragment = (mid.heap - before.heap) / N;
@@ -232,7 +233,7 @@ describe('fragment floods', () => {
         `buffers +${(mid.buffers - before.buffers) >> 10} KiB, total ${totalPerPayloadByte.toFixed(1)} B per payload byte`);
       // Finish the message: it arrives intact.
       c.send(finalFrame);
-      await c.until(() => c.frames.some((f) => f.opcode === 2), 10_000);
+      await c.until(() => c.frames.some((f) => f.opcode === 2), { timeout: 10_000 });
       expect(c.frames.find((f) => f.opcode === 2)!.payload.equals(msg)).toBe(true);
       // A growable accumulator holds < 2 bytes per payload byte; one Buffer view per fragment costs ~100.
       expect(heapPerFragment).toBeLessThan(gc ? 16 : 400);
@@ -243,14 +244,14 @@ describe('fragment floods', () => {
 
   it.each(['wasm', 'ts'] as const)('%s codec: one frame whose payload arrives in 20k one-byte TCP segments costs memory per byte, not per segment', async (codec) => {
     const N = 20_000;
-    const { wss, port, url } = await echoServer({ codec });
+    const { wss, port, url, socketOf } = await echoRoutedServer({ codec });
     const good = await innocent(url);
     const msg = pattern(N);
     const frame = raw({ opcode: 2, payload: msg, key: K });
     const conn = nextConnection(wss);
     const c = await attacker(port);
     c.socket.setNoDelay(true);
-    const sock = (await conn.ws)._socket as net.Socket;
+    const sock = socketOf(await conn.ws);
     const base = sock.bytesRead;
     const before = await memory();
     const t0 = Date.now();
@@ -261,13 +262,13 @@ describe('fragment floods', () => {
       c.send(frame.subarray(i, i + 1));
       if (i % 4 === 0) await new Promise((r) => setImmediate(r));
     }
-    expect(await until(() => sock.bytesRead - base >= frame.length - 1, 10_000)).toBe(true);
+    await until(() => sock.bytesRead - base >= frame.length - 1, { timeout: 10_000 });
     const mid = await memory();
     const perByte = (mid.heap + mid.buffers - before.heap - before.buffers) / N;
     console.log(`[${codec}] ${N}-byte payload in ${reads} server reads (${Date.now() - t0} ms): ` +
       `heap +${(mid.heap - before.heap) >> 10} KiB, buffers +${(mid.buffers - before.buffers) >> 10} KiB, ${perByte.toFixed(1)} B per payload byte`);
     c.send(frame.subarray(frame.length - 1));
-    await c.until(() => c.frames.some((f) => f.opcode === 2), 5000);
+    await c.until(() => c.frames.some((f) => f.opcode === 2), { timeout: 5000 });
     expect(c.frames.find((f) => f.opcode === 2)!.payload.equals(msg)).toBe(true);
     expect(await echo(good)).toBeLessThan(1000);
     // Reads of a byte each must not cost a Buffer object each while the frame is incomplete.
@@ -286,7 +287,7 @@ describe('fragment floods', () => {
     const conn = nextConnection(wss);
     const c = await attacker(port);
     await writeAll(c.socket, fragmented(pattern(total), size, { final: false }));
-    await c.until(() => c.closeFrame() !== undefined, 10_000);
+    await c.until(() => c.closeFrame() !== undefined, { timeout: 10_000 });
     expect(c.closeFrame()![0]).toBe(1009);
     expect(await conn.code).toBe(1009);
     expect(await echo(good)).toBeLessThan(1000);
@@ -339,7 +340,7 @@ describe('ping flood from a peer that never reads', () => {
     expect(code).toBe(1008);
     expect(peakQueued).toBeLessThanOrEqual(LIMIT + 1024);
     bad.socket.resume(); // let the attacker see the end of its connection
-    await bad.until(() => bad.closed, 3000);
+    await bad.until(() => bad.closed, { timeout: 3000 });
     bad.frames = []; // the attacker's parsed pongs live in this process too: not the server's memory
     expect(await echo(good)).toBeLessThan(1000);
     expect(peak).toBeLessThan(slack(64 * MiB));
@@ -410,7 +411,7 @@ describe('slowloris', () => {
     const child = spawn(process.execPath, ['-e', SLOWLORIS, String(port), String(COUNT), '100', '15000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    await until(() => out.includes('opened'), 10_000);
+    await until(() => out.includes('opened'), { timeout: 10_000 });
     await sleep(200);
     const innocentFdsPeak = fdCount() - fds0;
     // Normal clients, during the attack: handshake and echo well under a second.
@@ -436,7 +437,7 @@ describe('slowloris', () => {
     expect(report.statuses['408'] ?? 0).toBeGreaterThan(0);
     expect(report.max).toBeLessThan(3000); // handshakeTimeout (1 s) + checking interval + slack
     expect(Math.max(...latencies)).toBeLessThan(1000);
-    expect(await until(() => fdCount() <= fds0 + 2, 5000)).toBe(true);
+    await until(() => fdCount() <= fds0 + 2, { timeout: 5000 });
     expect(wss.clients.size).toBe(0);
   });
 
@@ -453,10 +454,10 @@ describe('slowloris', () => {
     s.write(upgradeRequest('/'));
     s.resume();
     const t0 = Date.now();
-    await eventually(s, 'close', 3000);
+    await nextEvent(s, 'close', { timeout: 3000 });
     expect(Date.now() - t0).toBeLessThan(1500);
     const good = new WS(url, { headers: { 'X-Good': '1' } });
-    await eventually(good, 'open');
+    await nextEvent(good, 'open');
     expect(await echo(good)).toBeLessThan(1000);
     good.terminate();
   });
@@ -481,7 +482,7 @@ async function exchange(port: number, pieces: Buffer[], gap = 0, ms = 3000): Pro
     s.write(p);
     if (gap) await sleep(gap);
   }
-  await until(() => closed || text.startsWith('HTTP/1.1 101') && text.includes('\r\n\r\n'), ms);
+  await waitUpTo(() => closed || text.startsWith('HTTP/1.1 101') && text.includes('\r\n\r\n'), { timeout: ms });
   const status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
   if (status === 101) s.destroy();
   return { status, text, closed, ms: Date.now() - t0 };
@@ -550,7 +551,7 @@ describe('malformed handshakes', () => {
       s.write(Buffer.from([b]));
       await sleep(1);
     }
-    expect(await until(() => text.includes('\r\n\r\n'), 3000)).toBe(true);
+    await until(() => text.includes('\r\n\r\n'), { timeout: 3000 });
     expect(text.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
     const head = text.indexOf('\r\n\r\n') + 4;
     // A frame split into 1-byte writes too.
@@ -558,7 +559,7 @@ describe('malformed handshakes', () => {
       s.write(Buffer.from([b]));
       await sleep(1);
     }
-    expect(await until(() => text.length >= head + 7, 3000)).toBe(true);
+    await until(() => text.length >= head + 7, { timeout: 3000 });
     expect(text.subarray(head, head + 7)).toEqual(Buffer.from([0x81, 5, ...Buffer.from('split')]));
   });
 
@@ -573,11 +574,11 @@ describe('malformed handshakes', () => {
     s.on('data', (d: Buffer) => (text = Buffer.concat([text, d])));
     // One write: the handshake, a message, then a protocol error (an unmasked frame).
     s.write(Buffer.concat([latin1(upgradeRequest('/')), raw({ opcode: 1, payload: Buffer.from('early'), key: K }), raw({ opcode: 1, payload: Buffer.from('x') })]));
-    expect(await until(() => text.includes('\r\n\r\n') && text.length > text.indexOf('\r\n\r\n') + 4 + 7, 2000)).toBe(true);
+    await until(() => text.includes('\r\n\r\n') && text.length > text.indexOf('\r\n\r\n') + 4 + 7, { timeout: 2000 });
     const head = text.indexOf('\r\n\r\n') + 4;
     // The echo of 'early' comes first, then the close frame 1002; the app's 'error' listener saw it.
     expect(text.subarray(head, head + 7)).toEqual(Buffer.from([0x81, 5, ...Buffer.from('early')]));
-    expect(await until(() => errors.length > 0, 1000)).toBe(true);
+    await until(() => errors.length > 0, { timeout: 1000 });
     expect((errors[0] as ProtocolError).code).toBe(1002);
   });
 });
@@ -596,7 +597,7 @@ describe('cross-site hijacking', () => {
   ])('with allowedOrigins set, %s (%s) → %i', async (_n, origin, status) => {
     const { port } = await echoServer({ allowedOrigins: ['https://good.example'] });
     const good = new WS(`ws://127.0.0.1:${port}`, { origin: 'https://good.example' });
-    await eventually(good, 'open');
+    await nextEvent(good, 'open');
     const r = await exchange(port, [latin1(upgradeRequest('/', { Origin: origin }))]);
     expect(r.status).toBe(status);
     expect(await echo(good)).toBeLessThan(1000);
@@ -630,7 +631,7 @@ describe('no error listener', () => {
       const c = await attacker(s.port, req);
       expect(c.response, name).toMatch(/^HTTP\/1\.1 101/);
       c.send(bytes);
-      await c.until(() => c.closeFrame() !== undefined, 3000);
+      await c.until(() => c.closeFrame() !== undefined, { timeout: 3000 });
       expect([name, c.closeFrame()![0]]).toEqual([name, code]);
       expect([name, await conn.code]).toEqual([name, code]);
     }
@@ -777,14 +778,14 @@ describe('random bytes', () => {
     }
 
     await Promise.all(Array.from({ length: 10 }, (_, w) => worker(1000 + w, 10))); // warm-up
-    await until(() => wss.clients.size === 1, 3000);
+    await until(() => wss.clients.size === 1, { timeout: 3000 });
     const before = await memory();
     const fds0 = fdCount();
     const t0 = Date.now();
     let stop = false;
     const latencies: number[] = [];
     const prober = (async () => {
-      while (!stop) {
+      for (let i = 0; i < 3000 && !stop; i++) { // bounded: 10 min of probes
         latencies.push(await echo(good));
         await sleep(200);
       }
@@ -793,8 +794,8 @@ describe('random bytes', () => {
     stop = true;
     await prober;
     const ms = Date.now() - t0;
-    expect(await until(() => wss.clients.size === 1, 5000)).toBe(true);
-    expect(await until(() => fdCount() <= fds0 + 2, 5000)).toBe(true);
+    await until(() => wss.clients.size === 1, { timeout: 5000 });
+    await until(() => fdCount() <= fds0 + 2, { timeout: 5000 });
     const after = await memory();
     console.log(`fuzz: ${STREAMS} streams in ${ms} ms; server close codes ${JSON.stringify([...codes].sort())}; ` +
       `errors ${JSON.stringify([...errors])}; heap ${((after.heap - before.heap) / 1024).toFixed(0)} KiB, ` +
@@ -858,7 +859,7 @@ describe('churn', () => {
 
     const good = await innocent(url);
     await Promise.all(Array.from({ length: 200 }, (_, i) => conn(i))); // warm-up
-    await until(() => wss.clients.size === 1, 3000);
+    await until(() => wss.clients.size === 1, { timeout: 3000 });
     accepted = 0;
     const before = await memory();
     const fds0 = fdCount();
@@ -874,8 +875,8 @@ describe('churn', () => {
       ok += (await wave).filter(Boolean).length;
     }
     const ms = Date.now() - t0;
-    expect(await until(() => wss.clients.size === 1, 5000)).toBe(true);
-    expect(await until(() => fdCount() <= fds0 + 2, 5000)).toBe(true);
+    await until(() => wss.clients.size === 1, { timeout: 5000 });
+    await until(() => fdCount() <= fds0 + 2, { timeout: 5000 });
     const after = await memory();
     console.log(`churn: ${ok}/${TOTAL} upgraded in ${ms} ms, peak +${peakFds} fds, fds ${fds0} → ${fdCount()}, ` +
       `heap ${((after.heap - before.heap) / 1024).toFixed(0)} KiB, buffers ${((after.buffers - before.buffers) / 1024).toFixed(0)} KiB, ` +
@@ -887,7 +888,7 @@ describe('churn', () => {
     expect(after.buffers - before.buffers).toBeLessThan(slack(2 * MiB));
     expect(await echo(good)).toBeLessThan(1000);
     good.terminate();
-    await until(() => wss.clients.size === 0, 3000);
+    await until(() => wss.clients.size === 0, { timeout: 3000 });
     expect(wss.clients.size).toBe(0);
   });
 });

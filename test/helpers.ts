@@ -1,4 +1,6 @@
-// Test helpers: an independent frame builder (not our encoder), a seeded PRNG, and the backends.
+// Test helpers: an independent frame builder (not our encoder), a seeded PRNG, the backends, the
+// waits every suite uses (until, poll, waitUpTo, within, nextEvent, sleep: each bounded in time,
+// each polling loop in count too), hand-driven peers, and the built package for subprocess tests.
 import { createCodec, type Codec } from '../src/codec/index.js';
 import { rng, TEST_KEY, upgradeRequest } from './fixtures.mjs';
 
@@ -69,14 +71,15 @@ export function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
 
 // ── socket helpers ──────────────────────────────────────────────────────────────────────────
 import * as net from 'node:net';
-import { once } from 'node:events';
+import * as http from 'node:http';
 import { WebSocketServer, type ServerOptions } from '../src/node/server.js';
+import type { WebSocket } from '../src/node/websocket.js';
 import { FrameParser, type Frame } from '../src/protocol/parser.js';
 
 /** Start a server on 127.0.0.1 with a free port. */
 export async function startServer(opts: Partial<ServerOptions> = {}): Promise<{ wss: WebSocketServer; port: number; url: string }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', ...opts } as ServerOptions);
-  await once(wss, 'listening');
+  await nextEvent(wss, 'listening');
   const port = (wss.address() as net.AddressInfo).port;
   return { wss, port, url: `ws://127.0.0.1:${port}` };
 }
@@ -93,21 +96,139 @@ export function stopServer(wss: WebSocketServer, ms = 5000): Promise<void> {
 }
 
 
-/** A hand-driven client: raw TCP, our own handshake bytes, frames parsed as a client would. */
-/** Something tests wait on: `until(pred)` re-checks `pred` each time the subclass calls `wake()`. */
+// ── waiting ─────────────────────────────────────────────────────────────────────────────────
+// Every wait of the suites goes through these: each is bounded in time, and each polling loop in
+// its number of checks too (at most twice the checks that fit in the time, a guard against a clock
+// that does not move). On timeout they reject with what they waited for.
+
+export interface WaitOptions {
+  /** Give up after this many ms (default 5000). */
+  timeout?: number;
+  /** Polling period in ms (until: 5, poll: 20). */
+  interval?: number;
+  /** What is awaited, for the timeout message. */
+  what?: string;
+}
+
+function waitOptions(opts: WaitOptions | undefined, interval: number): Required<WaitOptions> {
+  // Tests are not type-checked when they run: refuse the old `(pred, ms)` form loudly.
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw new TypeError('wait options must be an object: { timeout, interval, what }');
+  const o: Required<WaitOptions> = { timeout: 5000, interval, what: 'a condition' };
+  for (const [k, v] of Object.entries(opts ?? {})) if (v !== undefined) (o as Record<string, unknown>)[k] = v;
+  if (!(o.timeout > 0) || !(o.interval > 0)) throw new RangeError('timeout and interval must be positive');
+  return o;
+}
+
+function timedOut(o: Required<WaitOptions>, detail = ''): Error {
+  return new Error(`timed out after ${o.timeout} ms waiting for ${o.what}${detail}`);
+}
+
+/** Resolve after `ms` (a pause, not a wait for something: prefer until / nextEvent). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Poll the synchronous `pred` until it holds; rejects after `timeout`. */
+export async function until(pred: () => boolean, opts?: WaitOptions): Promise<void> {
+  const o = waitOptions(opts, 5);
+  const end = Date.now() + o.timeout;
+  const maxChecks = 2 * Math.ceil(o.timeout / o.interval) + 2;
+  for (let i = 0; i < maxChecks; i++) {
+    if (pred()) return;
+    if (Date.now() >= end) break;
+    await sleep(o.interval);
+  }
+  throw timedOut(o);
+}
+
+/** Like until, but resolves to whether `pred` came to hold within `timeout` instead of rejecting. */
+export async function waitUpTo(pred: () => boolean, opts?: WaitOptions): Promise<boolean> {
+  try {
+    await until(pred, opts);
+    return true;
+  } catch {
+    return pred();
+  }
+}
+
+/**
+ * Call the (async) `probe` until it returns a truthy value, and resolve to that value; a probe that
+ * throws counts as "not yet". Rejects after `timeout` (with the last value or error seen).
+ */
+export async function poll<T>(probe: () => T | Promise<T>, opts?: WaitOptions): Promise<NonNullable<T>> {
+  const o = waitOptions(opts, 20);
+  const end = Date.now() + o.timeout;
+  const maxChecks = 2 * Math.ceil(o.timeout / o.interval) + 2;
+  let last: unknown;
+  for (let i = 0; i < maxChecks; i++) {
+    try {
+      const v = await probe();
+      if (v) return v as NonNullable<T>;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= end) break;
+    await sleep(o.interval);
+  }
+  throw timedOut(o, ` (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+/** Settle as `p` does, or reject after `timeout`. */
+export function within<T>(p: Promise<T>, opts?: WaitOptions): Promise<T> {
+  const o = waitOptions(opts, 1);
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    t = setTimeout(() => reject(timedOut(o)), o.timeout);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+interface Emitter {
+  once(event: string, listener: (...args: any[]) => void): unknown;
+  removeListener(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/**
+ * The arguments of the next `event` of `emitter`; rejects after `timeout`. Unlike events.once it
+ * does not reject on 'error' (several tests wait for 'close' after one).
+ */
+export function nextEvent<T = any[]>(emitter: Emitter, event: string, opts?: WaitOptions): Promise<T> {
+  const o = waitOptions({ what: `'${event}'`, ...opts }, 1);
+  return new Promise((resolve, reject) => {
+    const listener = (...args: unknown[]) => {
+      clearTimeout(t);
+      resolve(args as T);
+    };
+    const t = setTimeout(() => {
+      emitter.removeListener(event, listener);
+      reject(timedOut(o));
+    }, o.timeout);
+    emitter.once(event, listener);
+  });
+}
+
+/**
+ * Something tests wait on: `until(pred)` has the contract of the function until (resolves once
+ * `pred` holds, rejects after `timeout`), but re-checks `pred` each time the subclass calls
+ * `wake()` (an event arrived) instead of polling.
+ */
 export class Waitable {
   private waiters: (() => void)[] = [];
-  /** Default bound of `until`, in ms. */
+  /** Default timeout of `until`, in ms. */
   protected waitMs = 5000;
 
   protected wake(): void {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  /** Wait until `pred` holds (re-checked on every event), at most `ms`. */
-  until(pred: () => boolean, ms = this.waitMs): Promise<void> {
+  until(pred: () => boolean, opts?: WaitOptions): Promise<void> {
+    const o = waitOptions({ timeout: this.waitMs, ...opts }, 1);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('timed out waiting')), ms);
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(timedOut(o));
+      }, o.timeout);
       const check = () => {
         if (pred()) {
           clearTimeout(t);
@@ -119,18 +240,31 @@ export class Waitable {
   }
 }
 
+// ── peers ───────────────────────────────────────────────────────────────────────────────────
+
+export interface RawClientOptions {
+  /** Let the frame parser accept RSV1 on data frames (the test negotiated permessage-deflate). */
+  allowRsv1?: boolean;
+}
+
+/** A hand-driven client: raw TCP, our own handshake bytes, frames parsed as a client would. */
 export class RawClient extends Waitable {
   socket!: net.Socket;
   frames: Frame[] = [];
   response = '';
   closed = false;
-  private parser = new FrameParser({ role: 'client', maxPayload: 1 << 30 });
+  private readonly parser: FrameParser;
 
-  static async connect(port: number, request?: string): Promise<RawClient> {
-    const c = new RawClient();
+  private constructor(opts: RawClientOptions) {
+    super();
+    this.parser = new FrameParser({ role: 'client', maxPayload: 1 << 30, allowRsv1: opts.allowRsv1 === true });
+  }
+
+  static async connect(port: number, request?: string, opts: RawClientOptions = {}): Promise<RawClient> {
+    const c = new RawClient(opts);
     c.socket = net.connect(port, '127.0.0.1');
     c.socket.on('error', () => {});
-    await once(c.socket, 'connect');
+    await nextEvent(c.socket, 'connect');
     let head = Buffer.alloc(0);
     let upgraded = false;
     c.socket.on('data', (chunk: Buffer) => {
@@ -155,7 +289,7 @@ export class RawClient extends Waitable {
       c.wake();
     });
     c.socket.write(request ?? upgradeRequest('/'));
-    await c.until(() => c.response !== '' || c.closed);
+    await c.until(() => c.response !== '' || c.closed, { what: 'the handshake response' });
     return c;
   }
 
@@ -171,25 +305,61 @@ export class RawClient extends Waitable {
   }
 }
 
-
-/** Resolve when `emitter` emits `event`, or reject after `ms`. */
-export function eventually<T = unknown[]>(emitter: NodeJS.EventEmitter, event: string, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
-    emitter.once(event, (...args: unknown[]) => {
-      clearTimeout(t);
-      resolve(args as T);
+/**
+ * A WebSocketServer whose upgrades the test routes itself (an http.Server, `noServer` and
+ * handleUpgrade), for tests that need the server side's TCP socket: `socketOf(ws)` is the socket
+ * node:http handed to the 'upgrade' listener and the test handed to handleUpgrade, not anything
+ * read from the connection. 'connection' is emitted as with `port`.
+ */
+export async function startRoutedServer(opts: Partial<ServerOptions> = {}): Promise<{
+  wss: WebSocketServer; http: http.Server; port: number; url: string; socketOf(ws: WebSocket): net.Socket; close(): Promise<void>;
+}> {
+  const wss = new WebSocketServer({ ...opts, noServer: true } as ServerOptions);
+  const server = http.createServer((_req, res) => res.writeHead(426).end());
+  const sockets = new WeakMap<WebSocket, net.Socket>();
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.set(ws, socket);
+      wss.emit('connection', ws, req);
     });
   });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    wss, http: server, port, url: `ws://127.0.0.1:${port}`,
+    socketOf(ws) {
+      const s = sockets.get(ws);
+      if (!s) throw new Error('not a connection of this server');
+      return s;
+    },
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await stopServer(wss);
+      server.closeAllConnections();
+      await within(new Promise<void>((r) => server.close(() => r())), { timeout: 5000, what: 'the http server to close' }).catch(() => {});
+    },
+  };
 }
 
 // ── the built package, for tests that run it as a subprocess ─────────────────────────────────
+
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname as pathDirname, join as pathJoin } from 'node:path';
 import { fileURLToPath as toPath } from 'node:url';
 
 const ROOT = pathJoin(pathDirname(toPath(import.meta.url)), '..');
+
+/**
+ * The environment for a `wasmws` subprocess: this process's, without HOST and PORT (the CLI reads
+ * them), so that it binds 127.0.0.1 whatever the machine's environment says; `extra` added.
+ */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.HOST;
+  delete env.PORT;
+  return { ...env, ...extra };
+}
 
 function newest(dir: string): number {
   let t = 0;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import type { Http2WebSocketRequest } from '../src/node/http2.js';
-import { eventually } from './helpers.js';
+import { nextEvent, sleep, until } from './helpers.js';
 import { CONNECT, H2Client, h2Server, h2Session, randomPayload, testCert, type H2Setup } from './h2.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -32,7 +32,7 @@ async function session(origin: string): Promise<http2.ClientHttp2Session> {
 }
 
 /** Our server-side connection for the next stream. */
-const nextConnection = (wss: WebSocketServer) => eventually<[WebSocket, Http2WebSocketRequest]>(wss, 'connection');
+const nextConnection = (wss: WebSocketServer) => nextEvent<[WebSocket, Http2WebSocketRequest]>(wss, 'connection');
 
 describe('server: the extended CONNECT handshake', () => {
   it('advertises SETTINGS_ENABLE_CONNECT_PROTOCOL and answers 200 (no 101, no Accept, no Upgrade), then echoes masked frames', async () => {
@@ -108,7 +108,7 @@ describe('server: the extended CONNECT handshake', () => {
     const s = await setup({ handshakeTimeout: 150, verifyClient: (_info: unknown, _cb: unknown) => {} });
     const sess = await session(s.origin);
     const c = new H2Client(sess.request(CONNECT('/'), { endStream: false }));
-    await c.until(() => c.closed, 3000);
+    await c.until(() => c.closed, { timeout: 3000 });
     expect(c.status).toBe(0);
     expect(c.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
     expect(s.wss.clients.size).toBe(0);
@@ -144,7 +144,8 @@ describe('server: after wss.close()', () => {
       const server = withRequest
         ? http2.createSecureServer({ key, cert, allowHTTP1: true }, (_q, r) => r.end('page'))
         : http2.createSecureServer({ key, cert, allowHTTP1: true });
-      const wss = new WebSocketServer({ server, handshakeTimeout: 5000, verifyClient: (_i: unknown, _cb: unknown) => {} });
+      let asked = false; // verifyClient was called: the handshake is in progress
+      const wss = new WebSocketServer({ server, handshakeTimeout: 5000, verifyClient: (_i: unknown, _cb: unknown) => { asked = true; } });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
       cleanups.push(() => new Promise((r) => server.close(r)));
@@ -152,7 +153,7 @@ describe('server: after wss.close()', () => {
       expect(sess.remoteSettings.enableConnectProtocol).toBe(true);
       // In its handshake (verifyClient never answers) when the server closes: 503, not a bare reset.
       const waiting = new H2Client(sess.request(CONNECT('/'), { endStream: false }));
-      while (wss.pending.size === 0) await new Promise((r) => setTimeout(r, 5));
+      await until(() => asked, { what: 'verifyClient to be called' });
       await new Promise<void>((r) => wss.close(() => r()));
       await waiting.until(() => waiting.status !== 0 || waiting.closed);
       expect(waiting.status).toBe(503);
@@ -215,7 +216,7 @@ describe('server: messages over an h2 stream', () => {
       c.send(2, p);
     }
     c.send(1, 'ünïcødé text');
-    await c.until(() => c.messages().length === sizes.length + 1, 20_000);
+    await c.until(() => c.messages().length === sizes.length + 1, { timeout: 20_000 });
     const got = c.messages();
     sizes.forEach((n, i) => {
       expect(got[i].opcode).toBe(2);
@@ -266,7 +267,7 @@ describe('server: messages over an h2 stream', () => {
     await a.c.until(() => a.c.closeFrame() !== undefined);
     expect(a.c.closeFrame()![0]).toBe(1002);
     const b = await open({ maxPayload: 1000 });
-    const closed = eventually<[number]>(b.ws, 'close');
+    const closed = nextEvent<[number]>(b.ws, 'close');
     b.c.send(2, Buffer.alloc(1001));
     await b.c.until(() => b.c.closeFrame() !== undefined);
     expect(b.c.closeFrame()![0]).toBe(1009);
@@ -278,7 +279,7 @@ describe('server: messages over an h2 stream', () => {
   it('drops a peer that does not read once maxBackpressure bytes wait in the stream and h2 flow control (1008 locally)', async () => {
     const { c, ws } = await open({ maxBackpressure: 1 << 20 });
     c.stream.pause(); // no WINDOW_UPDATE from now on: the server's window closes after 64 KiB
-    const closed = eventually<[number]>(ws, 'close');
+    const closed = nextEvent<[number]>(ws, 'close');
     const chunk = Buffer.alloc(128 * 1024, 7);
     let peak = 0;
     let sends = 0;
@@ -299,8 +300,8 @@ describe('server: messages over an h2 stream', () => {
 
   it('closes idle connections (1001) and terminates heartbeat-silent ones', async () => {
     const idle = await open({ idleTimeout: 150 });
-    const closedIdle = eventually<[number]>(idle.ws, 'close');
-    await idle.c.until(() => idle.c.closeFrame() !== undefined, 3000);
+    const closedIdle = nextEvent<[number]>(idle.ws, 'close');
+    await idle.c.until(() => idle.c.closeFrame() !== undefined, { timeout: 3000 });
     expect(idle.c.closeFrame()![0]).toBe(1001);
     idle.c.sendClose(1001);
     idle.c.stream.end();
@@ -308,7 +309,7 @@ describe('server: messages over an h2 stream', () => {
 
     // Our raw client never answers pings: the second beat terminates it (RST_STREAM, 1006).
     const hb = await open({ heartbeatInterval: 100 });
-    const closedHb = eventually<[number]>(hb.ws, 'close');
+    const closedHb = nextEvent<[number]>(hb.ws, 'close');
     expect((await closedHb)[0]).toBe(1006);
     expect(hb.c.frames.some((f) => f.opcode === 9)).toBe(true);
     await hb.c.until(() => hb.c.closed);
@@ -344,18 +345,17 @@ describe('server: heartbeat over h2', () => {
     ws.on('error', () => {});
     expect(open.size).toBe(1);
     const [server] = s.wss.clients;
-    const closed = eventually<[number]>(server, 'close');
+    const closed = nextEvent<[number]>(server, 'close');
     frozen = true;
     expect((await closed)[0]).toBe(1006);
-    for (let i = 0; open.size > 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(open.size).toBe(0);
+    await until(() => open.size === 0, { timeout: 1000, what: 'the client socket to close' });
   });
 });
 
 describe('server: closing an h2 WebSocket', () => {
   it('client-initiated: close frame + END_STREAM both ways, no RST_STREAM', async () => {
     const { c, ws } = await open();
-    const closed = eventually<[number, Buffer]>(ws, 'close');
+    const closed = nextEvent<[number, Buffer]>(ws, 'close');
     c.sendClose(1000, 'bye');
     c.stream.end();
     const [code, reason] = await closed;
@@ -368,7 +368,7 @@ describe('server: closing an h2 WebSocket', () => {
 
   it('server-initiated: our close frame, END_STREAM, then the peer\'s; a reset only when closeTimeout passes', async () => {
     const a = await open();
-    const closedA = eventually<[number]>(a.ws, 'close');
+    const closedA = nextEvent<[number]>(a.ws, 'close');
     a.ws.close(4000, 'server says bye');
     await a.c.until(() => a.c.closeFrame() !== undefined && a.c.ended);
     expect(a.c.closeFrame()).toEqual([4000, 'server says bye']);
@@ -381,7 +381,7 @@ describe('server: closing an h2 WebSocket', () => {
 
     // A peer that never answers: RST_STREAM(CANCEL) after closeTimeout, close 1006.
     const b = await open({ closeTimeout: 200 });
-    const closedB = eventually<[number]>(b.ws, 'close');
+    const closedB = nextEvent<[number]>(b.ws, 'close');
     const t0 = Date.now();
     b.ws.close(1000);
     expect((await closedB)[0]).toBe(1006);
@@ -392,7 +392,7 @@ describe('server: closing an h2 WebSocket', () => {
 
   it("the peer's RST_STREAM(CANCEL): after the closing handshake a clean close, before it 1006", async () => {
     const a = await open();
-    const closedA = eventually<[number]>(a.ws, 'close');
+    const closedA = nextEvent<[number]>(a.ws, 'close');
     a.ws.close(1000, 'done');
     await a.c.until(() => a.c.closeFrame() !== undefined);
     // Our close frame leaves, then the reset (a peer that resets right after its close frame).
@@ -401,7 +401,7 @@ describe('server: closing an h2 WebSocket', () => {
     expect((await closedA)[0]).toBe(1000);
 
     const b = await open();
-    const closedB = eventually<[number]>(b.ws, 'close');
+    const closedB = nextEvent<[number]>(b.ws, 'close');
     b.c.stream.close(http2.constants.NGHTTP2_CANCEL);
     expect((await closedB)[0]).toBe(1006);
   });
@@ -439,7 +439,7 @@ function client(url: string, protocols: string[] | undefined, opts: ConstructorP
 }
 
 const echoOnce = async (ws: WebSocket, data: string | Buffer): Promise<Buffer> => {
-  const got = eventually<[Buffer]>(ws, 'message');
+  const got = nextEvent<[Buffer]>(ws, 'message');
   ws.send(data);
   return (await got)[0];
 };
@@ -455,7 +455,7 @@ describe('HTTP/1.1 and h2 WebSockets on one server', () => {
     await expect.poll(() => s.wss.clients.size).toBe(2);
     expect(h1.transport).toBe('http/1.1');
     expect(transports.sort()).toEqual(['h2', 'http/1.1']);
-    const h1got = eventually<[Buffer]>(h1, 'message');
+    const h1got = nextEvent<[Buffer]>(h1, 'message');
     expect(s.wss.broadcast('to everyone')).toBe(2);
     expect((await h1got)[0].toString()).toBe('to everyone');
     await h2.until(() => h2.messages().length === 1);
@@ -463,12 +463,12 @@ describe('HTTP/1.1 and h2 WebSockets on one server', () => {
     expect((await echoOnce(h1, 'h1 echo')).toString()).toBe('h1 echo');
     // Topics: one publish reaches subscribers on both transports.
     for (const ws of s.wss.clients) ws.subscribe('news');
-    const h1news = eventually<[Buffer]>(h1, 'message');
+    const h1news = nextEvent<[Buffer]>(h1, 'message');
     expect(s.wss.publish('news', 'published')).toBe(2);
     expect((await h1news)[0].toString()).toBe('published');
     await h2.until(() => h2.messages().length === 2);
     expect(h2.messages()[1].payload.toString()).toBe('published');
-    const closed = eventually<[number]>(h1, 'close');
+    const closed = nextEvent<[number]>(h1, 'close');
     h1.close(1000);
     expect((await closed)[0]).toBe(1000);
     h2.sendClose(1000);
@@ -500,12 +500,12 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     const [server] = sessionsSeen;
     const sessionClosed = once(server, 'close');
     for (const ws of [a, b]) {
-      const closed = eventually<[number]>(ws, 'close');
+      const closed = nextEvent<[number]>(ws, 'close');
       ws.close(1000);
       expect((await closed)[0]).toBe(1000);
     }
     expect(server.closed).toBe(false); // c still uses it
-    const closed = eventually<[number]>(c, 'close');
+    const closed = nextEvent<[number]>(c, 'close');
     c.close(1000);
     expect((await closed)[0]).toBe(1000);
     await sessionClosed;
@@ -532,12 +532,11 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     const port = (silent.address() as AddressInfo).port;
     for (const scheme of ['wss', 'ws']) {
       const ws = new WebSocket(`${scheme}://127.0.0.1:${port}/`, { http2: true, handshakeTimeout: 200 });
-      const err = eventually<[Error]>(ws, 'error');
-      const closed = eventually(ws, 'close');
+      const err = nextEvent<[Error]>(ws, 'error');
+      const closed = nextEvent(ws, 'close');
       expect((await err)[0].message).toMatch(/timed out/);
       await closed;
-      for (let i = 0; sockets.size > 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
-      expect([scheme, sockets.size]).toEqual([scheme, 0]);
+      await until(() => sockets.size === 0, { timeout: 1000, what: `the ${scheme} sockets to close` });
     }
   });
 
@@ -564,8 +563,8 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
       let opened = false;
       ws.on('open', () => (opened = true));
       ws.on('upgrade', () => ws[how]());
-      const err = eventually<[Error]>(ws, 'error');
-      const closed = eventually<[number]>(ws, 'close');
+      const err = nextEvent<[Error]>(ws, 'error');
+      const closed = nextEvent<[number]>(ws, 'close');
       expect((await err)[0].message).toMatch(/closed before the connection was established/);
       expect((await closed)[0]).toBe(1006);
       expect(opened).toBe(false);
@@ -578,16 +577,16 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     const events: string[] = [];
     ws.on('error', () => events.push('error'));
     ws.on('close', () => events.push('close'));
-    const [stream, res] = await eventually<[http2.ClientHttp2Stream, { statusCode: number }]>(ws, 'unexpected-response');
+    const [stream, res] = await nextEvent<[http2.ClientHttp2Stream, { statusCode: number }]>(ws, 'unexpected-response');
     expect(res.statusCode).toBe(401);
     let body = '';
     stream.on('data', (d) => (body += d));
     await once(stream, 'close');
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     expect(body).toBe('Unauthorized');
     expect(events).toEqual([]);
     ws.terminate();
-    await eventually(ws, 'close');
+    await nextEvent(ws, 'close');
     expect(events).toEqual(['error', 'close']);
   });
 
@@ -628,7 +627,7 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
     const second = await client(`${s.origin}/`, undefined, { http2Session: sess });
     for (const ws of [first, second]) {
       expect(ws.transport).toBe('h2');
-      const closed = eventually(ws, 'close');
+      const closed = nextEvent(ws, 'close');
       ws.close();
       await closed;
     }

@@ -5,7 +5,7 @@ import { WebSocket as UndiciWebSocket } from 'undici';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import { eventually, rng, randomBytes, startServer, stopServer } from './helpers.js';
+import { nextEvent, rng, randomBytes, startServer, stopServer } from './helpers.js';
 
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
 
@@ -41,7 +41,7 @@ describe('our server with ws as the client', () => {
     c.send('frag', { fin: false });
     c.send('men', { fin: false });
     c.send('ted', { fin: true });
-    const [data, isBinary] = await eventually<[Buffer, boolean]>(c, 'message');
+    const [data, isBinary] = await nextEvent<[Buffer, boolean]>(c, 'message');
     expect([data.toString(), isBinary]).toEqual(['fragmented', false]);
     c.terminate();
   });
@@ -50,21 +50,21 @@ describe('our server with ws as the client', () => {
     const c = new WS(url);
     await once(c, 'open');
     c.ping('probe');
-    const [payload] = await eventually<[Buffer]>(c, 'pong');
+    const [payload] = await nextEvent<[Buffer]>(c, 'pong');
     expect(payload.toString()).toBe('probe');
     c.terminate();
   });
 
   it('completes a closing handshake the client starts, with code and reason', async () => {
-    const serverSide = eventually<[WebSocket]>(wss, 'connection');
+    const serverSide = nextEvent<[WebSocket]>(wss, 'connection');
     const c = new WS(url);
     await once(c, 'open');
     const [ws] = await serverSide;
-    const serverClosed = eventually<[number, Buffer]>(ws, 'close');
+    const serverClosed = nextEvent<[number, Buffer]>(ws, 'close');
     c.close(4321, 'see you');
     const [code, reason] = await serverClosed;
     expect([code, reason.toString()]).toEqual([4321, 'see you']);
-    const [ccode, creason] = await eventually<[number, Buffer]>(c, 'close');
+    const [ccode, creason] = await nextEvent<[number, Buffer]>(c, 'close');
     // Our reply echoes code and reason, as a ws server does.
     expect([ccode, creason.toString()]).toEqual([4321, 'see you']);
   });
@@ -76,7 +76,7 @@ describe('our server with ws as the client', () => {
       const c = new WS(target);
       await once(c, 'open');
       c.close(4000, 'bye');
-      const [code, reason] = await eventually<[number, Buffer]>(c, 'close');
+      const [code, reason] = await nextEvent<[number, Buffer]>(c, 'close');
       return [code, reason.toString()];
     };
     try {
@@ -89,25 +89,25 @@ describe('our server with ws as the client', () => {
   });
 
   it('completes a closing handshake the server starts', async () => {
-    const serverSide = eventually<[WebSocket]>(wss, 'connection');
+    const serverSide = nextEvent<[WebSocket]>(wss, 'connection');
     const c = new WS(url);
     await once(c, 'open');
     const [ws] = await serverSide;
-    const closing = eventually<[number, Buffer]>(ws, 'close');
+    const closing = nextEvent<[number, Buffer]>(ws, 'close');
     ws.close(1000, 'bye');
     expect(ws.readyState).toBe(WebSocket.CLOSING);
-    const [code, reason] = await eventually<[number, Buffer]>(c, 'close');
+    const [code, reason] = await nextEvent<[number, Buffer]>(c, 'close');
     expect([code, reason.toString()]).toEqual([1000, 'bye']);
     expect((await closing)[0]).toBe(1000);
     expect(ws.readyState).toBe(WebSocket.CLOSED);
   });
 
   it('reports 1006 to the client when the server terminates', async () => {
-    const serverSide = eventually<[WebSocket]>(wss, 'connection');
+    const serverSide = nextEvent<[WebSocket]>(wss, 'connection');
     const c = new WS(url);
     await once(c, 'open');
     (await serverSide)[0].terminate();
-    const [code] = await eventually<[number]>(c, 'close');
+    const [code] = await nextEvent<[number]>(c, 'close');
     expect(code).toBe(1006);
   });
 
@@ -174,11 +174,11 @@ describe('our client against ws\'s server', () => {
     await once(c, 'open');
     const bin = randomBytes(rng(n + 1), n);
     c.send(bin);
-    const [data, isBinary] = await eventually<[Buffer, boolean]>(c, 'message');
+    const [data, isBinary] = await nextEvent<[Buffer, boolean]>(c, 'message');
     expect(isBinary).toBe(true);
     expect(data.equals(bin)).toBe(true);
     c.close();
-    await eventually(c, 'close');
+    await nextEvent(c, 'close');
   }, 30_000);
 
   it('receives a fragmented message ws sends, and pongs', async () => {
@@ -189,8 +189,8 @@ describe('our client against ws\'s server', () => {
       ws.ping('x');
     });
     const c = new WebSocket(url);
-    const message = eventually<[Buffer]>(c, 'message');
-    const pinged = eventually<[Buffer]>(c, 'ping');
+    const message = nextEvent<[Buffer]>(c, 'message');
+    const pinged = nextEvent<[Buffer]>(c, 'ping');
     const [data] = await message;
     expect(data.toString()).toBe('abcd');
     const [ping] = await pinged;
@@ -209,7 +209,7 @@ describe('our client against ws\'s server', () => {
     const c = new WebSocket(url);
     await once(c, 'open');
     c.send('close-me');
-    const [code, reason] = await eventually<[number, Buffer]>(c, 'close');
+    const [code, reason] = await nextEvent<[number, Buffer]>(c, 'close');
     expect([code, reason.toString()]).toEqual([4100, 'as asked']);
   });
 
@@ -220,8 +220,8 @@ describe('our client against ws\'s server', () => {
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
     try {
       const c = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`);
-      const failed = eventually<[Error]>(c, 'error');
-      const closed = eventually<[number]>(c, 'close');
+      const failed = nextEvent<[Error]>(c, 'error');
+      const closed = nextEvent<[number]>(c, 'close');
       const [err] = await failed;
       expect(err.message).toMatch(/403/);
       const [code] = await closed;
@@ -239,7 +239,7 @@ describe('our client against ws\'s server', () => {
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
     try {
       const c = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`);
-      const [err] = await eventually<[Error]>(c, 'error');
+      const [err] = await nextEvent<[Error]>(c, 'error');
       expect(err.message).toMatch(/Sec-WebSocket-Accept/);
     } finally {
       http.closeAllConnections();

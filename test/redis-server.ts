@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
+import { poll, sleep, until } from './helpers.js';
 
 export const HAVE_REDIS = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
 
@@ -58,12 +59,11 @@ export class RedisServer {
       '--protected-mode', 'no', '--loglevel', 'warning',
     ], { stdio: 'ignore' });
     this.proc = proc;
-    const end = Date.now() + 5000;
-    while (Date.now() < end) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
-      if (await ping(this.port)) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const state = await poll(async () => (proc.exitCode !== null ? 'exited' : (await ping(this.port)) && 'up'), {
+      timeout: 5000, interval: 25, what: 'redis-server to answer PING',
+    }).catch(() => 'late');
+    if (state === 'up') return;
+    if (state === 'exited') throw new Error(`redis-server exited with ${proc.exitCode}`);
     proc.kill('SIGKILL');
     throw new Error('redis-server did not start within 5 s');
   }
@@ -75,13 +75,10 @@ export class RedisServer {
   async stall(): Promise<void> {
     const p = this.proc!;
     p.kill('SIGSTOP');
-    const end = Date.now() + 2000;
-    while (Date.now() < end) {
+    await until(() => {
       const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    throw new Error('redis-server did not stop within 2 s');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+    }, { timeout: 2000, what: 'redis-server to stop (state T)' });
   }
 
   /** Undo stall(). */
@@ -96,6 +93,6 @@ export class RedisServer {
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    await Promise.race([exited, sleep(3000)]);
   }
 }

@@ -12,18 +12,10 @@ import { createClient } from 'redis';
 import { WebSocket, WebSocketServer, RedisBroker } from '../src/index.js';
 import { encodeMessage, decodeMessage, nextSeq, HEADER_SIZE, HISTORY_SCRIPT } from '../src/pubsub/redis.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
-import { ensureDist, stopServer } from './helpers.js';
+import { ensureDist, poll, sleep, stopServer, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = join(ROOT, 'test', 'fixtures', 'redis-node.mjs');
-
-async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A client that records every message. */
 async function client(url: string) {
@@ -64,7 +56,7 @@ async function stopNode(n: Node): Promise<void> {
   if (n.proc.exitCode !== null) return;
   const exited = once(n.proc, 'exit');
   n.proc.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  await Promise.race([exited, sleep(3000)]);
   if (n.proc.exitCode === null) n.proc.kill('SIGKILL');
 }
 
@@ -114,14 +106,14 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       for (const n of nodes) for (let k = 0; k < 2; k++) clients.push(await client(`ws://127.0.0.1:${n.port}/?t=room`));
       // Subscriptions are confirmed by Redis asynchronously: wait until a probe from each node is everywhere.
       for (let i = 0; i < nodes.length; i++) clients[i * 2].ws.send(`pub:room:probe${i}`);
-      await until(() => clients.every((c) => c.got.filter((m) => m.startsWith('probe')).length === 3), 5000, 'probes');
+      await until(() => clients.every((c) => c.got.filter((m) => m.startsWith('probe')).length === 3), { timeout: 5000, what: 'probes' });
       for (const c of clients) c.got.length = 0;
       const PER = 40;
       // Every client publishes at once, interleaved: 6 × 40 = 240 messages from three nodes.
       for (let i = 0; i < PER; i++) clients.forEach((c, k) => c.ws.send(`pub:room:${k}-${i}`));
       const total = clients.length * PER;
-      await until(() => clients.every((c) => c.got.length >= total), 10_000, 'all messages');
-      await new Promise((r) => setTimeout(r, 100)); // nothing more (no duplicates) arrives
+      await until(() => clients.every((c) => c.got.length >= total), { timeout: 10_000, what: 'all messages' });
+      await sleep(100); // nothing more (no duplicates) arrives
       const ref = clients[0].got;
       expect(ref.length).toBe(total);
       expect(new Set(ref).size).toBe(total);
@@ -145,11 +137,11 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       const b = await client(`ws://127.0.0.1:${nodes[1].port}/?t=x,y`);
       const c = await client(`ws://127.0.0.1:${nodes[1].port}/?t=y`);
       a.ws.send('pub:x:probe');
-      await until(() => a.got.length === 1 && b.got.length === 1, 5000, 'probe');
+      await until(() => a.got.length === 1 && b.got.length === 1, { timeout: 5000, what: 'probe' });
       a.ws.send('wspub:x:from-a');
       c.ws.send('pub:y:to-y');
-      await until(() => b.got.length === 3 && c.got.length === 1, 5000, 'messages');
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => b.got.length === 3 && c.got.length === 1, { timeout: 5000, what: 'messages' });
+      await sleep(50);
       expect(a.got).toEqual(['probe']);
       expect(b.got.slice(1).sort()).toEqual(['from-a', 'to-y']);
       expect(c.got).toEqual(['to-y']);
@@ -177,13 +169,12 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     await until(() => A.wss.subscriberCount('s') === 1 && B.wss.subscriberCount('s') === 1);
     // Both nodes' SSUBSCRIBEs are confirmed by Redis: then a publish from either reaches both.
     const numsub = async () => Number(((await A.cl.sendCommand(['PUBSUB', 'SHARDNUMSUB', 'sh:s'])) as unknown[])[1]);
-    const end = Date.now() + 5000;
-    while ((await numsub()) < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await poll(async () => (await numsub()) >= 2, { timeout: 5000, interval: 10, what: 'both SSUBSCRIBEs' });
     expect(await numsub()).toBe(2);
     expect(((await A.cl.sendCommand(['PUBSUB', 'SHARDCHANNELS', 'sh:*'])) as unknown[]).map(String)).toEqual(['sh:s']);
     A.wss.publish('s', 'one');
     B.wss.publish('s', 'two');
-    await until(() => a.got.length === 2 && b.got.length === 2, 5000, 'sharded messages');
+    await until(() => a.got.length === 2 && b.got.length === 2, { timeout: 5000, what: 'sharded messages' });
     expect(a.got).toEqual(b.got);
     for (const X of [A, B]) {
       await stopServer(X.wss);
@@ -225,12 +216,9 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     expect(want).toContain('churn:flip');
     expect(want).not.toContain('churn:flop');
     // Redis applies SUBSCRIBE/UNSUBSCRIBE in order: the end state matches the local one.
-    const end = Date.now() + 5000;
-    let have = await channels();
-    while (JSON.stringify(have) !== JSON.stringify(want) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 20));
-      have = await channels();
-    }
+    let have: string[] = [];
+    await poll(async () => JSON.stringify((have = await channels())) === JSON.stringify(want), { timeout: 5000, what: 'Redis to match the local subscriptions' })
+      .catch(() => {}); // the assertion shows the difference
     expect(have).toEqual(want);
     // …and a publish from another node reaches the flipped subscriber.
     const cl2 = createClient({ url: redis.url });
@@ -239,14 +227,13 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     const other = new RedisBroker({ client: cl2, prefix: 'churn:' });
     const before = clients.map((c) => c.got.length);
     other.publish('flip', Buffer.from('flipped'), false, true, null);
-    await until(() => clients.some((c, i) => c.got.length > before[i]), 5000, 'flipped delivery');
+    await until(() => clients.some((c, i) => c.got.length > before[i]), { timeout: 5000, what: 'flipped delivery' });
     expect(clients.flatMap((c) => c.got).filter((m) => m === 'flipped').length).toBe(1);
     await other.close();
     await cl2.close();
     for (const c of clients) c.ws.terminate();
     await until(() => wss.clients.size === 0);
-    const end2 = Date.now() + 5000;
-    while ((await channels()).length > 0 && Date.now() < end2) await new Promise((r) => setTimeout(r, 20));
+    await poll(async () => (await channels()).length === 0, { timeout: 5000, what: 'every channel unsubscribed' }).catch(() => {});
     expect(await channels()).toEqual([]);
     await stopServer(wss);
     await broker.close();
@@ -313,30 +300,30 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       const pub = () => A.wss.publish('feed', `m${n++}`);
       // Before: flowing both ways.
       pub();
-      await until(() => b.got.length === 1 && a.got.length === 1, 5000, 'first message');
+      await until(() => b.got.length === 1 && a.got.length === 1, { timeout: 5000, what: 'first message' });
       for (let i = 0; i < 10; i++) pub();
-      await until(() => b.got.length === 11, 5000, 'before the outage');
+      await until(() => b.got.length === 11, { timeout: 5000, what: 'before the outage' });
       gate.open = false;
       await own.stop();
-      await until(() => !A.broker.connected && !B.broker.connected, 5000, 'outage noticed');
+      await until(() => !A.broker.connected && !B.broker.connected, { timeout: 5000, what: 'outage noticed' });
       // During: local subscribers still get everything; remote publishes queue up to 20, then drop.
       for (let i = 0; i < 100; i++) pub();
       expect(A.broker.queued).toBeLessThanOrEqual(20);
       expect(A.broker.dropped).toBe(80);
-      await until(() => a.got.length === n, 5000, 'local delivery during the outage');
+      await until(() => a.got.length === n, { timeout: 5000, what: 'local delivery during the outage' });
       await own.start();
       // A is back first: its queue (20) is flushed and 10 more are published while B is away.
-      await until(() => A.broker.connected, 5000, 'A reconnects');
+      await until(() => A.broker.connected, { timeout: 5000, what: 'A reconnects' });
       expect(B.broker.connected).toBe(false);
       for (let i = 0; i < 10; i++) pub();
       await A.cl.ping(); // after the PUBLISHes on the same connection: Redis has them
       gate.open = true;
-      await until(() => A.broker.connected && B.broker.connected, 10_000, 'reconnect');
-      await until(() => A.readies >= 1 && B.readies >= 1, 5000, "'ready' after the outage");
+      await until(() => A.broker.connected && B.broker.connected, { timeout: 10_000, what: 'reconnect' });
+      await until(() => A.readies >= 1 && B.readies >= 1, { timeout: 5000, what: "'ready' after the outage" });
       // After: delivery resumes; B saw every message once or reported it missing.
       for (let i = 0; i < 5; i++) pub();
-      await until(() => b.got.includes(`m${n - 1}`), 5000, 'after the outage');
-      await until(() => a.got.length === n, 5000, 'local after the outage');
+      await until(() => b.got.includes(`m${n - 1}`), { timeout: 5000, what: 'after the outage' });
+      await until(() => a.got.length === n, { timeout: 5000, what: 'local after the outage' });
       expect(a.got).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
       const missed = B.gaps.reduce((x, y) => x + y, 0);
       // Without history, what B's subscriber missed while it was away (A's 20 queued and 10 more)
@@ -374,13 +361,11 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     await broker.ready;
     for (let i = 0; i < 300; i++) broker.publish('h', Buffer.from([i & 0xff, 0xff, 0x00]), true, true, null);
     broker.publish('h', Buffer.from('last'), false, true, null);
-    const end = Date.now() + 5000;
     let got: { data: Buffer; binary: boolean }[] = [];
-    while (Date.now() < end) {
+    await poll(async () => {
       got = await broker.recent('h', 3);
-      if (got.length && got[got.length - 1].data.toString() === 'last') break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return got.length > 0 && got[got.length - 1].data.toString() === 'last';
+    }, { timeout: 5000, what: "'last' in the history" }).catch(() => {}); // the assertions show what came
     expect(got.map((m) => m.binary)).toEqual([true, true, false]);
     expect(got[0].data.equals(Buffer.from([298 & 0xff, 0xff, 0x00]))).toBe(true);
     expect(got[2].data.toString()).toBe('last');
@@ -408,12 +393,12 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       broker.subscribe('keep');
       broker.subscribe('drop');
       const channels = async () => ((await cl.sendCommand(['PUBSUB', 'CHANNELS', 'oq:*'])) as unknown[]).map(String).sort();
-      await until(() => broker.connected, 5000);
+      await until(() => broker.connected, { timeout: 5000 });
       let have: string[] = [];
-      for (const end = Date.now() + 5000; Date.now() < end && have.length < 2; ) have = await channels();
+      await poll(async () => (have = await channels()).length >= 2, { timeout: 5000, interval: 5, what: 'two channels' }).catch(() => {});
       expect(have).toEqual(['oq:drop', 'oq:keep']);
       await own.stop();
-      await until(() => !broker.connected && !broker.subscriber.isReady, 5000, 'outage noticed');
+      await until(() => !broker.connected && !broker.subscriber.isReady, { timeout: 5000, what: 'outage noticed' });
       broker.unsubscribe('drop');
       for (let i = 0; i < 20_000; i++) {
         broker.subscribe(`c${i % 1000}`);
@@ -421,13 +406,11 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       }
       broker.subscribe('new');
       await own.start(); // a fresh server: its command counts start at zero
-      await until(() => broker.connected, 10_000, 'reconnect');
-      for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
-        have = await channels();
-        if (JSON.stringify(have) === '["oq:keep","oq:new"]') break;
-      }
+      await until(() => broker.connected, { timeout: 10_000, what: 'reconnect' });
+      await poll(async () => JSON.stringify((have = await channels())) === '["oq:keep","oq:new"]', { timeout: 5000, what: 'the wanted set subscribed' })
+        .catch(() => {});
       expect(have).toEqual(['oq:keep', 'oq:new']);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       // node-redis's resubscribe, then ours: a handful of commands, not 40,000 replayed.
       expect(await calls(cl, 'subscribe')).toBeLessThanOrEqual(4);
       expect(await calls(cl, 'unsubscribe')).toBeLessThanOrEqual(4);
@@ -459,15 +442,15 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       for (let i = 0; i < N; i++) broker.publish('t', payload, true, true, null);
       expect(broker.queued).toBeLessThanOrEqual(100);
       expect(broker.dropped).toBeGreaterThanOrEqual(N - 200);
-      await until(() => errors.length === 1, 5000, 'one error'); // after a second without a reply
+      await until(() => errors.length === 1, { timeout: 5000, what: 'one error' }); // after a second without a reply
       expect(errors[0]).toMatch(/not answering/);
       own.proc!.kill('SIGCONT');
-      await until(() => broker.queued === 0, 5000, 'queue drained');
+      await until(() => broker.queued === 0, { timeout: 5000, what: 'queue drained' });
       await cl.ping();
-      await until(() => got === N - broker.dropped, 5000, 'every kept publish delivered');
+      await until(() => got === N - broker.dropped, { timeout: 5000, what: 'every kept publish delivered' });
       broker.publish('t', payload, true, true, null); // flowing again: sent at once
       expect(broker.queued).toBe(0);
-      await until(() => got === N + 1 - broker.dropped, 5000, 'a later publish');
+      await until(() => got === N + 1 - broker.dropped, { timeout: 5000, what: 'a later publish' });
       expect(errors.length).toBe(1);
     } finally {
       own.proc?.kill('SIGCONT');
@@ -493,15 +476,15 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     try {
       broker.publish('t', Buffer.from('a'), false, true, null);
       broker.publish('t', Buffer.from('b'), false, true, null); // within the rate limit: not reported again
-      await until(() => errors.length === 1, 5000, 'command error');
+      await until(() => errors.length === 1, { timeout: 5000, what: 'command error' });
       expect(errors[0]).toMatch(/command failed.*WRONGTYPE/);
       expect(errors[0]).not.toMatch(/unavailable/);
       expect(broker.connected).toBe(true);
       await own.stop();
-      await until(() => errors.length === 2, 5000, 'outage error');
+      await until(() => errors.length === 2, { timeout: 5000, what: 'outage error' });
       expect(errors[1]).toMatch(/Redis unavailable/);
       await own.start();
-      await until(() => readies === 1, 10_000, "'ready' after the outage");
+      await until(() => readies === 1, { timeout: 10_000, what: "'ready' after the outage" });
       expect(errors.length).toBe(2);
     } finally {
       await broker.close();
@@ -530,13 +513,13 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     const A = await mk();
     const B = await mk();
     const n = async () => Number(((await A.cl.sendCommand(['PUBSUB', 'NUMSUB', 'reuse:t'])) as unknown[])[1]);
-    for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    await poll(async () => (await n()) >= 2, { timeout: 5000, interval: 10, what: 'both subscriptions' });
     const buf = Buffer.alloc(2);
     for (const s of ['m1', 'm2', 'm3']) {
       buf.write(s);
       A.wss.publish('t', buf);
     }
-    await until(() => A.c.got.length === 3 && B.c.got.length === 3, 5000, 'three messages');
+    await until(() => A.c.got.length === 3 && B.c.got.length === 3, { timeout: 5000, what: 'three messages' });
     expect(A.c.got).toEqual(['m1', 'm2', 'm3']);
     expect(B.c.got).toEqual(['m1', 'm2', 'm3']);
     for (const X of [A, B]) {
@@ -554,13 +537,13 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     const inj = createClient({ url: redis.url });
     await inj.connect();
     const n = async () => Number(((await inj.sendCommand(['PUBSUB', 'NUMSUB', 'ro:t'])) as unknown[])[1]);
-    for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    await poll(async () => (await n()) >= 2, { timeout: 5000, interval: 10, what: 'both subscriptions' });
     // A third origin C, publishing through the history script as a broker does.
     const C = Buffer.from('cccccccc');
     const viaScript = (seq: number, text: string) =>
       inj.sendCommand(['EVAL', HISTORY_SCRIPT, '1', 'ro:history:{t}', encodeMessage(C, seq, 0, Buffer.from(text)), 'ro:t', '1000', '0']);
     await viaScript(1, 'c1');
-    await until(() => A.c.got.length === 1 && D.c.got.length === 1, 5000, 'c1');
+    await until(() => A.c.got.length === 1 && D.c.got.length === 1, { timeout: 5000, what: 'c1' });
     // c2 is in the stream but never published live: c3 is a jump, and A and D replay.
     await inj.sendCommand(['XADD', 'ro:history:{t}', '*', 'm', encodeMessage(C, 2, 0, Buffer.from('c2'))]);
     // Entries that are not messages (skipped) make the replay long enough for a1's echo to arrive during it.
@@ -568,7 +551,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     await Promise.all(Array.from({ length: 400 }, () => inj.sendCommand(['XADD', 'ro:history:{t}', '*', 'm', junk])));
     void viaScript(3, 'c3');
     A.wss.publish('t', 'a1'); // its echo reaches A while A replays (or before c3: the same order on both)
-    await until(() => A.c.got.length === 4 && D.c.got.length === 4, 5000, 'four messages');
+    await until(() => A.c.got.length === 4 && D.c.got.length === 4, { timeout: 5000, what: 'four messages' });
     expect(A.c.got).toEqual(D.c.got);
     await inj.close();
     for (const X of [A, D]) {
@@ -599,22 +582,22 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     const E = await mk(false);
     try {
       const n = async () => Number(((await L.cl.sendCommand(['PUBSUB', 'NUMSUB', 'lf:lf'])) as unknown[])[1]);
-      for (const end = Date.now() + 5000; (await n()) < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+      await poll(async () => (await n()) >= 2, { timeout: 5000, interval: 10, what: 'both subscriptions' });
       // One round trip through Redis first: both brokers have their subscription confirmed (before
       // that, a publish is delivered locally at once by design).
       E.wss.publish('lf', 'warm');
-      await until(() => L.c.got.length === 1 && E.c.got.length === 1, 5000, 'warm-up echo');
+      await until(() => L.c.got.length === 1 && E.c.got.length === 1, { timeout: 5000, what: 'warm-up echo' });
       L.c.got.length = 0;
       E.c.got.length = 0;
       await own.stall(); // connections stay up, nothing comes back
       expect(L.wss.publish('lf', 'now')).toBe(1);
       expect(E.wss.publish('lf', 'later')).toBe(1);
-      await until(() => L.c.got.length === 1, 2000, 'localFirst delivery with the echo path blocked');
+      await until(() => L.c.got.length === 1, { timeout: 2000, what: 'localFirst delivery with the echo path blocked' });
       expect(L.c.got).toEqual(['now']);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       expect(E.c.got).toEqual([]); // the default waits for its echo (the check that the path is blocked)
       own.resume();
-      await until(() => E.c.got.length === 2 && L.c.got.length === 2, 5000, 'echoes after SIGCONT');
+      await until(() => E.c.got.length === 2 && L.c.got.length === 2, { timeout: 5000, what: 'echoes after SIGCONT' });
       expect(L.c.got).toEqual(['now', 'later']); // 'now' once: its echo is not delivered again
       expect(E.c.got.sort()).toEqual(['later', 'now']);
     } finally {
@@ -639,7 +622,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     await broker.ready;
     broker.subscribe('t');
     const n = async () => Number(((await cl.sendCommand(['PUBSUB', 'NUMSUB', 'uv:t'])) as unknown[])[1]);
-    for (const end = Date.now() + 5000; (await n()) < 1 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    await poll(async () => (await n()) >= 1, { timeout: 5000, interval: 10, what: 'the subscription' });
     const X = Buffer.from('xxxxxxxx');
     const Y = Buffer.from('yyyyyyyy');
     const v2 = (o: Buffer) => {
@@ -649,7 +632,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     };
     const badFlags = encodeMessage(X, 1, 0x80, Buffer.from('p'));
     for (const m of [v2(X), v2(X), v2(Y), badFlags, badFlags]) await cl.publish('uv:t', m);
-    await until(() => broker.unreadable === 5, 5000, 'five unreadable');
+    await until(() => broker.unreadable === 5, { timeout: 5000, what: 'five unreadable' });
     expect(errors.length).toBe(3);
     expect(errors[0]).toMatch(/7878787878787878: format version 2/);
     expect(errors[1]).toMatch(/7979797979797979: format version 2/);

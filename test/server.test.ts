@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import { encodeClosePayload } from '../src/protocol/frame.js';
-import { RawClient, eventually, raw, startServer, stopServer, upgradeRequest } from './helpers.js';
+import { RawClient, nextEvent, raw, sleep, startRoutedServer, startServer, stopServer, until, upgradeRequest, within } from './helpers.js';
 
 const K = [9, 8, 7, 6];
 const servers: WebSocketServer[] = [];
@@ -22,7 +22,7 @@ afterEach(async () => {
 /** A server and a `ws` client connected to it: the client, and our server-side connection. */
 async function pair(opts: Parameters<typeof startServer>[0] = {}) {
   const s = await server(opts);
-  const serverWs = eventually<[WebSocket]>(s.wss, 'connection');
+  const serverWs = nextEvent<[WebSocket]>(s.wss, 'connection');
   const c = new WS(s.url);
   await once(c, 'open');
   const [ws] = await serverWs;
@@ -98,7 +98,7 @@ describe('handshake over real sockets', () => {
     s.write('GET / HTTP/1.1\r\nHost: x\r\n');
     s.resume();
     const t0 = Date.now();
-    await eventually(s, 'close', 5000);
+    await nextEvent(s, 'close', { timeout: 5000 });
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
@@ -110,7 +110,7 @@ describe('handshake over real sockets', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     try {
       const c = new WS(`ws://127.0.0.1:${(srv.address() as net.AddressInfo).port}`);
-      const [d] = await eventually<[Buffer]>(c, 'message');
+      const [d] = await nextEvent<[Buffer]>(c, 'message');
       expect(d.toString()).toBe('from noServer');
       c.terminate();
     } finally {
@@ -139,7 +139,7 @@ describe('protocol errors over real sockets', () => {
     wss.once('connection', (ws: WebSocket) => ws.on('message', (d: Buffer) => ws.send(d)));
     await once(good, 'open');
     good.send('still here');
-    const [d] = await eventually<[Buffer]>(good, 'message');
+    const [d] = await nextEvent<[Buffer]>(good, 'message');
     expect(d.toString()).toBe('still here');
     good.terminate();
   });
@@ -179,7 +179,7 @@ describe('connection lifecycle', () => {
     await once(c, 'open');
     let pings = 0;
     c.on('ping', () => pings++);
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     expect(pings).toBeGreaterThanOrEqual(3);
     expect(c.readyState).toBe(WS.OPEN);
     expect(wss.clients.size).toBe(1);
@@ -189,7 +189,7 @@ describe('connection lifecycle', () => {
   it('closes an idle connection with 1001 after idleTimeout', async () => {
     const { url } = await server({ idleTimeout: 200 });
     const c = new WS(url);
-    const [code, reason] = await eventually<[number, Buffer]>(c, 'close', 3000);
+    const [code, reason] = await nextEvent<[number, Buffer]>(c, 'close', { timeout: 3000 });
     expect([code, reason.toString()]).toEqual([1001, 'idle timeout']);
   });
 
@@ -200,23 +200,23 @@ describe('connection lifecycle', () => {
       await once(c, 'open');
       return c;
     }));
-    const codes = Promise.all(clients.map((c) => eventually<[number]>(c, 'close').then(([code]) => code)));
+    const codes = Promise.all(clients.map((c) => nextEvent<[number]>(c, 'close').then(([code]) => code)));
     await new Promise<void>((resolve) => wss.close(() => resolve()));
     expect(await codes).toEqual([1001, 1001, 1001, 1001, 1001]);
     expect(wss.clients.size).toBe(0);
     // The port is released: a new connection is refused.
     const c = new WS(url);
-    const [err] = await eventually<[Error]>(c, 'error');
+    const [err] = await nextEvent<[Error]>(c, 'error');
     expect((err as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
   });
 
   it('drops a slow reader that exceeds maxBackpressure with 1008, and other clients keep working', async () => {
     const { wss, port, url } = await server({ maxBackpressure: 1 << 20 });
-    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const serverWs = nextEvent<[WebSocket]>(wss, 'connection');
     const slow = await RawClient.connect(port);
     slow.socket.pause();
     const [ws] = await serverWs;
-    const closed = eventually<[number]>(ws, 'close', 10_000);
+    const closed = nextEvent<[number]>(ws, 'close', { timeout: 10_000 });
     const chunk = Buffer.alloc(64 * 1024);
     for (let i = 0; i < 200 && ws.readyState === WebSocket.OPEN; i++) {
       ws.send(chunk);
@@ -234,7 +234,7 @@ describe('connection lifecycle', () => {
     const { wss, url } = await server({ maxBackpressure: 64 * 1024 });
     wss.on('connection', (ws: WebSocket) => ws.send(Buffer.alloc(1 << 20, 7)));
     const c = new WS(url);
-    const [data] = await eventually<[Buffer]>(c, 'message');
+    const [data] = await nextEvent<[Buffer]>(c, 'message');
     expect(data.length).toBe(1 << 20);
     expect(c.readyState).toBe(WS.OPEN);
     c.terminate();
@@ -249,21 +249,21 @@ describe('connection lifecycle', () => {
       await once(c, 'open');
       return c;
     }));
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     const got = clients.map((c) => new Promise<string>((r) => c.once('message', (d: Buffer) => r(d.toString()))));
     expect(wss.broadcast('news', { except: conns[0] })).toBe(3);
-    const received = await Promise.race([Promise.all(got.slice(1)), new Promise((r) => setTimeout(r, 2000))]);
+    const received = await Promise.race([Promise.all(got.slice(1)), sleep(2000)]);
     expect(received).toEqual(['news', 'news', 'news']);
     let firstGot = false;
     clients[0].on('message', () => (firstGot = true));
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(firstGot).toBe(false);
     clients.forEach((c) => c.terminate());
   });
 
   it('sends a Buffer[] as the concatenation of its pieces, from send and from broadcast alike', async () => {
     const { wss, url } = await server();
-    const conn = eventually<[WebSocket]>(wss, 'connection');
+    const conn = nextEvent<[WebSocket]>(wss, 'connection');
     const c = new WS(url);
     await once(c, 'open');
     const [ws] = await conn;
@@ -283,17 +283,26 @@ describe('connection lifecycle', () => {
   });
 
   it('coalesces the frames sent in one tick into one write', async () => {
-    const { c, ws } = await pair();
-    const socket = ws._socket as net.Socket;
-    let writes = 0;
-    const orig = socket.write.bind(socket);
-    socket.write = ((...a: Parameters<typeof orig>) => { writes++; return orig(...a); }) as typeof socket.write;
-    let n = 0;
-    const all = new Promise<void>((r) => c.on('message', () => { if (++n === 100) r(); }));
-    for (let i = 0; i < 100; i++) ws.send(`m${i}`);
-    await all;
-    expect(writes).toBe(1);
-    c.terminate();
+    // The server's TCP socket is the one the test handed to handleUpgrade: count the writes on it.
+    const s = await startRoutedServer();
+    try {
+      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c = new WS(s.url);
+      await once(c, 'open');
+      const [ws] = await conn;
+      const socket = s.socketOf(ws);
+      let writes = 0;
+      const orig = socket.write.bind(socket);
+      socket.write = ((...a: Parameters<typeof orig>) => { writes++; return orig(...a); }) as typeof socket.write;
+      let n = 0;
+      const all = new Promise<void>((r) => c.on('message', () => { if (++n === 100) r(); }));
+      for (let i = 0; i < 100; i++) ws.send(`m${i}`);
+      await within(all, { what: '100 messages' });
+      expect(writes).toBe(1);
+      c.terminate();
+    } finally {
+      await s.close();
+    }
   });
 });
 
@@ -302,7 +311,7 @@ describe('connection API', () => {
     const { c, ws } = await pair();
     const it = ws[Symbol.asyncIterator]();
     for (let i = 0; i < 200; i++) c.send(i % 2 ? Buffer.from([i]) : `t${i}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(ws.isPaused).toBe(true); // 64 buffered: the socket stopped reading
     const got: (string | Buffer)[] = [];
     for (let i = 0; i < 200; i++) got.push((await it.next()).value as string | Buffer);
@@ -318,15 +327,30 @@ describe('connection API', () => {
     const { c, ws } = await pair();
     const it = ws[Symbol.asyncIterator]();
     for (let i = 0; i < 100; i++) c.send(`m${i}`);
-    await new Promise((r) => setTimeout(r, 150));
+    await until(() => ws.isPaused, { what: 'the iterator to pause reading (64 buffered)' });
     ws.pause(); // the application's own pause
-    const queued = (ws as unknown as { iterQueue: unknown[] }).iterQueue.length;
-    expect(queued).toBeGreaterThanOrEqual(40);
-    for (let i = 0; i < queued; i++) await it.next(); // drains below the low-water mark
+    // Drain what the iterator holds, below its low-water mark: a next() still pending after 100 ms
+    // means the queue is empty and nothing more is read.
+    const got: string[] = [];
+    let pending: Promise<IteratorResult<string | Buffer>> | null = null;
+    for (let i = 0; i < 200 && !pending; i++) {
+      const next = it.next();
+      const r = await Promise.race([next, sleep(100).then(() => null)]);
+      if (r) got.push(String(r.value));
+      else pending = next;
+    }
+    expect(got.length).toBeGreaterThanOrEqual(40);
+    expect(got.slice(0, 3)).toEqual(['m0', 'm1', 'm2']);
     expect(ws.isPaused).toBe(true);
-    expect((ws._socket as net.Socket).isPaused()).toBe(true);
+    // Still paused: what the client sends now (and whatever it sent before) stays unread.
+    c.send('after the pause');
+    expect(await Promise.race([pending!.then(() => 'read'), sleep(300).then(() => 'not read')])).toBe('not read');
     ws.resume();
-    expect((ws._socket as net.Socket).isPaused()).toBe(false);
+    // Reading resumes: every message arrives, in order.
+    const first = await within(pending!, { what: 'a message after resume()' });
+    got.push(String(first.value));
+    for (let i = 0; i < 200 && got.length < 101; i++) got.push(String((await within(it.next(), { what: 'the rest after resume()' })).value));
+    expect(got).toEqual([...Array.from({ length: 100 }, (_, i) => `m${i}`), 'after the pause']);
     c.terminate();
   });
 
@@ -356,7 +380,7 @@ describe('connection API', () => {
 
   it('ignores a close reason given without a code (as ws) and completes the closing handshake', async () => {
     const { c, ws } = await pair();
-    const closed = eventually<[number]>(c, 'close');
+    const closed = nextEvent<[number]>(c, 'close');
     ws.close(undefined, 'bye');
     expect((await closed)[0]).toBe(1005);
   });
@@ -367,8 +391,8 @@ describe('connection API', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     try {
       const c = new WebSocket(`ws://127.0.0.1:${(srv.address() as net.AddressInfo).port}`);
-      const errored = eventually<[Error]>(c, 'error');
-      const closed = eventually<[number]>(c, 'close');
+      const errored = nextEvent<[Error]>(c, 'error');
+      const closed = nextEvent<[number]>(c, 'close');
       c.on('unexpected-response', (_req: unknown, res: http.IncomingMessage) => {
         expect(res.statusCode).toBe(403);
         res.resume();
@@ -395,10 +419,10 @@ describe('connection API', () => {
 
   it('echoes the close the peer sends with a reason, and the server side gets code and reason', async () => {
     const { wss, port } = await server();
-    const serverWs = eventually<[WebSocket]>(wss, 'connection');
+    const serverWs = nextEvent<[WebSocket]>(wss, 'connection');
     const c = await RawClient.connect(port);
     const [ws] = await serverWs;
-    const closed = eventually<[number, Buffer]>(ws, 'close');
+    const closed = nextEvent<[number, Buffer]>(ws, 'close');
     c.send(raw({ opcode: 8, payload: encodeClosePayload(3001, 'app'), key: K }));
     await c.until(() => c.closeFrame() !== undefined && c.closed);
     // Code and reason echoed, as ws does.

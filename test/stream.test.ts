@@ -6,26 +6,14 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex, DuplexOptions } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as ours from '../src/index.js';
-import { eventually } from './helpers.js';
-import { LIBS, sameAsWs, sleep, withServer, type Lib } from './side-by-side.js';
-
-// Not events.once: it rejects on 'error', and several scenarios wait for 'close' after one.
-const next = (emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> => eventually<any[]>(emitter, event, ms);
+import { nextEvent, until } from './helpers.js';
+import { LIBS, sameAsWs, sleep, withRoutedServer, withServer, type Lib } from './side-by-side.js';
 
 const require = createRequire(import.meta.url);
 const wsLib = require('ws');
 
 
 
-
-/** Wait until `pred()` holds, polling, at most `ms`. */
-async function until(pred: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(5);
-  }
-}
 
 /** withServer with `onConnection(serverSide)` run for each connection. */
 function withServerOn<T>(lib: Lib, onConnection: (ws: any) => void, fn: (url: string) => Promise<T>): Promise<T> {
@@ -60,9 +48,9 @@ describe('createWebSocketStream, side by side with ws', () => {
           const client = new lib.WebSocket(url);
           const duplex = lib.createWebSocketStream(client);
           duplex.write('one'); // while CONNECTING: waits for 'open'
-          const [chunk] = await next(duplex, 'data');
+          const [chunk] = await nextEvent(duplex, 'data');
           duplex.write(Buffer.from('two'));
-          const [chunk2] = await next(duplex, 'data');
+          const [chunk2] = await nextEvent(duplex, 'data');
           client.terminate();
           return { got, chunks: [Buffer.isBuffer(chunk), String(chunk), String(chunk2)] };
         },
@@ -130,11 +118,11 @@ describe('createWebSocketStream, side by side with ws', () => {
           const duplex = lib.createWebSocketStream(client);
           recordEvents(duplex, log);
           duplex.resume();
-          await next(duplex, 'end');
+          await nextEvent(duplex, 'end');
           await sleep(30);
           const before = [...log]; // 'end' alone: the writable side is still open
           duplex.end();
-          await next(duplex, 'close');
+          await nextEvent(duplex, 'close');
           return { before, after: log, destroyed: duplex.destroyed, readyState: client.readyState };
         },
       ),
@@ -155,7 +143,7 @@ describe('createWebSocketStream, side by side with ws', () => {
           recordEvents(duplex, log);
           duplex.resume();
           duplex.end('last'); // while CONNECTING: written and ended after 'open'
-          await next(duplex, 'close');
+          await nextEvent(duplex, 'close');
           await until(() => peer.length > 0);
           return { log, peer, readyState: client.readyState };
         },
@@ -203,11 +191,11 @@ describe('createWebSocketStream, side by side with ws', () => {
         async (url) => {
           const log: string[] = [];
           const client = new lib.WebSocket(url);
-          await next(client, 'open');
+          await nextEvent(client, 'open');
           const duplex = lib.createWebSocketStream(client);
           recordEvents(duplex, log);
           duplex.destroy();
-          await next(duplex, 'close');
+          await nextEvent(duplex, 'close');
           await until(() => peer.length > 0);
           return { log, peer, readyState: client.readyState };
         },
@@ -220,7 +208,7 @@ describe('createWebSocketStream, side by side with ws', () => {
     const r = await sameAsWs((lib) =>
       withServerOn(lib, echo, async (url) => {
         const client = new lib.WebSocket(url);
-        await next(client, 'open');
+        await nextEvent(client, 'open');
         const duplex = lib.createWebSocketStream(client);
         const err = new RangeError('mine');
         const log: string[] = [];
@@ -228,7 +216,7 @@ describe('createWebSocketStream, side by side with ws', () => {
         let same = false;
         duplex.once('error', (e) => (same = e === err));
         duplex.destroy(err);
-        await next(duplex, 'close');
+        await nextEvent(duplex, 'close');
         return { log, same };
       }),
     );
@@ -238,12 +226,13 @@ describe('createWebSocketStream, side by side with ws', () => {
   it("an error of the WebSocket destroys the stream with it, without cutting its close frame short", async () => {
     const r = await sameAsWs((lib) => {
       let peer: unknown[] = [];
-      return withServerOn(
+      return withRoutedServer(
         lib,
-        (server) => {
+        (server, socket) => {
           server.on('close', (code: number) => (peer = [code]));
-          // An unmasked text frame holding invalid UTF-8: the client fails the connection with 1007.
-          server._socket.write(Buffer.from([0x81, 0x02, 0xff, 0xfe]));
+          // An unmasked text frame holding invalid UTF-8, written on the server's TCP socket: the
+          // client fails the connection with 1007.
+          socket.write(Buffer.from([0x81, 0x02, 0xff, 0xfe]));
         },
         async (url) => {
           const client = new lib.WebSocket(url);
@@ -251,7 +240,7 @@ describe('createWebSocketStream, side by side with ws', () => {
           const log: string[] = [];
           recordEvents(duplex, log);
           duplex.resume();
-          await next(duplex, 'close');
+          await nextEvent(duplex, 'close');
           await until(() => peer.length > 0);
           return { log, peer };
         },
@@ -263,7 +252,7 @@ describe('createWebSocketStream, side by side with ws', () => {
   it('a failed handshake errors the stream (end() while connecting waits for it)', async () => {
     const r = await sameAsWs(async (lib) => {
       const probe = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
-      await next(probe, 'listening');
+      await nextEvent(probe, 'listening');
       const port = (probe.address() as AddressInfo).port;
       await new Promise((res) => probe.close(res)); // a port nobody listens on
       const client = new lib.WebSocket(`ws://127.0.0.1:${port}`);
@@ -273,7 +262,7 @@ describe('createWebSocketStream, side by side with ws', () => {
       duplex.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? ''));
       recordEvents(duplex, log);
       duplex.end();
-      await next(duplex, 'close');
+      await nextEvent(duplex, 'close');
       return { log, code, readyState: client.readyState };
     });
     expect(r).toEqual({ log: ['error:true', 'close'], code: 'ECONNREFUSED', readyState: 3 });
@@ -283,16 +272,16 @@ describe('createWebSocketStream, side by side with ws', () => {
     const r = await sameAsWs((lib) =>
       withServerOn(lib, echo, async (url) => {
         const client = new lib.WebSocket(url);
-        await next(client, 'open');
+        await nextEvent(client, 'open');
         const duplex = lib.createWebSocketStream(client);
         // Our listener is added after the stream's own, so the stream sees one other listener: no re-emit.
         let count = 0;
         duplex.on('error', () => count++);
         duplex.emit('error', new Error('x'));
-        await next(duplex, 'close');
+        await nextEvent(duplex, 'close');
         // With no listener of ours the error is re-emitted, and throws as an unhandled 'error' does.
         const client2 = new lib.WebSocket(url);
-        await next(client2, 'open');
+        await nextEvent(client2, 'open');
         const bare = lib.createWebSocketStream(client2);
         const err = new Error('unhandled');
         let thrown: unknown = null;
@@ -301,7 +290,7 @@ describe('createWebSocketStream, side by side with ws', () => {
         } catch (e) {
           thrown = e;
         }
-        await next(bare, 'close');
+        await nextEvent(bare, 'close');
         return { count, destroyed: duplex.destroyed, rethrown: thrown === err, bareDestroyed: bare.destroyed };
       }),
     );

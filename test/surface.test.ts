@@ -22,11 +22,8 @@ import type { AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as oursEsm from '../src/index.js';
-import { ensureDist, eventually } from './helpers.js';
-import { LIBS, sameAsWs as sameRecords, sleep, withServer, type Lib } from './side-by-side.js';
-
-/** The arguments of the next `event` (not events.once: it rejects on 'error'). */
-const next = (emitter: NodeJS.EventEmitter, event: string, ms = 3000): Promise<any[]> => eventually<any[]>(emitter, event, ms);
+import { ensureDist, nextEvent, until } from './helpers.js';
+import { LIBS, sameAsWs as sameRecords, sleep, withRoutedServer, withServer, type Lib } from './side-by-side.js';
 
 const require = createRequire(import.meta.url);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -183,9 +180,9 @@ function chainNames(proto: object): string[] {
 /** A server of `lib` on 127.0.0.1:0 and a connected client of `lib`; both sides, then teardown. */
 function connected<T>(lib: Lib, fn: (client: any, serverSide: any, wss: any) => Promise<T>): Promise<T> {
   return withServer(lib, {}, async (url, wss) => {
-    const conn = next(wss, 'connection');
+    const conn = nextEvent(wss, 'connection');
     const client = new lib.WebSocket(url);
-    const [[serverSide]] = await Promise.all([conn, next(client, 'open')]);
+    const [[serverSide]] = await Promise.all([conn, nextEvent(client, 'open')]);
     try {
       return await fn(client, serverSide, wss);
     } finally {
@@ -403,14 +400,6 @@ function record(emitter: NodeJS.EventEmitter, events: string[], log: string[], l
   for (const e of events) emitter.on(e, (...args: unknown[]) => log.push(`${prefix}${e}(${args.map((a) => shape(a, lib)).join(', ')})`));
 }
 
-async function until(pred: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(5);
-  }
-}
-
 /** Ports (ephemeral, different in each run) renamed :P1, :P2, … in order of appearance. */
 function withoutPorts(record: unknown): any {
   const ports = new Map<string, string>();
@@ -451,7 +440,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
       const server: string[] = [];
       const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
       record(wss, SERVER_EVENTS, server, lib);
-      await next(wss, 'listening');
+      await nextEvent(wss, 'listening');
       wss.on('connection', (conn: any) => {
         record(conn, ['message', 'ping', 'pong', 'close', 'error'], server, lib, 'conn.');
         conn.send('text');
@@ -465,10 +454,10 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
       record(ws, WS_EVENTS, client, lib);
       ws.on('ping', () => ws.ping('client-ping')); // after our automatic pong: the server sees pong, then ping
       ws.on('pong', () => ws.send('please close'));
-      await next(ws, 'close');
+      await nextEvent(ws, 'close');
       await until(() => server.some((l) => l.startsWith('conn.close')));
       wss.close();
-      await next(wss, 'close');
+      await nextEvent(wss, 'close');
       return { client, server, url: ws.url, readyState: ws.readyState };
     });
     expect(r.client).toEqual([
@@ -501,7 +490,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
         for (const bt of ['arraybuffer', 'fragments', 'nodebuffer']) {
           client.binaryType = bt;
           serverSide.send(Buffer.from(bt));
-          const [data, isBinary] = await next(client, 'message');
+          const [data, isBinary] = await nextEvent(client, 'message');
           log.push(`${bt}: ${shape(data, lib)} ${isBinary}`);
         }
         client.onmessage = (ev: unknown) => log.push(`onmessage ${shape(ev, lib)}`);
@@ -537,7 +526,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
           // Recording 'unexpected-response' is listening to it: only in the first run.
           record(ws, listen ? WS_EVENTS : WS_EVENTS.filter((e) => e !== 'unexpected-response'), log, lib);
           if (listen) ws.on('unexpected-response', () => ws.close());
-          await next(ws, 'close');
+          await nextEvent(ws, 'close');
           out[listen ? 'listened' : 'not listened'] = log;
         }
         return out;
@@ -563,7 +552,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
       const log: string[] = [];
       const ws = new lib.WebSocket(`ws://127.0.0.1:${port}`);
       record(ws, WS_EVENTS, log, lib);
-      await next(ws, 'close');
+      await nextEvent(ws, 'close');
       return { log, readyState: ws.readyState };
     });
     expect(r).toEqual({ log: ['error(Error(ECONNREFUSED))', 'close(1006, Buffer(""))'], readyState: 3 });
@@ -572,7 +561,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
   it("followRedirects: redirect (url, request) for each hop, credentials dropped across hosts unless someone listens", async () => {
     const r = await sameAsWs(async (lib) => {
       const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
-      await next(wss, 'listening');
+      await nextEvent(wss, 'listening');
       const target = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/target`;
       const seen: Record<string, unknown>[] = [];
       wss.on('connection', (_c: unknown, req: http.IncomingMessage) => {
@@ -593,7 +582,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
           });
           // Recording 'redirect' is listening to it: only in the second run.
           record(ws, listen ? WS_EVENTS : WS_EVENTS.filter((e) => e !== 'redirect'), log, lib);
-          await next(ws, 'open');
+          await nextEvent(ws, 'open');
           await until(() => seen.length > 0);
           out[listen ? 'listened' : 'not listened'] = { log: [...log], url: ws.url, seen: seen.pop() };
           ws.terminate();
@@ -601,7 +590,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
         const log: string[] = [];
         const ws = new lib.WebSocket(`ws://127.0.0.1:${port}/a`, { followRedirects: true, maxRedirects: 1 });
         record(ws, WS_EVENTS, log, lib);
-        await next(ws, 'close');
+        await nextEvent(ws, 'close');
         out['maxRedirects: 1'] = log;
       } finally {
         await closeHttp(server);
@@ -655,7 +644,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
     const r = await sameAsWs(async (lib) => {
       const log: string[] = [];
       const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
-      await next(wss, 'listening');
+      await nextEvent(wss, 'listening');
       record(wss, SERVER_EVENTS.filter((e) => e !== 'listening'), log, lib);
       wss.on('wsClientError', (_err: Error, socket: Duplex) => setTimeout(() => socket.end('HTTP/1.1 418 Teapot\r\n\r\n'), 50));
       const sock = net.connect((wss.address() as AddressInfo).port, '127.0.0.1');
@@ -663,7 +652,7 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
       sock.write(`${method} / HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
       let response = '';
       sock.on('data', (d) => (response += d));
-      await next(sock, 'close');
+      await nextEvent(sock, 'close');
       wss.close();
       return { log, response };
     });
@@ -688,20 +677,23 @@ describe('(d) events, side by side with ws (same scenario, same argument shapes)
 
   it(`a peer's protocol error: error then close, with the listed difference (${Object.keys(EVENT_DIFFERENCES)})`, async () => {
     const run = async (lib: Lib) => {
-      const wss = new lib.WebSocketServer({ port: 0, host: '127.0.0.1' });
-      await next(wss, 'listening');
       let peer: unknown[] = [];
-      wss.on('connection', (conn: any) => {
-        conn.on('close', (code: number, reason: Buffer) => (peer = [code, String(reason)]));
-        conn._socket.write(Buffer.from([0x81, 0x02, 0xff, 0xfe])); // an unmasked text frame, invalid UTF-8
-      });
-      const ws = new lib.WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
       const log: string[] = [];
-      ws.on('error', (e: Error & { code?: unknown }) => log.push(`error(${e.constructor.name}, ${JSON.stringify(e.code)}, ${e.message})`));
-      ws.on('close', (code: number, reason: Buffer) => log.push(`close(${code}, ${JSON.stringify(String(reason))})`));
-      await next(ws, 'close');
-      await until(() => peer.length > 0);
-      wss.close();
+      await withRoutedServer(
+        lib,
+        (conn, socket) => {
+          conn.on('close', (code: number, reason: Buffer) => (peer = [code, String(reason)]));
+          // Written on the server's TCP socket: an unmasked text frame, invalid UTF-8.
+          socket.write(Buffer.from([0x81, 0x02, 0xff, 0xfe]));
+        },
+        async (url) => {
+          const ws = new lib.WebSocket(url);
+          ws.on('error', (e: Error & { code?: unknown }) => log.push(`error(${e.constructor.name}, ${JSON.stringify(e.code)}, ${e.message})`));
+          ws.on('close', (code: number, reason: Buffer) => log.push(`close(${code}, ${JSON.stringify(String(reason))})`));
+          await nextEvent(ws, 'close');
+          await until(() => peer.length > 0);
+        },
+      );
       return { log, peer };
     };
     expect(await run(LIBS[0])).toEqual({

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import { PerMessageDeflate } from '../src/deflate/deflate.js';
 import { MAX_TOPIC_LENGTH } from '../src/pubsub/topics.js';
-import { startServer, stopServer, upgradeRequest, TEST_KEY } from './helpers.js';
+import { sleep, startServer, stopServer, until, upgradeRequest, TEST_KEY } from './helpers.js';
 
 const open: WebSocketServer[] = [];
 afterEach(async () => {
@@ -38,14 +38,6 @@ async function client(url: string, opts: Record<string, unknown> = {}) {
   ws.on('message', (d, isBinary) => got.push(isBinary ? `bin:${(d as Buffer).toString('hex')}` : d.toString()));
   await once(ws, 'open');
   return { ws, got };
-}
-
-async function until(pred: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('topics: the API', () => {
@@ -120,7 +112,7 @@ describe('topics: the API', () => {
     await until(() => server.length === 2);
     a.ws.send('pub:room:hello');
     await until(() => b.got.length === 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(b.got).toEqual(['hello']);
     expect(a.got).toEqual([]);
     a.ws.close();
@@ -235,7 +227,7 @@ describe('topics: frame-once delivery', () => {
       sent += 4;
       await new Promise((r) => setImmediate(r));
     }
-    await until(() => fast.every((f) => f.got.length === N || f.ws.readyState !== WebSocket.OPEN), 10_000);
+    await until(() => fast.every((f) => f.got.length === N || f.ws.readyState !== WebSocket.OPEN), { timeout: 10_000 });
     expect(fast.map((f) => f.got.length)).toEqual([N, N, N]);
     expect(slowClose).toBe(1008);
     expect(wss.subscriberCount('feed')).toBe(3);
