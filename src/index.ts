@@ -17,7 +17,7 @@ export {
   isExtendedConnect, H2_WEBSOCKET_PROTOCOL, type ExtendedConnectAccepted, type ExtendedConnectOptions,
 } from './handshake/upgrade.js';
 export type { ClientOptions } from './node/client.js';
-export { Protocol, type ProtocolSink, type ProtocolOptions, type MessageCompressor } from './protocol/protocol.js';
+export { Protocol, State, type ProtocolSink, type ProtocolOptions, type MessageCompressor } from './protocol/protocol.js';
 export {
   acceptKey, generateKey, validateUpgrade, buildAcceptResponse, buildErrorResponse, buildUpgradeRequest, validateAcceptResponse,
 } from './handshake/upgrade.js';
