@@ -251,3 +251,43 @@ describe('Utf8Validator', () => {
     expect(new Utf8Validator().push(Buffer.from([0xe0, 0x80]))).toBe(false);
   });
 });
+
+describe('Protocol over a socket, as the README drives it', () => {
+  it('echoes for a ws client and closes cleanly, with nothing but receive / receiveEof / connectionLost and the sink', async () => {
+    const net = await import('node:net');
+    const { default: WS } = await import('ws');
+    const { acceptKey } = await import('../src/handshake/upgrade.js');
+    const { createCodec } = await import('../src/codec/index.js');
+    let closed!: (v: [number, boolean]) => void;
+    const serverClosed = new Promise<[number, boolean]>((r) => { closed = r; });
+    const server = net.createServer((sock) => {
+      let hs = '';
+      const onHs = (b: Buffer) => {
+        hs += b.toString('latin1');
+        const i = hs.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        sock.off('data', onHs);
+        const key = /sec-websocket-key: *(.*)\r\n/i.exec(hs)![1];
+        sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`);
+        const p: Protocol = new Protocol({
+          onMessage: (data, isBinary) => p.sendMessage(data, isBinary, false),
+          onPing() {}, onPong() {}, onError() {}, onAbort: () => sock.destroy(),
+          onOutput: () => { for (const b of p.out.take()) sock.write(b); },
+          onEnd: () => sock.end(), onClosed: () => closed([p.closeCode, p.wasClean]),
+        }, { role: 'server', maxPayload: 1 << 20, codec: createCodec() });
+        sock.on('data', (b: Buffer) => p.receive(b)).on('end', () => p.receiveEof()).on('close', () => p.connectionLost());
+      };
+      sock.on('data', onHs);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const c = new WS(`ws://127.0.0.1:${(server.address() as { port: number }).port}`);
+    const echoed = new Promise<string>((r) => c.once('message', (d) => r(String(d))));
+    c.on('open', () => c.send('hi'));
+    expect(await echoed).toBe('hi');
+    const clientClosed = new Promise<number>((r) => c.once('close', (code) => r(code)));
+    c.close(1000, 'bye');
+    expect(await clientClosed).toBe(1000);
+    expect(await serverClosed).toEqual([1000, true]);
+    server.close();
+  });
+});
