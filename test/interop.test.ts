@@ -5,7 +5,7 @@ import { WebSocket as UndiciWebSocket } from 'undici';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from '../src/index.js';
-import { nextEvent, rng, randomBytes, startServer, stopServer } from './helpers.js';
+import { nextEvent, rng, randomBytes, startServer, stopServer, within } from './helpers.js';
 
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
 
@@ -26,7 +26,9 @@ describe('our server with ws as the client', () => {
     c.send(bin);
     c.send(text);
     const got: [Buffer, boolean][] = [];
-    await new Promise<void>((resolve) => c.on('message', (d: Buffer, b: boolean) => { got.push([d, b]); if (got.length === 2) resolve(); }));
+    await within(new Promise<void>((resolve) => c.on('message', (d: Buffer, b: boolean) => { got.push([d, b]); if (got.length === 2) resolve(); })), {
+      timeout: 25_000, what: `the ${n}-byte echoes`,
+    });
     expect(got[0][1]).toBe(true);
     expect(got[0][0].equals(bin)).toBe(true);
     expect(got[1][1]).toBe(false);
@@ -174,7 +176,8 @@ describe('our client against ws\'s server', () => {
     await once(c, 'open');
     const bin = randomBytes(rng(n + 1), n);
     c.send(bin);
-    const [data, isBinary] = await nextEvent<[Buffer, boolean]>(c, 'message');
+    // 16 MiB each way can take more than the default 5 s in a loaded full run: the test's own bound.
+    const [data, isBinary] = await nextEvent<[Buffer, boolean]>(c, 'message', { timeout: 25_000, what: `the ${n}-byte echo` });
     expect(isBinary).toBe(true);
     expect(data.equals(bin)).toBe(true);
     c.close();
