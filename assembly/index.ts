@@ -3,21 +3,22 @@
 // Numbers in, numbers out: no strings, no allocation (runtime "stub"). The JS side owns the layout
 // of linear memory; every function takes byte offsets into it.
 //
-// Memory layout (all offsets in bytes; constants mirrored in src/codec/layout.ts):
+// Memory layout (offsets in bytes, [fields] in u32 words; the same names and values are in
+// src/codec/layout.ts, which the TS side reads the block and the table with):
 //
-//   0 ─────────── RESULT block, 6 × u32 (on SCAN_ERR_*, `consumed` is the bad frame's offset)
-//                   [0] count     complete frames written to the table
-//                   [1] consumed  bytes of the region fully handled (complete frames + a partial
-//                                 frame's header and available payload)
-//                   [2] status    SCAN_* below
-//                   [3] partial   for SCAN_PARTIAL_PAYLOAD: payload length, low 32 bits
-//                   [4] partialHi                         payload length, high 32 bits
-//                   [5] touched   1 when some payload bytes were unmasked (JS must copy them back)
-//  64 ─────────── TABLE, capacity × 4 × u32, one row per frame:
-//                   [0] b0 | b1 << 8   the first two header bytes (FIN, RSV1-3, opcode | MASK, len7)
-//                   [1] payload offset, relative to the scanned region's start
-//                   [2] payload length (for the partial frame: the bytes available so far)
-//                   [3] masking key as a little-endian u32 (0 when unmasked)
+//   0 ─────────── RESULT_PTR: RESULT block, 6 × u32 (on SCAN_ERR_*, `consumed` is the bad frame's offset)
+//                   [RESULT_COUNT      0] complete frames written to the table
+//                   [RESULT_CONSUMED   1] bytes of the region fully handled (complete frames + a
+//                                         partial frame's header and available payload)
+//                   [RESULT_STATUS     2] SCAN_* below
+//                   [RESULT_PARTIAL_LO 3] for SCAN_PARTIAL_PAYLOAD: payload length, low 32 bits
+//                   [RESULT_PARTIAL_HI 4]                           payload length, high 32 bits
+//                   [RESULT_TOUCHED    5] 1 when some payload bytes were unmasked (JS must copy them back)
+//  64 ─────────── TABLE_PTR: the frame table, capacity × ROW_WORDS × u32, one row per frame:
+//                   [ROW_BITS   0] b0 | b1 << 8: the first two header bytes (FIN, RSV1-3, opcode | MASK, len7)
+//                   [ROW_OFFSET 1] payload offset, relative to the scanned region's start
+//                   [ROW_LENGTH 2] payload length (for the partial frame: the bytes available so far)
+//                   [ROW_KEY    3] masking key as a little-endian u32 (0 when unmasked)
 //   dataPtr ───── the chunk being scanned, placed there by JS
 
 /** Scan finished the region exactly (or stopped at table capacity: consumed < length). */
@@ -31,9 +32,19 @@ export const SCAN_ERR_LENGTH_MSB: u32 = 3;
 /** A length above 2^53 − 1 or above maxPayload: close 1009. */
 export const SCAN_ERR_TOO_BIG: u32 = 4;
 
-const RESULT: usize = 0;
-const TABLE: usize = 64;
-const ROW: usize = 16;
+const RESULT_PTR: usize = 0;
+const RESULT_COUNT: usize = 0;
+const RESULT_CONSUMED: usize = 1;
+const RESULT_STATUS: usize = 2;
+const RESULT_PARTIAL_LO: usize = 3;
+const RESULT_PARTIAL_HI: usize = 4;
+const RESULT_TOUCHED: usize = 5;
+const TABLE_PTR: usize = 64;
+const ROW_WORDS: usize = 4;
+const ROW_BITS: usize = 0;
+const ROW_OFFSET: usize = 1;
+const ROW_LENGTH: usize = 2;
+const ROW_KEY: usize = 3;
 
 /** XOR `len` bytes at `ptr` in place with `key` (LE u32), starting at mask byte `phase` (0–3). */
 export function unmask(ptr: usize, len: usize, key: u32, phase: u32): void {
@@ -87,7 +98,7 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
   let pos: usize = 0;
   let count: u32 = 0;
   let status = SCAN_OK;
-  let row = TABLE;
+  let row = TABLE_PTR;
   let touched: u32 = 0;
   while (pos < len) {
     if (count >= capacity) break;
@@ -118,18 +129,18 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
     const key: u32 = masked ? load<u32>(keyAt) : 0;
     const off = pos + hlen;
     const have: usize = avail - hlen;
-    store<u32>(row, b0 | (b1 << 8));
-    store<u32>(row, <u32>off, 4);
-    store<u32>(row, key, 12);
+    store<u32>(row, b0 | (b1 << 8), ROW_BITS << 2);
+    store<u32>(row, <u32>off, ROW_OFFSET << 2);
+    store<u32>(row, key, ROW_KEY << 2);
     if (plen > <u64>have) {
       // Payload continues in a later chunk: unmask what is here, report the full length.
       if (masked && have > 0) {
         maskTo(ptr + off, ptr + off, have, key, 0);
         touched = 1;
       }
-      store<u32>(row, <u32>have, 8);
-      store<u32>(RESULT, <u32>plen, 12);
-      store<u32>(RESULT, <u32>(plen >> 32), 16);
+      store<u32>(row, <u32>have, ROW_LENGTH << 2);
+      store<u32>(RESULT_PTR, <u32>plen, RESULT_PARTIAL_LO << 2);
+      store<u32>(RESULT_PTR, <u32>(plen >> 32), RESULT_PARTIAL_HI << 2);
       pos = len;
       status = SCAN_PARTIAL_PAYLOAD;
       break;
@@ -139,14 +150,14 @@ export function scanFrames(ptr: usize, len: usize, capacity: u32, maxLo: u32, ma
       maskTo(ptr + off, ptr + off, n, key, 0);
       touched = 1;
     }
-    store<u32>(row, <u32>n, 8);
-    row += ROW;
+    store<u32>(row, <u32>n, ROW_LENGTH << 2);
+    row += ROW_WORDS << 2;
     count++;
     pos = off + n;
   }
-  store<u32>(RESULT, count);
-  store<u32>(RESULT, <u32>pos, 4);
-  store<u32>(RESULT, status, 8);
-  store<u32>(RESULT, touched, 20);
+  store<u32>(RESULT_PTR, count, RESULT_COUNT << 2);
+  store<u32>(RESULT_PTR, <u32>pos, RESULT_CONSUMED << 2);
+  store<u32>(RESULT_PTR, status, RESULT_STATUS << 2);
+  store<u32>(RESULT_PTR, touched, RESULT_TOUCHED << 2);
   return count;
 }

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as layout from '../src/codec/layout.js';
 import { AutoCodec, createCodec, HAS_NATIVE } from '../src/codec/index.js';
 import { FrameParser, type Frame } from '../src/protocol/parser.js';
 import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/protocol/frame.js';
@@ -304,6 +308,30 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
         expect(got).toEqual(whole);
       }
     });
+  });
+});
+
+describe('the frame table layout (src/codec/layout.ts)', () => {
+  const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const fields = layout as unknown as Record<string, number>;
+  it('assembly/index.ts declares the same RESULT_* and ROW_* fields with the same values', () => {
+    const as = readFileSync(join(ROOT, 'assembly/index.ts'), 'utf8');
+    const declared = Object.fromEntries([...as.matchAll(/^const ((?:RESULT|ROW|TABLE)_[A-Z_]+): usize = (\d+);/gm)].map((m) => [m[1], Number(m[2])]));
+    const names = Object.keys(fields).filter((k) => /^(RESULT_|ROW_)/.test(k) || k === 'TABLE_PTR');
+    expect(Object.keys(declared).sort()).toEqual(names.sort());
+    for (const k of names) expect(declared[k], k).toBe(fields[k]);
+  });
+  it('the TS readers name every row field: a literal offset in a hot loop carries its name, and equals it', () => {
+    let named = 0;
+    for (const file of ['src/codec/ts.ts', 'src/codec/wasm.ts', 'src/codec/native.ts', 'src/codec/auto.ts', 'src/protocol/parser.ts']) {
+      const src = readFileSync(join(ROOT, file), 'utf8');
+      expect(src.match(/\b(table|t|u32)\[(row|base)( \+ \d+)?\]/g) ?? [], `${file}: unnamed offsets`).toEqual([]);
+      for (const m of src.matchAll(/\[row(?: \+ (\d+))? \/\* (ROW_[A-Z]+) \*\/\]/g)) {
+        expect(Number(m[1] ?? 0), `${file}: ${m[0]}`).toBe(fields[m[2]]);
+        named++;
+      }
+    }
+    expect(named).toBeGreaterThanOrEqual(8);
   });
 });
 

@@ -1,10 +1,37 @@
-// Linear-memory layout of the wasm codec; mirrors the comment at the top of assembly/index.ts.
+// Linear-memory layout of the wasm codec; mirrors the comment at the top of assembly/index.ts,
+// which declares the same names (RESULT_*, ROW_*) with the same values.
 
-/** RESULT block: count, consumed, status, partial length (lo, hi), touched, as u32. */
+/** RESULT block: 6 × u32, fields RESULT_* below (word indices). */
 export const RESULT_PTR = 0;
-/** First row of the frame table; each row is 4 × u32 (b0|b1<<8, offset, length, key). */
+/** Complete frames written to the table. */
+export const RESULT_COUNT = 0;
+/** Bytes of the region fully handled (on SCAN_ERR_*: the bad frame's offset). */
+export const RESULT_CONSUMED = 1;
+/** SCAN_* status. */
+export const RESULT_STATUS = 2;
+/** SCAN_PARTIAL_PAYLOAD: the partial frame's whole payload length, low and high 32 bits. */
+export const RESULT_PARTIAL_LO = 3;
+export const RESULT_PARTIAL_HI = 4;
+/** 1 when some payload bytes were unmasked in linear memory (JS must copy them back). */
+export const RESULT_TOUCHED = 5;
+
+/**
+ * First row of the frame table; each row is ROW_WORDS × u32, fields ROW_* below (word indices).
+ * The two per-frame loops (scanFrames in ts.ts, FrameParser.consume) write the offsets as literals,
+ * each followed by the field's name in a block comment (`row + 1`, then ROW_OFFSET): an imported
+ * binding there costs ~5% per frame on V8. test/codec.test.ts checks every such literal against
+ * these values, and assembly/index.ts's declarations of the same names.
+ */
 export const TABLE_PTR = 64;
 export const ROW_WORDS = 4;
+/** b0 | b1 << 8: the first two header bytes (FIN, RSV1-3, opcode | MASK, 7-bit length). */
+export const ROW_BITS = 0;
+/** Payload offset, relative to the scanned region's start. */
+export const ROW_OFFSET = 1;
+/** Payload length (for the partial frame: the bytes available so far). */
+export const ROW_LENGTH = 2;
+/** Masking key as a little-endian u32 (0 when unmasked). */
+export const ROW_KEY = 3;
 /** Rows per scan call; the table ends exactly at DATA_PTR. */
 export const TABLE_CAPACITY = (65536 - TABLE_PTR) / (ROW_WORDS * 4);
 /** Where the chunk being scanned is copied. */

@@ -4,7 +4,10 @@
 // so payloads are views of the caller's chunk exactly as with the TS twin.
 import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { WASM_BASE64 } from './wasm-binary.js';
-import { DATA_PTR, MAX_SAFE_LENGTH, MAX_SCAN, RESULT_PTR, ROW_WORDS, TABLE_CAPACITY, TABLE_PTR } from './layout.js';
+import {
+  DATA_PTR, MAX_SAFE_LENGTH, MAX_SCAN, RESULT_CONSUMED, RESULT_PARTIAL_HI, RESULT_PARTIAL_LO, RESULT_PTR, RESULT_STATUS,
+  RESULT_TOUCHED, ROW_WORDS, TABLE_CAPACITY, TABLE_PTR,
+} from './layout.js';
 import { mask as tsMask, tsKernelRanges, unmask as tsUnmask, TsCodec } from './ts.js';
 
 /** The typed view of the module's exports (assembly/index.ts). */
@@ -99,12 +102,12 @@ export class WasmCodec implements Codec {
     const r = this.result;
     const base = RESULT_PTR >>> 2;
     r.count = count;
-    r.consumed = u32[base + 1] + prefix;
-    r.status = u32[base + 2];
-    r.partialLength = u32[base + 3] + u32[base + 4] * TWO_32;
+    r.consumed = u32[base + RESULT_CONSUMED] + prefix;
+    r.status = u32[base + RESULT_STATUS];
+    r.partialLength = u32[base + RESULT_PARTIAL_LO] + u32[base + RESULT_PARTIAL_HI] * TWO_32;
     r.table = s.table;
     // Unmasked bytes go back where they came from: [0, consumed) covers every payload touched.
-    if (unmaskPrefix || u32[base + 5] !== 0) s.mem.copy(chunk, start, DATA_PTR, DATA_PTR + r.consumed);
+    if (unmaskPrefix || u32[base + RESULT_TOUCHED] !== 0) s.mem.copy(chunk, start, DATA_PTR, DATA_PTR + r.consumed);
     r.data = chunk;
     r.prefixOffset = start;
     r.dataOffset = start + prefix;

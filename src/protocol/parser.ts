@@ -12,7 +12,8 @@ import { Utf8Validator } from './utf8.js';
 import { isUtf8 } from 'node:buffer';
 import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
 import {
-  MAX_SCAN, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
+  MAX_SCAN, ROW_BITS, ROW_KEY, ROW_LENGTH, ROW_OFFSET, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG,
+  SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
 } from '../codec/layout.js';
 
 /** One complete frame with its payload unmasked. */
@@ -190,10 +191,11 @@ export class FrameParser {
       // passes every §5 rule at once; anything else takes the full check.
       const maskBit = this.role === 'server' ? 0x8000 : 0;
       for (let i = 0, row = 0, n = r.count; i < n; i++, row += ROW_WORDS) {
-        const bits = table[row];
-        const len = table[row + 2];
+        // Row fields as literals named in comments, as in scanFrames (the per-frame loop).
+        const bits = table[row /* ROW_BITS */];
+        const len = table[row + 2 /* ROW_LENGTH */];
         const b0 = bits & 0xff;
-        const payload = len === 0 ? EMPTY : new BufferView(ab, base + table[row + 1], len);
+        const payload = len === 0 ? EMPTY : new BufferView(ab, base + table[row + 1 /* ROW_OFFSET */], len);
         if ((b0 === 0x81 || b0 === 0x82) && (bits & 0x8000) === maskBit && !this.inMessage && len <= this.maxPayload) {
           this.messageBytes = 0;
           if (b0 === 0x81 && this.validateUtf8 && !isUtf8(payload)) fail('invalid_utf8', 'text message is not valid UTF-8');
@@ -206,16 +208,16 @@ export class FrameParser {
       switch (r.status) {
         case SCAN_PARTIAL_PAYLOAD: {
           const row = r.count * ROW_WORDS;
-          const bits = table[row];
-          const have = table[row + 2];
+          const bits = table[row + ROW_BITS];
+          const have = table[row + ROW_LENGTH];
           this.checkHeader(bits & 0xff, bits >>> 8, r.partialLength);
           this.b0 = bits & 0xff;
-          this.key = table[row + 3];
+          this.key = table[row + ROW_KEY];
           this.phase = 0;
           this.remaining = r.partialLength;
           this.state = PAYLOAD;
           if (have > 0) {
-            const off = r.dataOffset + table[row + 1];
+            const off = r.dataOffset + table[row + ROW_OFFSET];
             this.addPayload(data.subarray(off, off + have));
           }
           break;
