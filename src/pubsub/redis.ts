@@ -638,9 +638,13 @@ export class RedisBroker extends EventEmitter implements Broker {
       for (const [topic, ch] of this.channels) {
         const a = ch.awaiting;
         if (!a) continue;
+        // An echo that did come back and waits behind a replay is not late: it is delivered in
+        // Redis's order when the replay ends (so are the publishes after it).
+        let heldFrom = Infinity;
+        if (ch.held) for (const h of ch.held) if (h.origin === this.originKey && a.has(h.seq)) heldFrom = Math.min(heldFrom, h.seq);
         let upTo = -1;
         for (const [seq, p] of a) {
-          if (p.at > limit) break;
+          if (p.at > limit || seq >= heldFrom) break;
           upTo = seq;
         }
         if (upTo >= 0) this.releaseAwaiting(topic, ch, upTo);
