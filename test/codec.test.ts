@@ -8,6 +8,9 @@ import { AutoCodec, createCodec, HAS_NATIVE } from '../src/codec/index.js';
 import { FrameParser, type Frame } from '../src/protocol/parser.js';
 import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/protocol/frame.js';
 import { ProtocolError } from '../src/protocol/errors.js';
+import {
+  ROW_BITS, ROW_KEY, ROW_LENGTH, ROW_OFFSET, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
+} from '../src/codec/layout.js';
 import { BACKENDS, raw, rng, randomBytes, splitAt } from './helpers.js';
 
 const KEY = [0x37, 0xfa, 0x21, 0x3d];
@@ -188,6 +191,61 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       const p = server({ maxPayload: 1000 });
       p.push(head.subarray(0, 3));
       expect(errorOf(() => p.push(head.subarray(3))).code).toBe(1009);
+    });
+    it('scans a lone header into a table row: every length form, the masking key, and the 1002 / 1009 refusals as statuses', () => {
+      const scan = (declared: bigint, form: 7 | 16 | 64, max = Infinity, key: number[] | null = KEY) => {
+        const head = raw({ opcode: 2, declared, form, key });
+        const r = codec.scan(Buffer.from(head), 0, head.length, max, 0, 0, 0);
+        const row = [r.table[ROW_BITS], r.table[ROW_OFFSET], r.table[ROW_LENGTH], r.table[ROW_KEY]];
+        return r.status === SCAN_PARTIAL_PAYLOAD ? { length: r.partialLength, row } : { status: r.status, consumed: r.consumed };
+      };
+      const masked = (hlen: number, length: number) => ({ length, row: [0x82 | 0x8000 | ((length < 126 ? length : length < 65536 ? 126 : 127) << 8), hlen, 0, keyU32(KEY)] });
+      expect(scan(125n, 7)).toEqual(masked(6, 125));
+      expect(scan(0xffffn, 16)).toEqual(masked(8, 0xffff));
+      expect(scan(2n ** 32n + 7n, 64)).toEqual(masked(14, 2 ** 32 + 7));
+      expect(scan(2n ** 53n - 1n, 64)).toEqual(masked(14, Number.MAX_SAFE_INTEGER));
+      expect(scan(5n, 64)).toEqual({ length: 5, row: [0x82 | 0x8000 | (127 << 8), 14, 0, keyU32(KEY)] });
+      expect(scan(300n, 16, Infinity, null)).toEqual({ length: 300, row: [0x82 | (126 << 8), 4, 0, 0] });
+      expect(scan(2n ** 53n, 64)).toEqual({ status: SCAN_ERR_TOO_BIG, consumed: 0 });
+      expect(scan(2n ** 63n - 1n, 64)).toEqual({ status: SCAN_ERR_TOO_BIG, consumed: 0 });
+      expect(scan(2n ** 63n, 64)).toEqual({ status: SCAN_ERR_LENGTH_MSB, consumed: 0 });
+      expect(scan(2n ** 64n - 1n, 64)).toEqual({ status: SCAN_ERR_LENGTH_MSB, consumed: 0 });
+      expect(scan(1000n, 16, 1000)).toEqual(masked(8, 1000));
+      expect(scan(1001n, 16, 1000)).toEqual({ status: SCAN_ERR_TOO_BIG, consumed: 0 });
+      expect(scan(1001n, 64, 1000)).toEqual({ status: SCAN_ERR_TOO_BIG, consumed: 0 });
+      expect(scan(100n, 7, 99)).toEqual({ status: SCAN_ERR_TOO_BIG, consumed: 0 });
+      const cut = raw({ opcode: 2, declared: 70000n, form: 64, key: KEY }).subarray(0, 13);
+      expect(codec.scan(Buffer.from(cut), 0, 13, Infinity, 0, 0, 0)).toMatchObject({ status: SCAN_PARTIAL_HEADER, consumed: 0, count: 0 });
+    });
+    it('decodes a header split at any byte, or arriving a byte at a time, exactly as a whole one (every length form, and the 1002 / 1009 refusals)', () => {
+      const body = (n: number) => randomBytes(rng(n), n);
+      const cases: [string, Buffer, 'server' | 'client', number, string][] = [
+        ['7-bit, masked', raw({ opcode: 2, payload: body(125), key: KEY }), 'server', Infinity, 'frames 1'],
+        ['16-bit, masked', raw({ opcode: 2, payload: body(300), key: KEY }), 'server', Infinity, 'frames 1'],
+        ['64-bit, unmasked', raw({ opcode: 2, payload: body(70000) }), 'client', Infinity, 'frames 1'],
+        ['a 10-byte length in the 64-bit form, masked', raw({ opcode: 1, payload: Buffer.from('0123456789'), form: 64, key: KEY }), 'server', Infinity, 'frames 1'],
+        ['a 64-bit length of 2^53', raw({ opcode: 2, declared: 2n ** 53n, form: 64 }), 'client', Infinity, 'error 1009'],
+        ['a 64-bit length of 2^63, masked', raw({ opcode: 2, declared: 2n ** 63n, form: 64, key: KEY }), 'server', Infinity, 'error 1002'],
+        ['a 16-bit length of maxPayload + 1', raw({ opcode: 2, declared: 1001n, form: 16, key: KEY }), 'server', 1000, 'error 1009'],
+        ['a 64-bit length of maxPayload + 1', raw({ opcode: 2, declared: 1001n, form: 64 }), 'client', 1000, 'error 1009'],
+      ];
+      const outcome = (role: 'server' | 'client', maxPayload: number, chunks: Buffer[]): string[] => {
+        const p = new FrameParser({ role, codec, maxPayload });
+        try {
+          const frames = pushAll(p, chunks);
+          return [`frames ${frames.length}`, ...frames.map((f) => `${f.opcode}:${f.payload.toString('hex')}`), `buffered ${p.bufferedBytes}`];
+        } catch (e) {
+          return [`error ${errorOf(() => { throw e; }).code}`];
+        }
+      };
+      for (const [name, bytes, role, max, want] of cases) {
+        const whole = outcome(role, max, [Buffer.from(bytes)]);
+        expect(whole[0], name).toBe(want);
+        const hlen = Math.min(2 + ((bytes[1] & 0x7f) === 126 ? 2 : (bytes[1] & 0x7f) === 127 ? 8 : 0) + (bytes[1] & 0x80 ? 4 : 0), bytes.length);
+        for (let cut = 1; cut <= hlen; cut++) expect(outcome(role, max, splitAt(bytes, [cut])), `${name}, split at ${cut}`).toEqual(whole);
+        const bytewise = Array.from({ length: hlen }, (_, i) => i + 1);
+        expect(outcome(role, max, splitAt(bytes, bytewise)), `${name}, header a byte at a time`).toEqual(whole);
+      }
     });
     it('fails with 1009 when the fragments of one message add up to more than maxPayload', () => {
       const p = server({ maxPayload: 10 });

@@ -10,9 +10,10 @@ import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
 import { Utf8Validator } from './utf8.js';
 import { isUtf8 } from 'node:buffer';
-import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
+import { resolveCodec, type Codec, type CodecBackend, type ScanResult } from '../codec/index.js';
+import { scanFrames } from '../codec/ts.js';
 import {
-  MAX_SCAN, ROW_BITS, ROW_KEY, ROW_LENGTH, ROW_OFFSET, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG,
+  MAX_SCAN, ROW_BITS, ROW_KEY, ROW_LENGTH, ROW_OFFSET, ROW_WORDS, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_OK,
   SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
 } from '../codec/layout.js';
 
@@ -57,6 +58,15 @@ const FAILED = 3;
 
 const EMPTY = Buffer.alloc(0);
 const NO_SINK: FrameSink = { onFrame() {} };
+/**
+ * The one-row table fillHeader decodes a completed header into (scratch shared by every parser:
+ * it is read before any user code runs). Same shape as the codecs' results, so scanFrames stays
+ * monomorphic.
+ */
+const HEADER_SCAN: ScanResult = {
+  count: 0, consumed: 0, status: SCAN_OK, partialLength: 0,
+  table: new Uint32Array(ROW_WORDS), data: EMPTY, dataOffset: 0, prefixOffset: 0,
+};
 
 /** Streaming parser: `push` any split of the byte stream, get the same frames. */
 export class FrameParser {
@@ -228,9 +238,8 @@ export class FrameParser {
           this.state = HEADER_PARTIAL;
           break;
         case SCAN_ERR_LENGTH_MSB:
-          fail('length_msb', 'payload length with the most significant bit set');
         case SCAN_ERR_TOO_BIG:
-          fail('too_big', 'frame payload exceeds maxPayload');
+          failLength(r.status);
       }
       pos = r.status === SCAN_PARTIAL_HEADER ? sliceEnd : pos + r.consumed;
       this.deliver(sink);
@@ -250,37 +259,35 @@ export class FrameParser {
     this.done(this.b0, acc.take());
   }
 
-  /** HEADER_PARTIAL: complete the header from the chunk's first bytes; returns the new position. */
+  /**
+   * HEADER_PARTIAL: complete the header kept from earlier reads with the chunk's first bytes and
+   * decode it with the TS twin's scanFrames, the one header decoder in TypeScript (lengths, the
+   * §5.2 MSB rule, 2^53 − 1 and maxPayload, all from the header). Returns the new position: just
+   * past the header, so payload bytes copied into `hdr` are taken from the chunk as usual.
+   */
   private fillHeader(chunk: Buffer, pos: number): number {
     const hdr = this.hdr!;
-    const need = (n: number): boolean => {
-      while (this.hdrLen < n && pos < chunk.length) hdr[this.hdrLen++] = chunk[pos++];
-      return this.hdrLen >= n;
-    };
-    if (!need(2)) return pos;
-    const b1 = hdr[1];
-    const len7 = b1 & 0x7f;
-    const masked = b1 >> 7;
-    const hlen = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
-    if (!need(hlen)) return pos;
-    let length = len7;
-    if (len7 === 126) length = hdr.readUInt16BE(2);
-    else if (len7 === 127) {
-      const hi = hdr.readUInt32BE(2);
-      if (hi >>> 31) fail('length_msb', 'payload length with the most significant bit set');
-      if (hi > 0x1fffff) fail('too_big', 'frame payload exceeds 2^53 - 1 bytes');
-      length = hi * 0x100000000 + hdr.readUInt32BE(6);
+    const kept = this.hdrLen;
+    const n = kept + chunk.copy(hdr, kept, pos, Math.min(chunk.length, pos + MAX_HEADER - kept));
+    const r = HEADER_SCAN;
+    scanFrames(hdr, 0, n, 1, this.maxPayload, r);
+    if (r.status === SCAN_PARTIAL_HEADER) {
+      this.hdrLen = n;
+      return pos + n - kept;
     }
-    if (length > this.maxPayload) fail('too_big', 'frame payload exceeds maxPayload');
-    this.checkHeader(hdr[0], b1, length);
-    this.b0 = hdr[0];
-    this.key = masked ? hdr.readUInt32LE(hlen - 4) : 0;
+    if (r.status === SCAN_ERR_LENGTH_MSB || r.status === SCAN_ERR_TOO_BIG) failLength(r.status);
+    const t = r.table;
+    const bits = t[ROW_BITS];
+    const length = r.status === SCAN_PARTIAL_PAYLOAD ? r.partialLength : t[ROW_LENGTH];
+    this.checkHeader(bits & 0xff, bits >>> 8, length);
+    this.b0 = bits & 0xff;
+    this.key = t[ROW_KEY];
     this.phase = 0;
     this.remaining = length;
     this.hdrLen = 0;
     this.state = PAYLOAD;
     if (length === 0) this.addPayload(EMPTY);
-    return pos;
+    return pos + t[ROW_OFFSET] - kept;
   }
 
   /**
@@ -340,6 +347,12 @@ export class FrameParser {
     if (this.messageBytes > this.maxPayload) fail('too_big', 'message exceeds maxPayload');
     this.inMessage = !fin;
   }
+}
+
+/** A length the header refused (SCAN_ERR_*, from a scan or readPayloadLength): 1002 (§5.2 MSB) or 1009 (over 2^53 − 1 or maxPayload). */
+function failLength(status: number): never {
+  if (status === SCAN_ERR_LENGTH_MSB) fail('length_msb', 'payload length with the most significant bit set');
+  fail('too_big', 'frame payload exceeds maxPayload');
 }
 
 /** The Frame object for a first header byte and payload. */
