@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
@@ -47,14 +47,16 @@ export function findBun() {
 }
 
 function parseArgs(argv) {
-  const o = { impl: 'wasmws-wasm', port: 0, deflate: false };
+  const o = { impl: 'wasmws-wasm', port: 0, deflate: false, backlog: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--impl') o.impl = argv[++i];
     else if (a === '--port') o.port = Number(argv[++i]);
     else if (a === '--deflate') o.deflate = argv[++i] === '1';
+    else if (a === '--backlog') o.backlog = Number(argv[++i]);
     else throw new Error(`unknown argument: ${a}`);
   }
+  if (o.backlog === undefined && process.env.ECHO_BACKLOG) o.backlog = Number(process.env.ECHO_BACKLOG);
   if (!IMPLS.includes(o.impl)) throw new Error(`--impl must be one of ${IMPLS.join(', ')}`);
   return o;
 }
@@ -109,7 +111,7 @@ async function main() {
     if (!process.env.WS_NO_BUFFER_UTIL) {
       try { require('bufferutil'); bufferutil = true; } catch { /* not installed */ }
     }
-    const wss = new WebSocketServer({ port: o.port, host: HOST, perMessageDeflate: o.deflate });
+    const wss = new WebSocketServer({ port: o.port, host: HOST, backlog: o.backlog, perMessageDeflate: o.deflate });
     wss.on('connection', (ws) => {
       ws.on('error', () => {});
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
@@ -123,8 +125,9 @@ async function main() {
   }
 
   const codec = o.impl === 'wasmws-ts' ? 'ts' : 'wasm';
-  const { WebSocketServer } = await import('../dist/esm/index.js');
-  const wss = new WebSocketServer({ port: o.port, host: HOST, perMessageDeflate: o.deflate, codec });
+  // WASMWS_DIST: another build's dist/esm/index.js (bench/accept.mjs compares builds in one run).
+  const { WebSocketServer } = await import(process.env.WASMWS_DIST ? pathToFileURL(process.env.WASMWS_DIST).href : '../dist/esm/index.js');
+  const wss = new WebSocketServer({ port: o.port, host: HOST, backlog: o.backlog, perMessageDeflate: o.deflate, codec });
   wss.on('connection', (ws) => {
     ws.on('error', () => {});
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));

@@ -6,6 +6,10 @@
 //   zlib stream internals   _handle.writeSync and friends, what zlib's own *Sync functions drive,
 //                           for small permessage-deflate messages on the spot (src/deflate/deflate.ts).
 //                           Fallback: every message through the public async zlib stream API.
+//   net.Socket internals    _handle.readStop()/readStart(), the handle's `reading` flag and _read,
+//                           to hold a busy connection's reads back for a turn (fair reading under
+//                           load, src/node/transport.ts). Fallback: never held back (every ready
+//                           socket is read and processed each turn).
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 

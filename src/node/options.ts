@@ -24,6 +24,11 @@ export const DEFAULTS = {
   maxRedirects: 10,
   /** Server heartbeat period (ms); 0 = off. */
   heartbeatInterval: 0,
+  /**
+   * listen() backlog of a server we create (`port`): Node's 511 overflows in a reconnect burst, and a
+   * client whose SYN was dropped retries only after 1 s, then 3 s. The kernel caps it at somaxconn.
+   */
+  backlog: 4096,
 } as const;
 
 /** Options for a connection (set by the server or the client). */

@@ -125,7 +125,7 @@ export class WebSocketServer extends EventEmitter {
       });
       this.server = server;
       this.ownServer = true;
-      server.listen(options.port, options.host, options.backlog, callback);
+      server.listen(options.port, options.host, options.backlog ?? DEFAULTS.backlog, callback);
     } else if (options.server) {
       this.server = options.server;
     }

@@ -5,7 +5,10 @@
 //   Protocol.out ──schedule()──▶ one flush per tick ──▶ socket.write (one buffer, or one corked writev)
 //   socket 'data' / 'end' / 'close' / 'drain' ──▶ TransportEvents (the Connection)
 import type { Duplex } from 'node:stream';
+import { Socket as NetSocket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { OutQueue } from '../protocol/outqueue.js';
+import { INTERNALS_ALLOWED } from '../internals.js';
 
 type Cb = (err?: Error | null) => void;
 
@@ -48,16 +51,143 @@ type SocketLike = Duplex & {
   setNoDelay?: (noDelay: boolean) => void;
 };
 
+// ── fair reading: a bounded amount of socket data per event-loop turn ─────────────────────────
+//
+// libuv (≥ 1.45, so every Node ≥ 20) accepts ONE connection per event-loop turn ("unix: don't
+// accept() connections in a loop", libuv#3696), however many wait in the listen queue. A turn
+// that reads and answers every busy socket (each with a full window of messages) lasts tens of
+// milliseconds under load, and so new connections are accepted at tens per second.
+//
+// So a turn processes about TURN_BUDGET_MS of socket data. Data is always processed as it is read
+// (while it is in the CPU's cache); what is bounded is which sockets are read. When a turn's data
+// has taken longer than the budget, or while other connections wait their turn, a connection
+// whose chunk was just processed stops reading (its bytes stay in the kernel) and joins a queue;
+// the check phase of each turn (setImmediate) lets the oldest ones read again, as many as keep a
+// turn about one budget long (releasePerTurn, adapted to measured turns; at least one). Under load
+// every busy connection thus gets one chunk per round, in order.
+//
+// Stopping a socket's reads needs Node's stream handle (socket._handle.readStop(), the `reading`
+// flag that net.Socket keeps, and a _read that does not start reading again behind our back): a
+// private API, used behind INTERNALS_ALLOWED and a feature check (canHold); where it is not there
+// (HTTP/2 streams, any other Duplex, other runtimes, WASMWS_INTERNALS=off) nothing is held back.
+
+/** Time (ms) a turn may spend on socket data before connections are held back. */
+const TURN_BUDGET_MS = 1;
+/** Transports held back (their socket does not read), oldest first; `heldHead` is the live start. */
+let held: (Transport | undefined)[] = [];
+let heldHead = 0;
+/** This turn's window: from its first chunk to its check phase. */
+let windowOpen = false;
+let windowStart = 0;
+/**
+ * How many held connections one turn lets read again: adapted to the measured length of turns
+ * while connections are held (one more while turns are shorter than the budget, a quarter fewer
+ * when one is longer than 1.25 budgets), so that a turn under load lasts about one budget.
+ */
+let releasePerTurn = 8;
+let lastTurnEnd = 0;
+let turnScheduled = false;
+
+function scheduleTurnEnd(): void {
+  if (turnScheduled) return;
+  turnScheduled = true;
+  setImmediate(turnEnd);
+}
+
+/** Check phase: close this turn's window, measure it, and let the oldest held connections read. */
+function turnEnd(): void {
+  turnScheduled = false;
+  windowOpen = false;
+  const t0 = performance.now();
+  const turn = t0 - lastTurnEnd;
+  lastTurnEnd = t0;
+  // Adapt only on consecutive turns under load (a turn of more than 100 ms follows an idle wait).
+  if (heldHead < held.length && turn < 100) {
+    if (turn > TURN_BUDGET_MS * 1.25) releasePerTurn = Math.max(1, Math.floor(releasePerTurn * 0.75));
+    else if (turn < TURN_BUDGET_MS) releasePerTurn++;
+  }
+  let n = releasePerTurn;
+  while (n > 0 && heldHead < held.length) {
+    const t = held[heldHead]!;
+    held[heldHead++] = undefined;
+    if (t.release()) n--;
+    if (performance.now() - t0 > TURN_BUDGET_MS) break;
+  }
+  if (heldHead === held.length) {
+    held = [];
+    heldHead = 0;
+  } else {
+    if (heldHead > 1024 && heldHead * 2 > held.length) {
+      held = held.slice(heldHead);
+      heldHead = 0;
+    }
+    scheduleTurnEnd(); // the next turn lets the next ones read
+  }
+}
+
+const netRead = NetSocket.prototype._read as (this: NetSocket, n: number) => void;
+/**
+ * net.Socket#_read for a bound socket: Node's Readable calls _read after each chunk (to read
+ * more), and net.Socket's would start the handle reading again while the connection is held.
+ * While held it does nothing (the Readable then waits, `reading` set, for the next push).
+ */
+function heldAwareRead(this: BoundSocket, n: number): void {
+  if (this[kTransport]?.held) return;
+  netRead.call(this as unknown as NetSocket, n);
+}
+
+interface StreamHandle {
+  reading: boolean;
+  readStop(): number;
+  readStart(): number;
+}
+
+/** A socket whose reads can be held back: a net.Socket (or tls) with Node's stream handle. */
+function canHold(socket: Duplex): boolean {
+  if (!INTERNALS_ALLOWED || !(socket instanceof NetSocket)) return false;
+  const h = (socket as unknown as { _handle?: Partial<StreamHandle> })._handle;
+  return !!h && typeof h.readStop === 'function' && typeof h.readStart === 'function' && typeof h.reading === 'boolean' &&
+    (socket as unknown as { _read: unknown })._read === netRead;
+}
+
 // Module-level listeners with a back-reference: no closures per connection (memory per idle
 // connection is a figure of merit for servers holding many).
 function onData(this: BoundSocket, chunk: Buffer): void {
-  this[kTransport].events.onData(chunk);
+  const t = this[kTransport];
+  if (t.kept !== null) {
+    // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order.
+    t.kept.push(chunk);
+    t.hold();
+    return;
+  }
+  if (!t.canHold) {
+    t.events.onData(chunk);
+    return;
+  }
+  const t0 = performance.now();
+  if (!windowOpen) {
+    windowOpen = true;
+    windowStart = t0;
+    scheduleTurnEnd();
+  } else if (t0 - windowStart > TURN_BUDGET_MS) {
+    // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
+    t.kept = [chunk];
+    t.hold();
+    return;
+  }
+  t.events.onData(chunk);
+  t.flush(); // the answers leave now (the nextTick flush finds nothing): their cost is this turn's
+  // Others wait for their turn, or this turn has had its budget: this one waits now.
+  if (heldHead < held.length || performance.now() - windowStart > TURN_BUDGET_MS) t.hold();
 }
 function onEnd(this: BoundSocket): void {
-  this[kTransport].events.onEof();
+  const t = this[kTransport];
+  t.processKept(); // what came before the FIN first
+  t.events.onEof();
 }
 function onClose(this: BoundSocket): void {
   const t = this[kTransport];
+  t.processKept();
   t.failPending();
   t.events.onClose();
 }
@@ -85,6 +215,12 @@ export class Transport {
   private pauses = 0;
   private socketPaused = false;
   private reading = false;
+  /** @internal Reads can be held back (fair reading, above). */
+  readonly canHold: boolean;
+  /** @internal Held back: the socket does not read until the queue lets it. */
+  held = false;
+  /** @internal Chunks read after a turn's budget was spent, processed on release (or at end/close). */
+  kept: Buffer[] | null = null;
 
   /** `h2`: the Duplex is an HTTP/2 stream (destroy() resets it with CANCEL). */
   constructor(socket: Duplex, out: OutQueue, events: TransportEvents, h2: boolean) {
@@ -95,6 +231,8 @@ export class Transport {
     const s = socket as SocketLike;
     s.setNoDelay?.(true);
     s[kTransport] = this;
+    this.canHold = canHold(socket);
+    if (this.canHold) (socket as unknown as { _read: unknown })._read = heldAwareRead;
     socket.on('end', onEnd);
     socket.on('close', onClose);
     socket.on('error', onError);
@@ -109,6 +247,49 @@ export class Transport {
       this.socketPaused = true;
       this.socket.pause();
     }
+  }
+
+  /** @internal Stop reading the socket and wait in the queue. */
+  hold(): void {
+    if (this.held) return;
+    const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
+    if (!h || this.socket.destroyed) return;
+    this.held = true;
+    if (h.reading) {
+      h.reading = false;
+      h.readStop();
+    }
+    held.push(this);
+    scheduleTurnEnd();
+  }
+
+  /** @internal Process the kept chunks now. */
+  processKept(): void {
+    const k = this.kept;
+    if (k === null) return;
+    this.kept = null;
+    for (const chunk of k) this.events.onData(chunk);
+  }
+
+  /** @internal The queue lets it read again; false when there was nothing to let go (closed). */
+  release(): boolean {
+    if (!this.held) return false;
+    this.held = false;
+    if (this.kept !== null) {
+      this.processKept();
+      this.flush(); // its answers leave now, inside the budget
+    }
+    const s = this.socket as unknown as { destroyed: boolean; destroy(): void; _handle?: StreamHandle };
+    if (s.destroyed || !s._handle) return false;
+    // Read again even when the application, the protocol or the iterator paused the stream: a
+    // paused net.Socket reads up to its highWaterMark and stops by itself (and its Readable, whose
+    // _read was refused while held, waits for a push before it asks again).
+    const h = s._handle;
+    if (!h.reading) {
+      h.reading = true;
+      if (h.readStart()) s.destroy();
+    }
+    return true;
   }
 
   /** Bytes the socket holds that the kernel has not taken yet. */
