@@ -1,4 +1,5 @@
-// The idle-timeout wheel: deadlines fire after the timeout of inactivity (at most 1/8 late),
+// The idle-timeout wheel: deadlines fire after the timeout of inactivity (never early, at most two
+// resolutions late),
 // activity postpones them, removal cancels, and the wheel's interval runs only while it holds entries.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TimerWheel, wheelFor, type WheelEntry } from '../src/node/timer-wheel.js';
@@ -18,7 +19,7 @@ describe('TimerWheel', () => {
     vi.useRealTimers();
   });
 
-  it('fires an inactive entry once, between the timeout and an eighth of it later', () => {
+  it('fires an inactive entry once, between the timeout and an eighth of it plus one resolution later', () => {
     const w = wheelFor(800); // resolution 100 ms
     expect(w.resolution).toBe(128);
     const fired: number[] = [];

@@ -17,7 +17,11 @@ export interface WheelEntry {
 }
 
 const SLOTS = 64;
-/** A timeout is checked this many times per period, so it fires at most 1/8 of it late. */
+/**
+ * A timeout is checked about this many times per period. It never fires early (activity marks the
+ * tick in progress, so a deadline counts one tick more); it fires less than two resolutions late,
+ * and the resolution, a power of two, is between 1/11 and 1/6 of the timeout (10 ms at least).
+ */
 const CHECKS_PER_TIMEOUT = 8;
 const MIN_RESOLUTION = 10;
 const MAX_RESOLUTION = 1000;
@@ -37,7 +41,8 @@ export class TimerWheel {
   /** Watch `e` for `timeoutMs` of inactivity from now. */
   add(e: WheelEntry, timeoutMs: number): void {
     if (e.wheelSlot >= 0) this.remove(e);
-    e.wheelTicks = Math.max(1, Math.ceil(timeoutMs / this.resolution));
+    // +1: activeTick is the tick in progress, up to one resolution old already.
+    e.wheelTicks = Math.ceil(timeoutMs / this.resolution) + 1;
     e.activeTick = this.tick;
     this.place(e, this.tick + e.wheelTicks);
     if (this.size++ === 0) this.start();
