@@ -175,8 +175,14 @@ function onData(this: BoundSocket, chunk: Buffer): void {
     t.hold();
     return;
   }
-  t.events.onData(chunk);
-  t.flush(); // the answers leave now (the nextTick flush finds nothing): their cost is this turn's
+  // The answers leave in the flush right after, inside this chunk's share of the turn: marking the
+  // flush as scheduled keeps schedule() from queueing a tick of its own for them.
+  t.flushScheduled = true;
+  try {
+    t.events.onData(chunk);
+  } finally {
+    t.flush(); // also when a 'message' listener threw: nothing may wait for a tick never queued
+  }
   // Others wait for their turn, or this turn has had its budget: this one waits now.
   if (heldHead < held.length || performance.now() - windowStart > TURN_BUDGET_MS) t.hold();
 }
@@ -209,7 +215,8 @@ export class Transport {
   private readonly out: OutQueue;
   private readonly h2: boolean;
   private cbs: Cb[] | null = null;
-  private flushScheduled = false;
+  /** @internal A flush is due (a tick is queued, or the fair-reading path flushes right after a chunk). */
+  flushScheduled = false;
   /** The socket's writableLength as of the last flush. */
   private queuedAtFlush = 0;
   private pauses = 0;
