@@ -226,6 +226,34 @@ function normalizeOrigin(o: string): string {
   return t.endsWith('/') ? t.slice(0, -1) : t;
 }
 
+/**
+ * The subprotocol to answer with (RFC 6455 §4.2.2): the application's choice from the offered ones
+ * (ws's handleProtocols; `false` means none), or the first one offered; '' for none.
+ */
+export function selectSubprotocol<R>(offered: Set<string>, handle: ((protocols: Set<string>, req: R) => string | false) | undefined, req: R): string {
+  if (offered.size === 0) return '';
+  const chosen = handle ? handle(offered, req) : offered.values().next().value!;
+  return chosen || '';
+}
+
+/**
+ * Run ws's verifyClient: with two parameters it answers through its callback, with one it returns.
+ * A refusal without a code is 401; `headers` are the callback's extra response headers.
+ */
+export function runVerifyClient<I>(
+  verify: (info: I, cb: (ok: boolean, code?: number, message?: string, headers?: Record<string, unknown>) => void) => unknown,
+  info: I,
+  accept: () => void,
+  refuse: (code: number, message?: string, headers?: Record<string, unknown>) => void,
+): void {
+  if (verify.length === 2) {
+    verify(info, (ok, code = 401, message, headers) => (ok ? accept() : refuse(code, message, headers)));
+    return;
+  }
+  if ((verify as unknown as (info: I) => boolean)(info)) accept();
+  else refuse(401);
+}
+
 /** Validates a client's opening handshake (RFC 6455 §4.2.1) and says how to answer it. */
 export function validateUpgrade(req: UpgradeRequest, opts: UpgradeOptions = {}): UpgradeAccepted | UpgradeRejected {
   const h = req.headers;

@@ -19,7 +19,7 @@ import type { ClientOptions, HandshakeHooks } from './client.js';
 import { DEFAULTS, resolveConnectionOptions } from './options.js';
 import {
   buildExtendedConnectHeaders, h2AcceptLines, h2ErrorHeaders, h2ResponseHeaders, isExtendedConnect, requestPath,
-  validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL,
+  validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL, runVerifyClient, selectSubprotocol,
 } from '../handshake/upgrade.js';
 import { acceptClient, clientOffer, negotiateServer } from '../deflate/deflate.js';
 
@@ -143,11 +143,7 @@ export function handleH2Stream(
     // Answered meanwhile (503 from wss.close(), the handshake timeout): nothing more to say.
     if (stream.destroyed || stream.closed || stream.headersSent) return;
     if (wss.state !== 'running') return refuseStream(stream, 503, 'Server is shutting down');
-    let protocol = '';
-    if (check.protocols.size > 0) {
-      const chosen = o.handleProtocols ? o.handleProtocols(check.protocols, req as never) : check.protocols.values().next().value!;
-      if (chosen) protocol = chosen;
-    }
+    const protocol = selectSubprotocol(check.protocols, o.handleProtocols, req as never);
     // 'headers' gets the response as lines ("HTTP/2 200", then "name: value"), as over HTTP/1.1.
     const lines = h2AcceptLines({ protocol, extensions: ext?.response });
     wss.emit('headers', lines, req);
@@ -164,25 +160,11 @@ export function handleH2Stream(
 
   if (!o.verifyClient) return complete();
   const info: VerifyClientInfo = { origin: check.origin, secure: stream.session?.encrypted === true, req: req as never };
-  if (o.verifyClient.length === 2) {
-    (o.verifyClient as (i: VerifyClientInfo, cb: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void)(
-      info,
-      (ok, code = 401, message, hdrs) => {
-        if (!ok) {
-          finish();
-          if (stream.headersSent) return;
-          return refuseStream(stream, code, message ?? 'Unauthorized', hdrs);
-        }
-        complete();
-      },
-    );
-    return;
-  }
-  if (!(o.verifyClient as (i: VerifyClientInfo) => boolean)(info)) {
+  runVerifyClient(o.verifyClient as Parameters<typeof runVerifyClient<VerifyClientInfo>>[0], info, complete, (code, message, hdrs) => {
     finish();
-    return refuseStream(stream, 401, 'Unauthorized');
-  }
-  complete();
+    if (stream.headersSent) return;
+    refuseStream(stream, code, message ?? 'Unauthorized', hdrs as Record<string, string> | undefined);
+  });
 }
 
 /**

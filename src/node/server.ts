@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, OPEN } from './websocket.js';
 import { DEFAULTS, resolveConnectionOptions, type ConnectionOptions, type ResolvedConnectionOptions } from './options.js';
 import { toBuffer, type Data } from '../protocol/data.js';
-import { acceptResponseLines, buildErrorResponse, formatResponseLines, requestPath, validateUpgrade } from '../handshake/upgrade.js';
+import { acceptResponseLines, buildErrorResponse, formatResponseLines, requestPath, runVerifyClient, selectSubprotocol, validateUpgrade } from '../handshake/upgrade.js';
 import type { PerMessageDeflateOptions } from '../handshake/extensions.js';
 import { negotiateServer } from '../deflate/deflate.js';
 import { fanOut, Topics, type PublishOptions } from '../pubsub/topics.js';
@@ -216,11 +216,7 @@ export class WebSocketServer extends EventEmitter {
         return;
       }
       if (this.state !== 'running') return abortHandshake(socket, 503, 'Server is shutting down');
-      let protocol = '';
-      if (check.protocols.size > 0) {
-        const chosen = o.handleProtocols ? o.handleProtocols(check.protocols, req) : check.protocols.values().next().value!;
-        if (chosen) protocol = chosen;
-      }
+      const protocol = selectSubprotocol(check.protocols, o.handleProtocols, req);
       // 'headers' gets the response's lines (status line first, as in ws) to inspect, edit or push
       // "Name: value" lines to.
       const lines = acceptResponseLines({ key: check.key, protocol, extensions: ext?.response });
@@ -235,23 +231,12 @@ export class WebSocketServer extends EventEmitter {
       secure: !!(req.socket as any)?.encrypted,
       req,
     };
-    if (o.verifyClient.length === 2) {
-      (o.verifyClient as VerifyClientAsync)(info, (ok, code = 401, message, headers) => {
-        if (!ok) {
-          finish();
-          // Header values may be numbers or lists (OutgoingHttpHeaders); written as ws writes them: `${value}`.
-          const h = headers && Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, `${v}`]));
-          return abortHandshake(socket, code, message ?? http.STATUS_CODES[code] ?? 'Unauthorized', h);
-        }
-        complete();
-      });
-      return;
-    }
-    if (!(o.verifyClient as VerifyClientSync)(info)) {
+    runVerifyClient(o.verifyClient as VerifyClientAsync, info, complete, (code, message, headers) => {
       finish();
-      return abortHandshake(socket, 401, 'Unauthorized');
-    }
-    complete();
+      // Header values may be numbers or lists (OutgoingHttpHeaders); written as ws writes them: `${value}`.
+      const h = headers && Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, `${v}`]));
+      abortHandshake(socket, code, message ?? http.STATUS_CODES[code] ?? 'Unauthorized', h);
+    });
   }
 
   /**
