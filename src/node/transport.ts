@@ -58,7 +58,7 @@ type SocketLike = Duplex & {
 // that reads and answers every busy socket (each with a full window of messages) lasts tens of
 // milliseconds under load, and so new connections are accepted at tens per second.
 //
-// So a turn processes about TURN_BUDGET_MS of socket data. Data is always processed as it is read
+// So a turn processes about one budget (below) of socket data. Data is always processed as it is read
 // (while it is in the CPU's cache); what is bounded is which sockets are read. When a turn's data
 // has taken longer than the budget, or while other connections wait their turn, a connection
 // whose chunk was just processed stops reading (its bytes stay in the kernel) and joins a queue;
@@ -71,8 +71,28 @@ type SocketLike = Duplex & {
 // private API, used behind INTERNALS_ALLOWED and a feature check (canHold); where it is not there
 // (HTTP/2 streams, any other Duplex, other runtimes, WASMWS_INTERNALS=off) nothing is held back.
 
-/** Time (ms) a turn may spend on socket data before connections are held back. */
-const TURN_BUDGET_MS = 1;
+/**
+ * Time (ms) a turn may spend on socket data before connections are held back: ACCEPT_BUDGET_MS
+ * while connections are arriving (one arrived in the last ACCEPTING_MS: a reconnect storm, where
+ * each turn accepts one), STEADY_BUDGET_MS otherwise. Short turns cost throughput (each turn has
+ * its own epoll round and holding round-robin; 1 ms turns cost ~10% at 1 KiB × 64 in
+ * bench/compare.mjs), so they are paid only while they buy accepts; the steady budget still bounds
+ * how long busy connections can keep the first new one waiting.
+ */
+const ACCEPT_BUDGET_MS = 1;
+const STEADY_BUDGET_MS = 8;
+const ACCEPTING_MS = 1000;
+let budgetMs = STEADY_BUDGET_MS;
+let lastIncoming = -Infinity;
+
+/**
+ * A connection arrived (TCP accept, an upgrade request): turns stay short for a while, so that
+ * the ones queued behind it are accepted at one per turn without waiting behind busy sockets.
+ */
+export function noteIncoming(): void {
+  lastIncoming = performance.now();
+  budgetMs = ACCEPT_BUDGET_MS;
+}
 /** Transports held back (their socket does not read), oldest first; `heldHead` is the live start. */
 let held: (Transport | undefined)[] = [];
 let heldHead = 0;
@@ -101,17 +121,18 @@ function turnEnd(): void {
   const t0 = performance.now();
   const turn = t0 - lastTurnEnd;
   lastTurnEnd = t0;
+  if (budgetMs !== STEADY_BUDGET_MS && t0 - lastIncoming > ACCEPTING_MS) budgetMs = STEADY_BUDGET_MS;
   // Adapt only on consecutive turns under load (a turn of more than 100 ms follows an idle wait).
   if (heldHead < held.length && turn < 100) {
-    if (turn > TURN_BUDGET_MS * 1.25) releasePerTurn = Math.max(1, Math.floor(releasePerTurn * 0.75));
-    else if (turn < TURN_BUDGET_MS) releasePerTurn++;
+    if (turn > budgetMs * 1.25) releasePerTurn = Math.max(1, Math.floor(releasePerTurn * 0.75));
+    else if (turn < budgetMs) releasePerTurn++;
   }
   let n = releasePerTurn;
   while (n > 0 && heldHead < held.length) {
     const t = held[heldHead]!;
     held[heldHead++] = undefined;
     if (t.release()) n--;
-    if (performance.now() - t0 > TURN_BUDGET_MS) break;
+    if (performance.now() - t0 > budgetMs) break;
   }
   if (heldHead === held.length) {
     held = [];
@@ -169,7 +190,7 @@ function onData(this: BoundSocket, chunk: Buffer): void {
     windowOpen = true;
     windowStart = t0;
     scheduleTurnEnd();
-  } else if (t0 - windowStart > TURN_BUDGET_MS) {
+  } else if (t0 - windowStart > budgetMs) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
     t.kept = [chunk];
     t.hold();
@@ -184,7 +205,7 @@ function onData(this: BoundSocket, chunk: Buffer): void {
     t.flush(); // also when a 'message' listener threw: nothing may wait for a tick never queued
   }
   // Others wait for their turn, or this turn has had its budget: this one waits now.
-  if (heldHead < held.length || performance.now() - windowStart > TURN_BUDGET_MS) t.hold();
+  if (heldHead < held.length || performance.now() - windowStart > budgetMs) t.hold();
 }
 function onEnd(this: BoundSocket): void {
   const t = this[kTransport];
