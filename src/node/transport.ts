@@ -176,9 +176,17 @@ function canHold(socket: Duplex): boolean {
 function onData(this: BoundSocket, chunk: Buffer): void {
   const t = this[kTransport];
   if (t.kept !== null) {
-    // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order.
+    // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
+    // and now the socket stops reading: a held connection keeps at most two chunks.
     t.kept.push(chunk);
     t.hold();
+    t.stopReads();
+    return;
+  }
+  if (t.held) {
+    // Its turn has not come: the chunk waits. The socket keeps reading until a second one comes
+    // (most held connections get no more before their turn: no readStop/readStart round trip).
+    t.kept = [chunk];
     return;
   }
   if (!t.canHold) {
@@ -277,18 +285,28 @@ export class Transport {
     }
   }
 
-  /** @internal Stop reading the socket and wait in the queue. */
+  /**
+   * @internal Wait in the queue: what the socket reads meanwhile is kept, and it stops reading
+   * once a second chunk comes (stopReads). Stopping costs two epoll_ctl calls (stop, and start
+   * again on release), so it is done only when the peer sends on while the connection waits.
+   */
   hold(): void {
     if (this.held) return;
     const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
     if (!h || this.socket.destroyed) return;
     this.held = true;
-    if (h.reading) {
+    held.push(this);
+    scheduleTurnEnd();
+  }
+
+  /** @internal Held, and the peer sends on: the socket stops reading until release(). */
+  stopReads(): void {
+    if (!this.held) return;
+    const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
+    if (h && h.reading) {
       h.reading = false;
       h.readStop();
     }
-    held.push(this);
-    scheduleTurnEnd();
   }
 
   /** @internal Process the kept chunks now. */
