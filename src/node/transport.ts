@@ -237,24 +237,33 @@ function flushTick(t: Transport): void {
   t.flush();
 }
 
+// Transport.bits
+const H2 = 1, FLUSH_SCHEDULED = 2, SOCKET_PAUSED = 4, READING = 8, CAN_HOLD = 16, HELD = 32;
+
 /** A Duplex carrying one WebSocket connection. */
 export class Transport {
   readonly socket: Duplex;
   /** @internal */ readonly events: TransportEvents;
   private readonly out: OutQueue;
-  private readonly h2: boolean;
   private cbs: Cb[] | null = null;
-  /** @internal A flush is due (a tick is queued, or the fair-reading path flushes right after a chunk). */
-  flushScheduled = false;
   /** The socket's writableLength as of the last flush. */
   private queuedAtFlush = 0;
   private pauses = 0;
-  private socketPaused = false;
-  private reading = false;
+  /** The booleans below, one word (memory per idle connection: 8 bytes a field). */
+  private bits = 0;
+  /** The Duplex is an HTTP/2 stream. */
+  private get h2(): boolean { return (this.bits & H2) !== 0; }
+  /** @internal A flush is due (a tick is queued, or the fair-reading path flushes right after a chunk). */
+  get flushScheduled(): boolean { return (this.bits & FLUSH_SCHEDULED) !== 0; }
+  set flushScheduled(v: boolean) { this.bits = v ? this.bits | FLUSH_SCHEDULED : this.bits & ~FLUSH_SCHEDULED; }
+  private get socketPaused(): boolean { return (this.bits & SOCKET_PAUSED) !== 0; }
+  private set socketPaused(v: boolean) { this.bits = v ? this.bits | SOCKET_PAUSED : this.bits & ~SOCKET_PAUSED; }
+  private get reading(): boolean { return (this.bits & READING) !== 0; }
   /** @internal Reads can be held back (fair reading, above). */
-  readonly canHold: boolean;
-  /** @internal Held back: the socket does not read until the queue lets it. */
-  held = false;
+  get canHold(): boolean { return (this.bits & CAN_HOLD) !== 0; }
+  /** @internal Held back: waiting in the queue for its turn. */
+  get held(): boolean { return (this.bits & HELD) !== 0; }
+  set held(v: boolean) { this.bits = v ? this.bits | HELD : this.bits & ~HELD; }
   /** @internal Chunks read after a turn's budget was spent, processed on release (or at end/close). */
   kept: Buffer[] | null = null;
 
@@ -263,11 +272,11 @@ export class Transport {
     this.socket = socket;
     this.out = out;
     this.events = events;
-    this.h2 = h2;
+    if (h2) this.bits |= H2;
     const s = socket as SocketLike;
     s.setNoDelay?.(true);
     s[kTransport] = this;
-    this.canHold = canHold(socket);
+    if (canHold(socket)) this.bits |= CAN_HOLD;
     if (this.canHold) (socket as unknown as { _read: unknown })._read = heldAwareRead;
     socket.on('end', onEnd);
     socket.on('close', onClose);
@@ -277,7 +286,7 @@ export class Transport {
 
   /** Start delivering data (Node holds socket data until a 'data' listener exists). */
   startReading(): void {
-    this.reading = true;
+    this.bits |= READING;
     this.socket.on('data', onData);
     if (this.pauses !== 0) {
       this.socketPaused = true;

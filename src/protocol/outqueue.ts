@@ -15,9 +15,10 @@ let slabUsed = 0;
 export class OutQueue {
   /** Bytes queued and not yet taken. */
   bytes = 0;
-  private list: Buffer[] = [];
+  // (Both created on first use and dropped when taken: an idle connection holds no arrays.)
+  private list: Buffer[] | null = null;
   /** Positions in `list` that are views of a slab (rather than buffers pushed as they are). */
-  private slabViews: number[] = [];
+  private slabViews: number[] | null = null;
   // The open segment: slab[segStart, segEnd), still growing while it ends where the slab's free space begins.
   private seg: Buffer | null = null;
   private segStart = 0;
@@ -54,14 +55,15 @@ export class OutQueue {
   /** Queue a buffer as it is (a large payload, a pre-encoded broadcast frame). */
   push(b: Buffer): void {
     this.seal();
-    this.list.push(b);
+    (this.list ??= []).push(b);
     this.bytes += b.length;
   }
 
   private seal(): void {
     if (this.seg === null) return;
-    this.slabViews.push(this.list.length);
-    this.list.push(this.seg.subarray(this.segStart, this.segEnd));
+    const l = (this.list ??= []);
+    (this.slabViews ??= []).push(l.length);
+    l.push(this.seg.subarray(this.segStart, this.segEnd));
     this.seg = null;
   }
 
@@ -72,18 +74,18 @@ export class OutQueue {
    */
   take(own = false): Buffer[] {
     this.seal();
-    const l = this.list;
-    if (own) for (const i of this.slabViews) l[i] = ownCopy(l[i]);
-    this.list = [];
-    this.slabViews = [];
+    const l = this.list ?? [];
+    if (own && this.slabViews) for (const i of this.slabViews) l[i] = ownCopy(l[i]);
+    this.list = null;
+    this.slabViews = null;
     this.bytes = 0;
     return l;
   }
 
   clear(): void {
     this.seg = null;
-    this.list = [];
-    this.slabViews = [];
+    this.list = null;
+    this.slabViews = null;
     this.bytes = 0;
   }
 }

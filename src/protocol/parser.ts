@@ -57,6 +57,14 @@ const PAYLOAD = 2;
 const FAILED = 3;
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Frames completed by a scan, delivered once the scan's table is no longer read (a sink's callback
+ * may run user code that scans with the same shared codec). One stack for every parser, not two
+ * arrays each (memory per idle connection): a callback may also parse (another connection, in
+ * memory), so each delivery takes only what its own consume pushed, above its own base.
+ */
+const doneB0: number[] = [];
+const donePayload: Buffer[] = [];
 const NO_SINK: FrameSink = { onFrame() {} };
 /**
  * The one-row table fillHeader decodes a completed header into (scratch shared by every parser:
@@ -92,10 +100,6 @@ export class FrameParser {
   private readonly validateUtf8: boolean;
   /** The current message is uncompressed text (validated when validateUtf8). */
   private textMessage = false;
-  // Frames completed by the current scan, delivered once the scan's table is no longer read (a
-  // sink's callback may run user code that scans with the same shared codec).
-  private readonly doneB0: number[] = [];
-  private readonly donePayload: Buffer[] = [];
   /** UTF-8 state of a text message that spans frames or reads (null while none does). */
   private utf8: Utf8Validator | null = null;
   private messageBytes = 0;
@@ -146,26 +150,16 @@ export class FrameParser {
   parse(chunk: Uint8Array, sink: FrameSink): void {
     if (this.state === FAILED) return;
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const base = doneB0.length;
     try {
-      this.consume(buf, sink);
+      this.consume(buf, sink, base);
     } catch (err) {
       this.state = FAILED;
       this.hdr = null;
       this.payload = null;
-      this.deliver(sink);
+      deliver(sink, base);
       throw err;
     }
-  }
-
-  /** Hand the frames completed so far to the sink. */
-  private deliver(sink: FrameSink): void {
-    const b0s = this.doneB0;
-    const n = b0s.length;
-    if (n === 0) return;
-    const payloads = this.donePayload;
-    for (let i = 0; i < n; i++) sink.onFrame(b0s[i], payloads[i]);
-    b0s.length = 0;
-    payloads.length = 0;
   }
 
   private done(b0: number, payload: Buffer): void {
@@ -174,17 +168,17 @@ export class FrameParser {
       c.push(makeFrame(b0, payload));
       return;
     }
-    this.doneB0.push(b0);
-    this.donePayload.push(payload);
+    doneB0.push(b0);
+    donePayload.push(payload);
   }
 
-  private consume(chunk: Buffer, sink: FrameSink): void {
+  private consume(chunk: Buffer, sink: FrameSink, doneBase: number): void {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
       if (this.state === HEADER_PARTIAL) {
         pos = this.fillHeader(chunk, pos);
-        this.deliver(sink);
+        deliver(sink, doneBase);
         continue;
       }
       const sliceEnd = Math.min(end, pos + MAX_SCAN);
@@ -242,7 +236,7 @@ export class FrameParser {
           failLength(r.status);
       }
       pos = r.status === SCAN_PARTIAL_HEADER ? sliceEnd : pos + r.consumed;
-      this.deliver(sink);
+      deliver(sink, doneBase);
     }
   }
 
@@ -353,6 +347,18 @@ export class FrameParser {
 function failLength(status: number): never {
   if (status === SCAN_ERR_LENGTH_MSB) fail('length_msb', 'payload length with the most significant bit set');
   fail('too_big', 'frame payload exceeds maxPayload');
+}
+
+/** Hand the frames pushed above `base` to the sink, and drop them from the stack (also when a callback throws). */
+function deliver(sink: FrameSink, base: number): void {
+  const n = doneB0.length;
+  if (n === base) return;
+  try {
+    for (let i = base; i < n; i++) sink.onFrame(doneB0[i], donePayload[i]);
+  } finally {
+    doneB0.length = base;
+    donePayload.length = base;
+  }
 }
 
 /** The Frame object for a first header byte and payload. */
