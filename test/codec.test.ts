@@ -325,6 +325,39 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       expect(got).toEqual(['81:a', '2:b', '80:c']);
     });
 
+    it('parse(chunk, sink): a sink that parses another stream from its callback (an in-memory peer) gets both streams whole and in order', () => {
+      const outer = server();
+      const inner = server();
+      const got: string[] = [];
+      const innerSink = { onFrame: (_b0: number, payload: Buffer) => got.push(`inner:${payload.toString()}`) };
+      const innerBytes = (tag: string) => Buffer.concat([1, 2, 3].map((i) => raw({ opcode: 1, payload: Buffer.from(`${tag}${i}`), key: KEY })));
+      const outerSink = {
+        onFrame: (_b0: number, payload: Buffer) => {
+          got.push(`outer:${payload.toString()}`);
+          inner.parse(innerBytes(payload.toString()), innerSink); // nested, with the same codec
+        },
+      };
+      outer.parse(Buffer.concat(['a', 'b'].map((t) => raw({ opcode: 1, payload: Buffer.from(t), key: KEY }))), outerSink);
+      expect(got).toEqual(['outer:a', 'inner:a1', 'inner:a2', 'inner:a3', 'outer:b', 'inner:b1', 'inner:b2', 'inner:b3']);
+    });
+
+    it('parse(chunk, sink): a callback that throws ends that parser (its later frames never come, not even twice); other parsers go on', () => {
+      const p = server();
+      const got: string[] = [];
+      const sink = {
+        onFrame: (_b0: number, payload: Buffer) => {
+          got.push(payload.toString());
+          if (payload.toString() === 'x') throw new Error('listener failed');
+        },
+      };
+      expect(() => p.parse(Buffer.concat(['x', 'y'].map((t) => raw({ opcode: 1, payload: Buffer.from(t), key: KEY }))), sink)).toThrow('listener failed');
+      expect(p.failed).toBe(true);
+      p.parse(raw({ opcode: 1, payload: Buffer.from('z'), key: KEY }), sink);
+      const q = server();
+      q.parse(Buffer.concat(['q1', 'q2'].map((t) => raw({ opcode: 1, payload: Buffer.from(t), key: KEY }))), sink);
+      expect(got).toEqual(['x', 'q1', 'q2']);
+    });
+
     it('keeps a returned payload intact after later pushes', () => {
       const p = server();
       const a = p.push(raw({ opcode: 2, payload: Buffer.alloc(50, 1), key: KEY }))[0].payload;
