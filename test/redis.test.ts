@@ -12,7 +12,7 @@ import { createClient } from 'redis';
 import { WebSocket, WebSocketServer, RedisBroker } from '../src/index.js';
 import { encodeMessage, decodeMessage, nextSeq, HEADER_SIZE, HISTORY_SCRIPT } from '../src/pubsub/redis.js';
 import { HAVE_REDIS, RedisServer } from './redis-server.js';
-import { ensureDist, poll, sleep, stopServer, until } from './helpers.js';
+import { ensureDist, poll, sleep, stopServer, until, within } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = join(ROOT, 'test', 'fixtures', 'redis-node.mjs');
@@ -341,10 +341,18 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       a.ws.close();
       b.ws.close();
     } finally {
+      // Bounded, so that a failure above is reported as itself and not as the test's timeout (a
+      // client still reconnecting through the shut relay may never finish a graceful close).
       for (const X of [A, B]) {
-        await stopServer(X.wss);
-        await X.broker.close();
-        await X.cl.close().catch(() => {});
+        await within(stopServer(X.wss), { timeout: 3000, what: 'server close' }).catch(() => {});
+        await within(X.broker.close(), { timeout: 3000, what: 'broker close' }).catch(() => {});
+        await within(X.cl.close(), { timeout: 1000, what: 'client close' }).catch(() => {
+          try {
+            X.cl.destroy();
+          } catch {
+            // already closed
+          }
+        });
       }
       gate.close();
       await own.stop();
