@@ -140,7 +140,6 @@ export class WebSocketServer extends EventEmitter {
       server.on('listening', onListening);
       server.on('error', onError);
       server.on('upgrade', onUpgrade);
-      server.on('connection', noteIncoming);
       // On an http2 server, extended CONNECT streams as well (RFC 8441).
       const offStreams = isHttp2Server(server) ? attachHttp2Server(this, server) : noop;
       this.removeListeners = () => {
@@ -148,7 +147,6 @@ export class WebSocketServer extends EventEmitter {
         server.off('listening', onListening);
         server.off('error', onError);
         server.off('upgrade', onUpgrade);
-        server.off('connection', noteIncoming);
       };
     }
     const hb = this.options.heartbeatInterval!;
@@ -177,7 +175,7 @@ export class WebSocketServer extends EventEmitter {
   /** Validate and complete an upgrade; `cb(ws, req)` gets the open connection. */
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, cb: (ws: WebSocket, req: http.IncomingMessage) => void): void {
     socket.on('error', noop); // a reset during the handshake must not crash the process
-    noteIncoming(); // (noServer mode: the first sign of a reconnect storm is here)
+    noteIncoming(); // an upgrade: turns stay short for a second, so that a reconnect storm is accepted fast
     if ((socket as any)[kHandled]) throw new Error('server.handleUpgrade() was called more than once with the same socket');
     (socket as any)[kHandled] = true;
     if (this.state !== 'running') return abortHandshake(socket, 503, 'Server is shutting down');

@@ -73,7 +73,7 @@ type SocketLike = Duplex & {
 
 /**
  * Time (ms) a turn may spend on socket data before connections are held back: ACCEPT_BUDGET_MS
- * while connections are arriving (one arrived in the last ACCEPTING_MS: a reconnect storm, where
+ * while connections are arriving (an upgrade in the last ACCEPTING_MS: a reconnect storm, where
  * each turn accepts one), STEADY_BUDGET_MS otherwise. Short turns cost throughput (each turn has
  * its own epoll round and holding round-robin; 1 ms turns cost ~10% at 1 KiB × 64 in
  * bench/compare.mjs), so they are paid only while they buy accepts; the steady budget still bounds
@@ -86,8 +86,9 @@ let budgetMs = STEADY_BUDGET_MS;
 let lastIncoming = -Infinity;
 
 /**
- * A connection arrived (TCP accept, an upgrade request): turns stay short for a while, so that
- * the ones queued behind it are accepted at one per turn without waiting behind busy sockets.
+ * An upgrade request arrived: turns stay short for a while, so that the connections queued behind
+ * it are accepted at one per turn without waiting behind busy sockets. (Upgrades, not every TCP
+ * accept: plain HTTP traffic on a shared server would otherwise keep turns short for good.)
  */
 export function noteIncoming(): void {
   lastIncoming = performance.now();
@@ -128,12 +129,20 @@ function turnEnd(): void {
     else if (turn < budgetMs) releasePerTurn++;
   }
   let n = releasePerTurn;
-  while (n > 0 && heldHead < held.length) {
-    const t = held[heldHead]!;
-    held[heldHead++] = undefined;
-    if (t.release()) n--;
-    if (performance.now() - t0 > budgetMs) break;
+  try {
+    while (n > 0 && heldHead < held.length) {
+      const t = held[heldHead]!;
+      held[heldHead++] = undefined;
+      if (t.release()) n--;
+      if (performance.now() - t0 > budgetMs) break;
+    }
+  } finally {
+    // (also when a 'message' listener threw: the rest of the queue keeps its turns)
+    afterRelease();
   }
+}
+
+function afterRelease(): void {
   if (heldHead === held.length) {
     held = [];
     heldHead = 0;
@@ -177,7 +186,8 @@ function onData(this: BoundSocket, chunk: Buffer): void {
   const t = this[kTransport];
   if (t.kept !== null) {
     // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
-    // and now the socket stops reading: a held connection keeps at most two chunks.
+    // and now the socket stops reading (what a held connection keeps is bounded by one read and
+    // its Readable's highWaterMark).
     t.kept.push(chunk);
     t.hold();
     t.stopReads();
@@ -197,6 +207,7 @@ function onData(this: BoundSocket, chunk: Buffer): void {
   if (!windowOpen) {
     windowOpen = true;
     windowStart = t0;
+    if (budgetMs !== STEADY_BUDGET_MS && t0 - lastIncoming > ACCEPTING_MS) budgetMs = STEADY_BUDGET_MS;
     scheduleTurnEnd();
   } else if (t0 - windowStart > budgetMs) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
@@ -323,28 +334,48 @@ export class Transport {
     const k = this.kept;
     if (k === null) return;
     this.kept = null;
-    for (const chunk of k) this.events.onData(chunk);
+    let i = 0;
+    try {
+      for (; i < k.length; i++) this.events.onData(k[i]);
+    } finally {
+      // A listener threw: the chunks after it are not lost, they wait for the next turn.
+      if (i + 1 < k.length) {
+        this.kept = k.slice(i + 1).concat(this.kept ?? []);
+        this.hold();
+      }
+    }
   }
 
   /** @internal The queue lets it read again; false when there was nothing to let go (closed). */
   release(): boolean {
     if (!this.held) return false;
     this.held = false;
-    if (this.kept !== null) {
-      this.processKept();
-      this.flush(); // its answers leave now, inside the budget
+    try {
+      if (this.kept !== null) {
+        this.processKept();
+        this.flush(); // its answers leave now, inside the budget
+      }
+    } finally {
+      // Reading restarts also when a 'message' listener threw (unless the rest waits its turn).
+      if (!this.held) this.restartReads();
     }
+    const s = this.socket as unknown as { destroyed: boolean; _handle?: StreamHandle };
+    return !s.destroyed && !!s._handle;
+  }
+
+  /**
+   * Read again even when the application, the protocol or the iterator paused the stream: a
+   * paused net.Socket reads up to its highWaterMark and stops by itself (and its Readable, whose
+   * _read was refused while held, waits for a push before it asks again).
+   */
+  private restartReads(): void {
     const s = this.socket as unknown as { destroyed: boolean; destroy(): void; _handle?: StreamHandle };
-    if (s.destroyed || !s._handle) return false;
-    // Read again even when the application, the protocol or the iterator paused the stream: a
-    // paused net.Socket reads up to its highWaterMark and stops by itself (and its Readable, whose
-    // _read was refused while held, waits for a push before it asks again).
+    if (s.destroyed || !s._handle) return;
     const h = s._handle;
     if (!h.reading) {
       h.reading = true;
       if (h.readStart()) s.destroy();
     }
-    return true;
   }
 
   /** Bytes the socket holds that the kernel has not taken yet. */
