@@ -49,6 +49,27 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
     ]);
   });
 
+  it('a message listener that throws: the exception goes up, the connection fails with 1011 and later input is discarded', () => {
+    const { rec, p } = make();
+    let thrown = 0;
+    const onMessage = rec.onMessage.bind(rec);
+    rec.onMessage = (data: Buffer, isBinary: boolean) => {
+      onMessage(data, isBinary);
+      if (data.toString() === 'boom') {
+        thrown++;
+        throw new Error('listener bug');
+      }
+    };
+    const two = Buffer.concat(['boom', 'after'].map((t) => raw({ opcode: 1, payload: Buffer.from(t), key: K })));
+    expect(() => p.receive(two)).toThrow('listener bug');
+    p.receive(raw({ opcode: 1, payload: Buffer.from('later'), key: K }));
+    expect(thrown).toBe(1);
+    expect(rec.events.filter((e) => e[0] === 'message')).toEqual([['message', 'boom', false]]);
+    expect([p.state, p.failed, p.closeCode]).toEqual([State.CLOSING, true, 1011]);
+    const [close] = rec.sent();
+    expect([close.opcode, close.payload.readUInt16BE(0)]).toEqual([8, 1011]);
+  });
+
   it('answers a ping with a pong carrying the same payload', () => {
     const { rec, p } = make();
     p.receive(raw({ opcode: 9, payload: Buffer.from('are you there'), key: K }));

@@ -213,8 +213,12 @@ export class Protocol implements FrameSink {
       this.parser.parse(chunk, this);
     } catch (err) {
       // The frames before the violation were delivered already (FrameSink contract).
-      if (!(err instanceof ProtocolError)) throw err;
-      this.fail(err);
+      if (err instanceof ProtocolError) return this.fail(err);
+      // A listener threw (application code runs inside the sink's callbacks): the parser stopped in
+      // the middle of the chunk and cannot go on, so the connection fails with 1011 rather than
+      // staying open and deaf, and the exception goes on up, as any listener's would.
+      this.fail('internal');
+      throw err;
     }
   }
 
