@@ -13,7 +13,7 @@
 // reference of the ratios. Examples:
 //   node bench/ab.mjs --conns 1000 --size 16 before=wasmws-wasm:/tmp/before/dist/esm/index.js after=wasmws-wasm bun=bun
 //   node bench/ab.mjs fair=wasmws-wasm nofair=wasmws-wasm:WASMWS_INTERNALS=off
-import { startServer, runLoadgen } from './harness.mjs';
+import { startServer, runLoadgen, median } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const opt = { size: 1024, conns: 64, rounds: 8, measure: 2000, window: 256 };
@@ -66,10 +66,6 @@ try {
   for (const s of sides) await s.server.stop();
 }
 
-const median = (xs) => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
-};
 const ref = median(sides[0].rates);
 console.log(`echo ${opt.size} B × ${opt.conns} conns, ${opt.window} in flight, medians of ${opt.rounds} interleaved rounds of ${opt.measure} ms (node ${process.version})\n`);
 console.log(`| side | setting | msgs/s (median) | ÷ ${sides[0].label} | rounds |`);

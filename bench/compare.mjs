@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { runLoadgen, openIdle, fileLimit, sleep, mdTable, fmtRate } from './harness.mjs';
+import { runLoadgen, openIdle, fileLimit, sleep, mdTable, fmtRate, median } from './harness.mjs';
 
 const KiB = 1024;
 const args = process.argv.slice(2);
@@ -50,10 +50,6 @@ for (const s of sides) {
   s.heap = [];
   s.rss = [];
 }
-const median = (xs) => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length === 0 ? NaN : a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
-};
 const log = (m) => console.error(`[compare] ${m}`);
 
 for (let round = 0; round < rounds; round++) {

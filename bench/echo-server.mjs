@@ -14,6 +14,9 @@
 // `ws-nobufferutil` sets WS_NO_BUFFER_UTIL=1 before ws is loaded. `bun` runs bench/bun-echo.js
 // with the Bun binary found in $BUN_PATH, `which bun` or the known install paths (see findBun).
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import v8 from 'node:v8';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -57,7 +60,7 @@ function parseArgs(argv) {
     else throw new Error(`unknown argument: ${a}`);
   }
   if (o.backlog === undefined && process.env.ECHO_BACKLOG) o.backlog = Number(process.env.ECHO_BACKLOG);
-  if (!IMPLS.includes(o.impl)) throw new Error(`--impl must be one of ${IMPLS.join(', ')}`);
+  if (!IMPLS.includes(o.impl) && o.impl !== 'http-floor') throw new Error(`--impl must be one of ${IMPLS.join(', ')}, http-floor`);
   return o;
 }
 
@@ -67,7 +70,9 @@ async function memReport(conns) {
     await new Promise((r) => setTimeout(r, 40));
   }
   const u = process.memoryUsage();
-  return { re: 'mem', rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, conns: conns(), gc: typeof globalThis.gc === 'function' };
+  // V8's young generation (it grows during a burst of handshakes and shrinks only once idle).
+  const newSpace = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0;
+  return { re: 'mem', rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, newSpace, conns: conns(), gc: typeof globalThis.gc === 'function' };
 }
 
 function commands(conns) {
@@ -99,6 +104,25 @@ async function main() {
     process.removeAllListeners('SIGTERM');
     process.on('SIGTERM', () => { stop(); process.exit(0); });
     child.on('exit', (code) => process.exit(code ?? 0));
+    return;
+  }
+
+  if (o.impl === 'http-floor') {
+    // Node's own floor for an idle upgraded connection (bench/idle-settled.mjs): an HTTP server
+    // that answers the upgrade and keeps the socket, no WebSocket library.
+    const held = new Set();
+    const server = createServer((_req, res) => res.writeHead(426).end());
+    server.on('upgrade', (req, socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => held.delete(socket));
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    });
+    server.listen(o.port, HOST, o.backlog, () => {
+      process.stdout.write(JSON.stringify({ ready: true, impl: o.impl, port: server.address().port, pid: process.pid, version: `node ${process.version} http` }) + '\n');
+    });
+    commands(() => held.size);
     return;
   }
 

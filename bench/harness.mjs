@@ -135,6 +135,12 @@ export async function openIdle(opts, ms) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The median of the rounds (NaN when there are none). */
+export function median(xs) {
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length === 0 ? NaN : a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+}
+
 /** Machine description for a report. */
 export function machine() {
   return {

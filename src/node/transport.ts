@@ -61,10 +61,11 @@ type SocketLike = Duplex & {
 // So a turn processes about one budget (below) of socket data. Data is always processed as it is read
 // (while it is in the CPU's cache); what is bounded is which sockets are read. When a turn's data
 // has taken longer than the budget, or while other connections wait their turn, a connection
-// whose chunk was just processed stops reading (its bytes stay in the kernel) and joins a queue;
-// the check phase of each turn (setImmediate) lets the oldest ones read again, as many as keep a
-// turn about one budget long (releasePerTurn, adapted to measured turns; at least one). Under load
-// every busy connection thus gets one chunk per round, in order.
+// whose chunk was just processed joins a queue (is held): a chunk it reads meanwhile is kept, and
+// at a second one its socket stops reading (its bytes stay in the kernel); the check phase of each
+// turn (setImmediate) lets the oldest ones go on, as many as keep a turn about one budget long
+// (releasePerTurn, adapted to measured turns; at least one). Under load every busy connection thus
+// gets one chunk per round, in order.
 //
 // Stopping a socket's reads needs Node's stream handle (socket._handle.readStop(), the `reading`
 // flag that net.Socket keeps, and a _read that does not start reading again behind our back): a
@@ -75,9 +76,9 @@ type SocketLike = Duplex & {
  * Time (ms) a turn may spend on socket data before connections are held back: ACCEPT_BUDGET_MS
  * while connections are arriving (an upgrade in the last ACCEPTING_MS: a reconnect storm, where
  * each turn accepts one), STEADY_BUDGET_MS otherwise. Short turns cost throughput (each turn has
- * its own epoll round and holding round-robin; 1 ms turns cost ~10% at 1 KiB × 64 in
- * bench/compare.mjs), so they are paid only while they buy accepts; the steady budget still bounds
- * how long busy connections can keep the first new one waiting.
+ * its own epoll round and holding round-robin; 1 ms turns all the time cost 11–13% at 1 KiB × 64,
+ * side by side with holding off), so they are paid only while they buy accepts; the steady budget
+ * still bounds how long busy connections can keep the first new one waiting.
  */
 const ACCEPT_BUDGET_MS = 1;
 const STEADY_BUDGET_MS = 8;
@@ -93,6 +94,11 @@ let lastIncoming = -Infinity;
 export function noteIncoming(): void {
   lastIncoming = performance.now();
   budgetMs = ACCEPT_BUDGET_MS;
+}
+
+/** Back to the steady budget once no upgrade came for ACCEPTING_MS (checked as a window opens and at its end). */
+function relaxBudget(now: number): void {
+  if (budgetMs !== STEADY_BUDGET_MS && now - lastIncoming > ACCEPTING_MS) budgetMs = STEADY_BUDGET_MS;
 }
 /** Transports held back (their socket does not read), oldest first; `heldHead` is the live start. */
 let held: (Transport | undefined)[] = [];
@@ -122,7 +128,7 @@ function turnEnd(): void {
   const t0 = performance.now();
   const turn = t0 - lastTurnEnd;
   lastTurnEnd = t0;
-  if (budgetMs !== STEADY_BUDGET_MS && t0 - lastIncoming > ACCEPTING_MS) budgetMs = STEADY_BUDGET_MS;
+  relaxBudget(t0);
   // Adapt only on consecutive turns under load (a turn of more than 100 ms follows an idle wait).
   if (heldHead < held.length && turn < 100) {
     if (turn > budgetMs * 1.25) releasePerTurn = Math.max(1, Math.floor(releasePerTurn * 0.75));
@@ -138,20 +144,16 @@ function turnEnd(): void {
     }
   } finally {
     // (also when a 'message' listener threw: the rest of the queue keeps its turns)
-    afterRelease();
-  }
-}
-
-function afterRelease(): void {
-  if (heldHead === held.length) {
-    held = [];
-    heldHead = 0;
-  } else {
-    if (heldHead > 1024 && heldHead * 2 > held.length) {
-      held = held.slice(heldHead);
+    if (heldHead === held.length) {
+      held = [];
       heldHead = 0;
+    } else {
+      if (heldHead > 1024 && heldHead * 2 > held.length) {
+        held = held.slice(heldHead);
+        heldHead = 0;
+      }
+      scheduleTurnEnd(); // the next turn lets the next ones read
     }
-    scheduleTurnEnd(); // the next turn lets the next ones read
   }
 }
 
@@ -207,7 +209,7 @@ function onData(this: BoundSocket, chunk: Buffer): void {
   if (!windowOpen) {
     windowOpen = true;
     windowStart = t0;
-    if (budgetMs !== STEADY_BUDGET_MS && t0 - lastIncoming > ACCEPTING_MS) budgetMs = STEADY_BUDGET_MS;
+    relaxBudget(t0);
     scheduleTurnEnd();
   } else if (t0 - windowStart > budgetMs) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
@@ -340,7 +342,7 @@ export class Transport {
     } finally {
       // A listener threw: the chunks after it are not lost, they wait for the next turn.
       if (i + 1 < k.length) {
-        this.kept = k.slice(i + 1).concat(this.kept ?? []);
+        this.kept = k.slice(i + 1);
         this.hold();
       }
     }
