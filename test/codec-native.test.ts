@@ -1,34 +1,76 @@
-// The native backend (node:http websocketUnmask / websocketMask, Node ≥ 26) and `auto`: the probe,
+// The native backend (node:http websocketUnmask / websocketMask on Node ≥ 26, else bufferutil) and `auto`: the probe,
 // the native codec against the TS twin and wasm (randomized differential), and auto's decisions
 // with tables that force each path. On a runtime without the native functions the native cases
 // are skipped under a name that says so.
 import { describe, expect, it } from 'vitest';
 import * as http from 'node:http';
-import { AutoCodec, createCodec, describeCodec, HAS_NATIVE, NativeCodec, TsCodec, WasmCodec, type Codec } from '../src/codec/index.js';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AutoCodec, createCodec, describeCodec, HAS_NATIVE, NATIVE_SOURCE, NativeCodec, TsCodec, WasmCodec, type Codec } from '../src/codec/index.js';
+import { acceptNative } from '../src/codec/native.js';
 import { CHOSEN } from '../src/codec/select.js';
 import type { MeasuredRow, TableEntry } from '../src/codec/types.js';
 import { FrameParser, type Frame } from '../src/protocol/parser.js';
 import { ProtocolError } from '../src/protocol/errors.js';
 import { raw, randomBytes, rng, splitAt } from './helpers.js';
 
+const require = createRequire(import.meta.url);
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
 const RUNTIME_HAS_IT = typeof (http as { websocketUnmask?: unknown }).websocketUnmask === 'function';
+// bufferutil is a devDependency with a prebuilt linux-x64 addon: compiled functions, not its JS fallback.
+const BUFFERUTIL = require('bufferutil') as { mask: (...a: unknown[]) => void; unmask: (...a: unknown[]) => void };
+const BUFFERUTIL_COMPILED = /\[native code\]/.test(String(BUFFERUTIL.unmask));
+const EXPECTED_SOURCE = RUNTIME_HAS_IT ? 'node:http' : BUFFERUTIL_COMPILED ? 'bufferutil' : null;
 const KEY = 0x3d21fa37;
 function refXor(b: Uint8Array, s: number, e: number, k: number, phase = 0): void {
   for (let i = s; i < e; i++) b[i] ^= (k >>> (((i - s + phase) & 3) << 3)) & 0xff;
 }
+/** What a fresh Node process with `env` finds through the built package, as ESM and as CommonJS (the choice is made once, at load). */
+function sourceIn(env: Record<string, string>): { esm: unknown; cjs: unknown } {
+  const show = 'JSON.stringify({ has: m.HAS_NATIVE, source: m.describeCodec().nativeSource, backend: (() => { try { return m.createCodec({ backend: "native" }).backend; } catch (e) { return /no native WebSocket unmask/.test(e.message) ? "refused" : e.message; } })() })';
+  const opts = { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' as const, timeout: 30_000 };
+  const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `import * as m from './dist/esm/index.js'; console.log(${show})`], opts);
+  const cjs = execFileSync(process.execPath, ['-e', `const m = require('./dist/cjs/index.js'); console.log(${show})`], opts);
+  return { esm: JSON.parse(esm), cjs: JSON.parse(cjs) };
+}
 
 describe('native unmask detection', () => {
-  it(`finds node:http websocketUnmask exactly where the runtime has it (${process.version}: ${RUNTIME_HAS_IT ? 'present' : 'absent'})`, () => {
-    expect(HAS_NATIVE).toBe(RUNTIME_HAS_IT);
-    expect(describeCodec().native).toBe(RUNTIME_HAS_IT);
+  it(`finds node:http websocketUnmask where the runtime has it, else the bufferutil addon (${process.version}: ${EXPECTED_SOURCE ?? 'none'})`, () => {
+    expect(NATIVE_SOURCE).toBe(EXPECTED_SOURCE);
+    expect(HAS_NATIVE).toBe(EXPECTED_SOURCE !== null);
+    expect(describeCodec().native).toBe(EXPECTED_SOURCE !== null);
+    expect(describeCodec().nativeSource).toBe(EXPECTED_SOURCE);
   });
-  it.runIf(!RUNTIME_HAS_IT)(`has no native backend on ${process.version} (no http.websocketUnmask before Node 26): new NativeCodec() and backend 'native' throw`, () => {
-    expect(() => new NativeCodec()).toThrow(/no native WebSocket unmask/);
-    expect(() => createCodec({ backend: 'native' })).toThrow(/no native WebSocket unmask/);
+  it('takes a module\'s unmask/mask only when they XOR correctly, and for an addon only compiled ones', () => {
+    expect(acceptNative(BUFFERUTIL)).toEqual(BUFFERUTIL_COMPILED ? { unmask: BUFFERUTIL.unmask, mask: BUFFERUTIL.mask } : null);
+    // bufferutil's own JavaScript fallback: correct, but slower than the TS twin, so refused as an addon
+    const fallback = require('bufferutil/fallback') as { mask: unknown; unmask: unknown };
+    expect(acceptNative(fallback)).toBeNull();
+    expect(acceptNative(fallback, false)).not.toBeNull();
+    // wrong results are refused whatever they are
+    const wrong = { unmask: (b: Uint8Array) => b.fill(0), mask: BUFFERUTIL.mask };
+    expect(acceptNative(wrong, false)).toBeNull();
+    const throws = { unmask: () => { throw new Error('no'); }, mask: () => {} };
+    expect(acceptNative(throws, false)).toBeNull();
+    expect(acceptNative(null)).toBeNull();
+    expect(acceptNative({ unmask: 1, mask: 2 }, false)).toBeNull();
+  });
+  it('the built package finds the same source as ESM and as CommonJS (bufferutil resolved from the package)', () => {
+    const want = { has: EXPECTED_SOURCE !== null, source: EXPECTED_SOURCE, backend: EXPECTED_SOURCE ? 'native' : 'refused' };
+    expect(sourceIn({})).toEqual({ esm: want, cjs: want });
+  });
+  it('WASMWS_NO_BUFFERUTIL=1 switches bufferutil off, never the runtime\'s own unmask', () => {
+    const want = RUNTIME_HAS_IT
+      ? { has: true, source: 'node:http', backend: 'native' }
+      : { has: false, source: null, backend: 'refused' };
+    expect(sourceIn({ WASMWS_NO_BUFFERUTIL: '1' })).toEqual({ esm: want, cjs: want });
   });
 });
 
-const nativeCases = RUNTIME_HAS_IT ? 'native codec (node:http websocketUnmask)' : `native codec — SKIPPED: ${process.version} has no node:http websocketUnmask (Node >= 26 only)`;
+const nativeCases = EXPECTED_SOURCE ? `native codec (${EXPECTED_SOURCE})` : `native codec — SKIPPED: ${process.version} has neither node:http websocketUnmask nor a compiled bufferutil`;
 describe.runIf(HAS_NATIVE)(nativeCases, () => {
   const native = () => new NativeCodec({ min: 0 });
   const codecs: [string, Codec][] = [['ts', new TsCodec()], ['wasm', new WasmCodec({ maskMin: 0, scanMin: 0 })]];

@@ -2,7 +2,8 @@
 // (src/codec/table.ts, produced by bench/codec-table.mjs), among those available here:
 //
 //   unmask / mask of a JS buffer   by length: TS twin for tiny calls, then wasm (copy in, SIMD,
-//                                  copy back) or the runtime's native in-place unmask (Node ≥ 26)
+//                                  copy back) or a native in-place unmask (node:http on Node ≥ 26,
+//                                  else the bufferutil addon where it is installed)
 //   scan of a read                 by the payload length of its first frame: wasm batch-scans a read
 //                                  of many small frames in one call (copied into linear memory
 //                                  once); big frames are unmasked where they are (native, else TS
@@ -14,7 +15,7 @@
 import type { BackendName, Codec, CodecDescription, ScanResult, Segment } from './types.js';
 import { TsCodec, mask as tsMask, tsKernelRanges, unmask as tsUnmask } from './ts.js';
 import { WasmCodec, WASM_MASK_MIN, WASM_SCAN_MIN } from './wasm.js';
-import { HAS_NATIVE, NativeCodec, nativeMask, nativeUnmask } from './native.js';
+import { HAS_NATIVE, NATIVE_SOURCE, NativeCodec, nativeMask, nativeUnmask } from './native.js';
 import { backendAt, CHOSEN, crossoverOf, monotone, segmentsOf, type ChosenEntry } from './select.js';
 import { RUNTIME } from './runtime.js';
 
@@ -152,6 +153,7 @@ export class AutoCodec implements Codec {
       scanWasmFromRead: this.wasmReadMin === Infinity ? null : this.wasmReadMin,
       tsKernel: tsKernelRanges(),
       native: this.native !== null,
+      nativeSource: this.native !== null ? NATIVE_SOURCE : null,
       wasm: this.wasm !== null,
     };
   }

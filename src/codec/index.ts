@@ -1,7 +1,7 @@
 import type { Codec, CodecDescription } from './types.js';
 import { TsCodec } from './ts.js';
 import { WasmCodec } from './wasm.js';
-import { HAS_NATIVE, NativeCodec } from './native.js';
+import { HAS_NATIVE, NATIVE_SOURCE, NativeCodec } from './native.js';
 import { AutoCodec } from './auto.js';
 import { RUNTIME } from './runtime.js';
 
@@ -62,9 +62,9 @@ export function resolveCodec(codec: Codec | CodecBackend | undefined): Codec {
 export function describeCodec(codec: Codec = createCodec()): CodecDescription {
   const d = codec.describe?.() ?? {
     backend: codec.backend, runtime: '', table: null, unmask: [{ from: 0, backend: codec.backend }], mask: [{ from: 0, backend: codec.backend }],
-    scan: [{ from: 0, backend: codec.backend }], scanWasmFromRead: null, tsKernel: { int32From: null, bigint64From: null, otherBufferFrom: null }, native: false, wasm: false,
+    scan: [{ from: 0, backend: codec.backend }], scanWasmFromRead: null, tsKernel: { int32From: null, bigint64From: null, otherBufferFrom: null }, native: false, nativeSource: null, wasm: false,
   };
   return { ...d, runtime: d.runtime || `${RUNTIME.name} ${RUNTIME.version}` };
 }
 
-export { AutoCodec, HAS_NATIVE, NativeCodec, TsCodec, WasmCodec };
+export { AutoCodec, HAS_NATIVE, NATIVE_SOURCE, NativeCodec, TsCodec, WasmCodec };

@@ -1,33 +1,53 @@
-// The runtime's own unmask: Node ≥ 26 ships `http.websocketUnmask(buffer, mask)` (XOR a whole view
-// in place) and `http.websocketMask(source, mask, output, offset, length)` (bufferutil's `mask`),
-// SIMD in C++, working on JS buffers where they are: no copy into linear memory and back. A public
-// API, so WASMWS_INTERNALS does not switch it off; it is feature-detected once with a functional
-// probe (odd offsets and lengths against a reference XOR) and unused wherever the probe fails.
+// The native in-place unmask, where there is one: Node ≥ 26 ships `http.websocketUnmask(buffer,
+// mask)` (XOR a whole view in place) and `http.websocketMask(source, mask, output, offset, length)`
+// (bufferutil's `mask`), SIMD in C++; on older Node the `bufferutil` addon (an optional peer
+// dependency, the one `ws` uses) has the same two functions. Both work on JS buffers where they are:
+// no copy into linear memory and back. Public APIs, so WASMWS_INTERNALS does not switch them off.
 //
-// Reached through process.getBuiltinModule, not an import of node:http: the codec stays free of
-// I/O modules, and runtimes without it (or without node:http) simply have no native path.
+// Found once: node:http first (the runtime's own, and the faster of the two where both exist), then
+// `bufferutil` on Node, resolved from this package and from the working directory, taken only if
+// its functions are compiled code (bufferutil falls back to plain JS when its build is missing,
+// and the TS twin is faster than that) and unless WASMWS_NO_BUFFERUTIL is set (as ws's
+// WS_NO_BUFFER_UTIL). Every candidate passes a functional probe (odd offsets and lengths against a
+// reference XOR) or is unused.
+//
+// Reached through process.getBuiltinModule, not an import of node:http or node:module: the codec
+// stays free of I/O modules, and runtimes without them simply have no native path.
 import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { ROW_WORDS, SCAN_OK, TABLE_CAPACITY } from './layout.js';
 import { mask as tsMask, rotateKey, scanFrames, tsKernelRanges, unmask as tsUnmask } from './ts.js';
+import { RUNTIME } from './runtime.js';
 
 type UnmaskFn = (buffer: ArrayBufferView, mask: ArrayBufferView) => void;
 type MaskFn = (source: ArrayBufferView, mask: ArrayBufferView, output: ArrayBufferView, offset: number, length: number) => void;
 
+/** Where the native functions come from. */
+export type NativeSource = 'node:http' | 'bufferutil';
+
 /** Below this many bytes NativeCodec hands a call to the TS twin unless told otherwise (the call and the view cost ~40 ns). */
 export const NATIVE_MIN = 256;
 
-function probe(): { unmask: UnmaskFn; mask: MaskFn } | null {
+declare const __filename: string | undefined;
+
+/** Whether fn is compiled code rather than JavaScript (a native addon's or the runtime's own). */
+function isCompiled(fn: unknown): boolean {
+  return typeof fn === 'function' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(fn));
+}
+
+/**
+ * The module's `unmask` / `mask` (node:http's `websocketUnmask` / `websocketMask`) if both XOR
+ * correctly (in place through a view at an odd offset with an odd length; into an output at an
+ * offset, source untouched) and, with `compiled` (for an addon), both are compiled code; else null.
+ * Exported for the tests: with `compiled`, a correct pair written in JavaScript is refused.
+ */
+export function acceptNative(mod: unknown, compiled = true): { unmask: UnmaskFn; mask: MaskFn } | null {
   try {
-    const getBuiltin = typeof process !== 'undefined'
-      ? (process as unknown as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule
-      : undefined;
-    if (typeof getBuiltin !== 'function') return null;
-    const http = getBuiltin('node:http') as { websocketUnmask?: unknown; websocketMask?: unknown } | undefined;
-    const unmask = http?.websocketUnmask, mask = http?.websocketMask;
+    const m = mod as { unmask?: unknown; mask?: unknown; websocketUnmask?: unknown; websocketMask?: unknown } | null | undefined;
+    const unmask = m?.websocketUnmask ?? m?.unmask, mask = m?.websocketMask ?? m?.mask;
     if (typeof unmask !== 'function' || typeof mask !== 'function') return null;
+    if (compiled && (!isCompiled(unmask) || !isCompiled(mask))) return null;
     const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
     const ref = (b: number, i: number) => b ^ key[i & 3];
-    // unmask in place through a view at an odd offset with an odd length: nothing outside it moves
     const backing = new Uint8Array(67);
     for (let i = 0; i < backing.length; i++) backing[i] = (i * 37 + 11) & 0xff;
     const before = backing.slice();
@@ -36,7 +56,6 @@ function probe(): { unmask: UnmaskFn; mask: MaskFn } | null {
       const want = i < 3 || i >= 64 ? before[i] : ref(before[i], i - 3);
       if (backing[i] !== want) return null;
     }
-    // mask into an output at an offset, source untouched
     const src = before.subarray(0, 41);
     const out = new Uint8Array(50).fill(0xaa);
     (mask as MaskFn)(src, key, out, 5, 41);
@@ -51,10 +70,59 @@ function probe(): { unmask: UnmaskFn; mask: MaskFn } | null {
   }
 }
 
+function envSet(name: string): boolean {
+  try {
+    const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+    return v !== undefined && v !== '' && v !== '0';
+  } catch {
+    return false; // env not readable (Deno without --allow-env)
+  }
+}
+
+function probe(): { unmask: UnmaskFn; mask: MaskFn; source: NativeSource } | null {
+  let getBuiltin: ((id: string) => unknown) | undefined;
+  try {
+    getBuiltin = typeof process !== 'undefined' ? (process as unknown as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule : undefined;
+    if (typeof getBuiltin !== 'function') return null;
+    const own = acceptNative(getBuiltin('node:http'), false); // the runtime's own: JS wrappers over its binding
+    if (own) return { ...own, source: 'node:http' };
+  } catch {
+    return null;
+  }
+  // bufferutil: Node only (on Bun and Deno loading an addon is theirs to judge), never forced.
+  if (RUNTIME.name !== 'node' || envSet('WASMWS_NO_BUFFERUTIL')) return null;
+  let createRequire: ((from: string) => (id: string) => unknown) | undefined;
+  try {
+    createRequire = (getBuiltin('node:module') as { createRequire?: typeof createRequire } | undefined)?.createRequire;
+  } catch {
+    return null;
+  }
+  if (typeof createRequire !== 'function') return null;
+  const from: string[] = [];
+  if (typeof __filename === 'string') from.push(__filename);
+  try {
+    from.push(`${process.cwd()}/`);
+  } catch {
+    // no working directory (deleted): this package's location only
+  }
+  for (const f of from) {
+    try {
+      const got = acceptNative(createRequire(f)('bufferutil'));
+      if (got) return { ...got, source: 'bufferutil' };
+    } catch {
+      // not installed here
+    }
+  }
+  return null;
+}
+
 const native = probe();
 
-/** Whether the runtime's native unmask is here and passed the probe. */
+/** Whether a native unmask (node:http's, else bufferutil's) is here and passed the probe. */
 export const HAS_NATIVE: boolean = native !== null;
+
+/** Where the native unmask comes from (null: none). */
+export const NATIVE_SOURCE: NativeSource | null = native?.source ?? null;
 
 /** The 4 mask bytes handed to the native functions (they take a view, not a number). */
 const KEY = new Uint8Array(4);
@@ -94,7 +162,7 @@ export class NativeCodec implements Codec {
 
   /** `min: 0` makes the native functions do every call (the tests run that way). */
   constructor(opts: { min?: number } = {}) {
-    if (!native) throw new Error('this runtime has no native WebSocket unmask (node:http websocketUnmask, Node >= 26)');
+    if (!native) throw new Error('this runtime has no native WebSocket unmask (node:http websocketUnmask on Node >= 26, or the bufferutil addon on Node)');
     this.min = opts.min ?? NATIVE_MIN;
   }
 
@@ -121,6 +189,6 @@ export class NativeCodec implements Codec {
 
   describe(): CodecDescription {
     const segs = this.min > 0 ? [{ from: 0, backend: 'ts' as const }, { from: this.min, backend: 'native' as const }] : [{ from: 0, backend: 'native' as const }];
-    return { backend: 'native', runtime: '', table: null, unmask: segs, mask: segs, scan: segs, scanWasmFromRead: null, tsKernel: tsKernelRanges(), native: true, wasm: false };
+    return { backend: 'native', runtime: '', table: null, unmask: segs, mask: segs, scan: segs, scanWasmFromRead: null, tsKernel: tsKernelRanges(), native: true, nativeSource: NATIVE_SOURCE, wasm: false };
   }
 }

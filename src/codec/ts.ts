@@ -298,7 +298,7 @@ export class TsCodec implements Codec {
 
   describe(): CodecDescription {
     const all = [{ from: 0, backend: 'ts' as const }];
-    return { backend: this.backend, runtime: '', table: null, unmask: all, mask: all, scan: all, scanWasmFromRead: null, tsKernel: tsKernelRanges(), native: false, wasm: false };
+    return { backend: this.backend, runtime: '', table: null, unmask: all, mask: all, scan: all, scanWasmFromRead: null, tsKernel: tsKernelRanges(), native: false, nativeSource: null, wasm: false };
   }
 }
 

@@ -19,7 +19,8 @@ export interface ScanResult {
 
 /**
  * A primitive that can run an operation: `wasm` (SIMD in linear memory), `ts` (the pure-TypeScript
- * twin) or `native` (the runtime's own `http.websocketUnmask` / `websocketMask`, Node ≥ 26).
+ * twin) or `native` (the runtime's own `http.websocketUnmask` / `websocketMask`, Node ≥ 26, else
+ * the `bufferutil` addon's `unmask` / `mask` where it is installed on Node).
  */
 export type BackendName = 'wasm' | 'ts' | 'native';
 
@@ -51,8 +52,10 @@ export interface CodecDescription {
    * only from `otherBufferFrom` (new typed-array views cost more than they save below that).
    */
   tsKernel: { int32From: number | null; bigint64From: number | null; otherBufferFrom: number | null };
-  /** The runtime's native unmask passed the probe and may be used. */
+  /** A native unmask passed the probe and may be used. */
   native: boolean;
+  /** Where it comes from: the runtime's own (`node:http`, Node ≥ 26) or the `bufferutil` addon; null: none. */
+  nativeSource: 'node:http' | 'bufferutil' | null;
   /** The wasm module instantiated. */
   wasm: boolean;
 }

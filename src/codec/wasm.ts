@@ -142,7 +142,7 @@ export class WasmCodec implements Codec {
     const segs = (min: number) => (min > 0 ? [{ from: 0, backend: 'ts' as const }, { from: min, backend: 'wasm' as const }] : [{ from: 0, backend: 'wasm' as const }]);
     return {
       backend: 'wasm', runtime: '', table: null, unmask: segs(this.maskMin), mask: segs(this.maskMin), scan: [{ from: 0, backend: 'wasm' }],
-      scanWasmFromRead: this.scanMin, tsKernel: tsKernelRanges(), native: false, wasm: true,
+      scanWasmFromRead: this.scanMin, tsKernel: tsKernelRanges(), native: false, nativeSource: null, wasm: true,
     };
   }
 
