@@ -12,7 +12,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { CloseCode } from '../protocol/constants.js';
 import { Pause, Transport, type TransportEvents } from './transport.js';
 import type { ResolvedConnectionOptions } from './options.js';
-import { wheelFor, type TimerWheel, type WheelEntry } from './timer-wheel.js';
+import type { TimerWheel, WheelEntry } from './timer-wheel.js';
 import type { WebSocket } from './websocket.js';
 
 type Cb = (err?: Error | null) => void;
@@ -40,20 +40,25 @@ function start(c: Connection, head: Buffer): void {
 export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   readonly protocol: Protocol;
   readonly transport: Transport;
-  readonly kind: 'http/1.1' | 'h2';
   private readonly ws: WebSocket;
   private readonly opts: ResolvedConnectionOptions;
   private closeTimer: NodeJS.Timeout | null = null;
-  /** The idle timeout's wheel (null when idleTimeout is 0), and its bookkeeping (WheelEntry). */
-  private readonly wheel: TimerWheel | null;
+  // The idle timeout's bookkeeping (WheelEntry) on opts.idleWheel.
   /** @internal */ activeTick = 0;
   /** @internal */ wheelTicks = 0;
   /** @internal */ wheelSlot = -1;
 
+  /** What carries the connection: 'http/1.1' (an upgraded socket) or 'h2' (an HTTP/2 stream). */
+  get kind(): 'http/1.1' | 'h2' {
+    return this.transport.isH2 ? 'h2' : 'http/1.1';
+  }
+  private get wheel(): TimerWheel | null {
+    return this.opts.idleWheel;
+  }
+
   constructor(ws: WebSocket, hs: HandshakeResult, role: 'server' | 'client', opts: ResolvedConnectionOptions) {
     this.ws = ws;
     this.opts = opts;
-    this.kind = hs.transport;
     const h2 = hs.transport === 'h2';
     const proto = new Protocol(this, {
       role,
@@ -67,8 +72,7 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
     if (hs.compressor) proto.setCompressor(hs.compressor);
     this.protocol = proto;
     this.transport = new Transport(hs.socket, proto.out, this, h2);
-    this.wheel = opts.idleTimeout > 0 ? wheelFor(opts.idleTimeout) : null;
-    this.wheel?.add(this, opts.idleTimeout);
+    opts.idleWheel?.add(this, opts.idleTimeout);
     // Emit 'open' and start reading on the next tick, so that the application (the 'connection'
     // handler, or listeners attached after `new WebSocket`) sees every message, including any that
     // came with the handshake (`head`).

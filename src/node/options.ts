@@ -2,6 +2,7 @@
 // client is given becomes one normalized object (a server's serves all its connections).
 import { resolveCodec, type Codec, type CodecBackend } from '../codec/index.js';
 import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
+import { wheelFor, type TimerWheel } from './timer-wheel.js';
 
 /** The defaults, named once. */
 export const DEFAULTS = {
@@ -57,6 +58,8 @@ export interface ResolvedConnectionOptions {
   readonly autoPong: boolean;
   readonly skipUTF8Validation: boolean;
   readonly generateMask: ((mask: Buffer) => void) | undefined;
+  /** The timer wheel idle timeouts run on (null when idleTimeout is 0). */
+  readonly idleWheel: TimerWheel | null;
 }
 
 const resolved = new WeakMap<ConnectionOptions, ResolvedConnectionOptions>();
@@ -65,15 +68,17 @@ const resolved = new WeakMap<ConnectionOptions, ResolvedConnectionOptions>();
 export function resolveConnectionOptions(o: ConnectionOptions): ResolvedConnectionOptions {
   let r = resolved.get(o);
   if (!r) {
+    const idleTimeout = o.idleTimeout ?? DEFAULTS.idleTimeout;
     r = Object.freeze({
       maxPayload: o.maxPayload ?? DEFAULTS.maxPayload,
       codec: resolveCodec(o.codec),
       closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
-      idleTimeout: o.idleTimeout ?? DEFAULTS.idleTimeout,
+      idleTimeout,
       maxBackpressure: o.maxBackpressure ?? DEFAULTS.maxBackpressure,
       autoPong: o.autoPong !== false,
       skipUTF8Validation: o.skipUTF8Validation === true,
       generateMask: o.generateMask,
+      idleWheel: idleTimeout > 0 ? wheelFor(idleTimeout) : null,
     });
     resolved.set(o, r);
   }

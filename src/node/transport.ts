@@ -265,7 +265,7 @@ export class Transport {
   /** The booleans below, one word (memory per idle connection: 8 bytes a field). */
   private bits = 0;
   /** The Duplex is an HTTP/2 stream. */
-  private get h2(): boolean { return (this.bits & H2) !== 0; }
+  get isH2(): boolean { return (this.bits & H2) !== 0; }
   /** @internal A flush is due (a tick is queued, or the fair-reading path flushes right after a chunk). */
   get flushScheduled(): boolean { return (this.bits & FLUSH_SCHEDULED) !== 0; }
   set flushScheduled(v: boolean) { this.bits = v ? this.bits | FLUSH_SCHEDULED : this.bits & ~FLUSH_SCHEDULED; }
@@ -473,7 +473,7 @@ export class Transport {
    */
   destroy(): void {
     const s = this.socket as Duplex & { close?: (code: number) => void };
-    if (this.h2 && !s.destroyed && s.close) s.close(H2_CANCEL);
+    if (this.isH2 && !s.destroyed && s.close) s.close(H2_CANCEL);
     else s.destroy();
   }
 }

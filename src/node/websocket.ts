@@ -13,6 +13,7 @@ import type { FanOut } from '../protocol/fanout.js';
 import { startClientHandshake, type ClientOptions } from './client.js';
 import { Connection, type HandshakeResult } from './connection.js';
 import { resolveConnectionOptions, type ResolvedConnectionOptions } from './options.js';
+import { compactListeners } from './listeners.js';
 import { Pause } from './transport.js';
 import { MessageIterator } from './iterator.js';
 import { addEventListener, defineEventHandlers, removeEventListener } from './event-target.js';
@@ -44,6 +45,26 @@ export const CLOSED = State.CLOSED;
 type ReadyState = 0 | 1 | 2 | 3;
 
 const EMPTY = Buffer.alloc(0);
+// WebSocket.bits
+const ALIVE = 0x1;
+const CLOSE_EMITTED = 0x2;
+const FRAGMENTING = 0x4;
+const HS_SHIFT = 3;
+const HS_MASK = 0x3 << HS_SHIFT;
+const BT_SHIFT = 5;
+const BT_MASK = 0x3 << BT_SHIFT;
+const BINARY_TYPES: readonly BinaryType[] = ['nodebuffer', 'arraybuffer', 'fragments'];
+const BT_ARRAYBUFFER = 1 << BT_SHIFT;
+const BT_FRAGMENTS = 2 << BT_SHIFT;
+/** What few connections use: a client's url and handshake, `for await`, addEventListener. */
+interface Rare {
+  url: string;
+  /** Ends the handshake in progress (client). */
+  abort: ((err: Error) => void) | undefined;
+  /** The `for await` queue (created on first use). */
+  iter: MessageIterator | null;
+  handlers: Map<string, Map<unknown, (...args: any[]) => void>> | null;
+}
 const CLOSED_EARLY = 'WebSocket was closed before the connection was established';
 
 /** A WebSocket connection, client or server side. */
@@ -62,24 +83,59 @@ export class WebSocket extends EventEmitter {
   protocol = '';
   /** The negotiated extensions header value ('' when none). */
   extensions = '';
-  binaryType: BinaryType = 'nodebuffer';
-  readonly url: string;
-  /** Heartbeat bookkeeping: set when anything arrives from the peer. */
-  isAlive = true;
 
   /** @internal The open connection (null while the handshake runs, and after it failed). */
   _conn: Connection | null = null;
-  /** @internal readyState while there is no connection: CONNECTING, or CLOSING / CLOSED after a failed handshake. */
-  private hsState: ReadyState = CONNECTING;
-  /** @internal Ends the handshake in progress (client). */
-  private abortHandshake: ((err: Error) => void) | undefined = undefined;
-  private closeEmitted = false;
-  /** @internal The `for await` queue (created on first use). */
-  private iter: MessageIterator | null = null;
-  /** @internal addEventListener's wrappers (created on first use). */
-  _handlers: Map<string, Map<unknown, (...args: any[]) => void>> | null = null;
+  // Memory per idle connection is a figure of merit (8 bytes a field): the flags and small enums in
+  // one number (ALIVE, CLOSE_EMITTED, FRAGMENTING, the handshake's readyState, binaryType), and
+  // what few connections use (a client's url and handshake, `for await`, addEventListener) in one
+  // object made on first use.
+  private bits = ALIVE;
+  private rare: Rare | null = null;
+
+  /** 'nodebuffer' (default), 'arraybuffer' or 'fragments'; other values are ignored, as in ws. */
+  get binaryType(): BinaryType {
+    return BINARY_TYPES[(this.bits & BT_MASK) >>> BT_SHIFT];
+  }
+  set binaryType(t: BinaryType) {
+    const i = BINARY_TYPES.indexOf(t);
+    if (i >= 0) this.bits = (this.bits & ~BT_MASK) | (i << BT_SHIFT);
+  }
+  /** Heartbeat bookkeeping: set when anything arrives from the peer. */
+  get isAlive(): boolean {
+    return (this.bits & ALIVE) !== 0;
+  }
+  set isAlive(v: boolean) {
+    this.bits = v ? this.bits | ALIVE : this.bits & ~ALIVE;
+  }
+  /** The URL a client connected to ('' on the server side). */
+  get url(): string {
+    return this.rare?.url ?? '';
+  }
+  /** readyState while there is no connection: CONNECTING, or CLOSING / CLOSED after a failed handshake. */
+  private get hsState(): ReadyState {
+    return ((this.bits & HS_MASK) >>> HS_SHIFT) as ReadyState;
+  }
+  private set hsState(v: ReadyState) {
+    this.bits = (this.bits & ~HS_MASK) | (v << HS_SHIFT);
+  }
   /** Manual fragmentation (send with fin: false) is in progress. */
-  private fragmenting = false;
+  private get fragmenting(): boolean {
+    return (this.bits & FRAGMENTING) !== 0;
+  }
+  private set fragmenting(v: boolean) {
+    this.bits = v ? this.bits | FRAGMENTING : this.bits & ~FRAGMENTING;
+  }
+  private rareState(): Rare {
+    return (this.rare ??= { url: '', abort: undefined, iter: null, handlers: null });
+  }
+  /** @internal addEventListener's wrappers (created on first use). */
+  get _handlers(): Map<string, Map<unknown, (...args: any[]) => void>> | null {
+    return this.rare?.handlers ?? null;
+  }
+  set _handlers(m: Map<string, Map<unknown, (...args: any[]) => void>> | null) {
+    this.rareState().handlers = m;
+  }
 
   constructor(
     address: string | URL | null,
@@ -87,24 +143,23 @@ export class WebSocket extends EventEmitter {
     options?: ClientOptions | ClientRequestArgs,
   ) {
     super();
-    if (address === null) {
-      this.url = '';
-      return;
-    }
+    compactListeners(this);
+    if (address === null) return;
     if (protocols !== undefined && !Array.isArray(protocols) && typeof protocols === 'object') {
       options = protocols;
       protocols = undefined;
     }
     const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
-    this.url = String(address);
+    const rare = this.rareState();
+    rare.url = String(address);
     const o = (options ?? {}) as ClientOptions; // http.request's own options pass through (client.ts)
     startClientHandshake(address, list, o, {
       emitter: this,
       setUrl: (url) => {
-        (this as { url: string }).url = url;
+        rare.url = url;
       },
       setAbort: (abort) => {
-        this.abortHandshake = abort;
+        rare.abort = abort;
       },
       opened: (result) => this._open(result, 'client', resolveConnectionOptions(o)),
       failed: (err) => this.handshakeFailed(err),
@@ -148,16 +203,17 @@ export class WebSocket extends EventEmitter {
 
   /** @internal A message from the connection. */
   _message(data: Buffer, isBinary: boolean): void {
-    if (this.iter) this.iter.push(isBinary ? data : data.toString());
+    const it = this.rare?.iter;
+    if (it) it.push(isBinary ? data : data.toString());
     this.emit('message', isBinary ? this.asBinary(data) : data, isBinary);
   }
 
   /** @internal The connection (or the failed handshake) is closed: 'close', once. */
   _closed(code: number, reason: Buffer): void {
-    if (this.closeEmitted) return;
-    this.closeEmitted = true;
+    if (this.bits & CLOSE_EMITTED) return;
+    this.bits |= CLOSE_EMITTED;
     this.hsState = CLOSED;
-    this.iter?.end();
+    this.rare?.iter?.end();
     this._server?._untrack(this);
     this.emit('close', code, reason);
   }
@@ -168,10 +224,11 @@ export class WebSocket extends EventEmitter {
   }
 
   private asBinary(data: Buffer): Buffer | ArrayBuffer | Buffer[] {
-    if (this.binaryType === 'arraybuffer') {
+    const t = this.bits & BT_MASK;
+    if (t === BT_ARRAYBUFFER) {
       return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
     }
-    if (this.binaryType === 'fragments') return [data];
+    if (t === BT_FRAGMENTS) return [data];
     return data;
   }
 
@@ -284,14 +341,14 @@ export class WebSocket extends EventEmitter {
     if (r.length > MAX_CLOSE_REASON) throw new RangeError('The message must not be greater than 123 bytes');
     const c = this._conn;
     if (c) c.close(code, r);
-    else if (this.hsState === CONNECTING) this.abortHandshake?.(new Error(CLOSED_EARLY));
+    else if (this.hsState === CONNECTING) this.rare?.abort?.(new Error(CLOSED_EARLY));
   }
 
   /** Destroy the connection at once, without a closing handshake. */
   terminate(): void {
     const c = this._conn;
     if (c) c.terminate();
-    else if (this.hsState === CONNECTING) this.abortHandshake?.(new Error(CLOSED_EARLY));
+    else if (this.hsState === CONNECTING) this.rare?.abort?.(new Error(CLOSED_EARLY));
   }
 
   /** Stop reading from the peer (TCP backpressure) until resume(). */
@@ -313,10 +370,11 @@ export class WebSocket extends EventEmitter {
 
   /** Messages in order: text as string, binary as Buffer. Reading pauses while the consumer lags. */
   [Symbol.asyncIterator](): AsyncIterableIterator<string | Buffer> {
-    const it = (this.iter ??= new MessageIterator(
+    const rare = this.rareState();
+    const it = (rare.iter ??= new MessageIterator(
       (on) => this._conn?.transport.setPause(Pause.ITERATOR, on),
       () => {
-        this.iter = null;
+        rare.iter = null;
       },
     ));
     if (this.readyState === CLOSED) it.end();

@@ -55,6 +55,12 @@ const HEADER = 0;
 const HEADER_PARTIAL = 1;
 const PAYLOAD = 2;
 const FAILED = 3;
+// FrameParser.bits
+const SERVER = 0x1;
+const RSV1 = 0x2;
+const IN_MESSAGE = 0x4;
+const UTF8 = 0x8;
+const TEXT = 0x10;
 
 const EMPTY = Buffer.alloc(0);
 /**
@@ -78,11 +84,23 @@ const HEADER_SCAN: ScanResult = {
 
 /** Streaming parser: `push` any split of the byte stream, get the same frames. */
 export class FrameParser {
-  readonly role: 'server' | 'client';
   readonly maxPayload: number;
   readonly codec: Codec;
+  // Five booleans in one number (memory per idle connection: 8 bytes a field): SERVER, RSV1,
+  // IN_MESSAGE (inside an unfinished data message, §5.4), UTF8 (validate text), TEXT (the current
+  // message is uncompressed text, validated when UTF8).
+  private bits = 0;
+
+  get role(): 'server' | 'client' {
+    return this.bits & SERVER ? 'server' : 'client';
+  }
   /** Set when permessage-deflate is negotiated (may be set after construction). */
-  allowRsv1: boolean;
+  get allowRsv1(): boolean {
+    return (this.bits & RSV1) !== 0;
+  }
+  set allowRsv1(v: boolean) {
+    this.bits = v ? this.bits | RSV1 : this.bits & ~RSV1;
+  }
 
   private state = HEADER;
   /** Bytes of an incomplete header (HEADER_PARTIAL). */
@@ -95,22 +113,16 @@ export class FrameParser {
   private remaining = 0;
   /** Payload of a frame arriving over several reads (created on first use: idle parsers stay small). */
   private payload: Accumulator | null = null;
-  // Fragmentation state (§5.4): inside an unfinished data message, and its size so far.
-  private inMessage = false;
-  private readonly validateUtf8: boolean;
-  /** The current message is uncompressed text (validated when validateUtf8). */
-  private textMessage = false;
+  // Fragmentation state (§5.4): the unfinished message's size so far (IN_MESSAGE in bits).
   /** UTF-8 state of a text message that spans frames or reads (null while none does). */
   private utf8: Utf8Validator | null = null;
   private messageBytes = 0;
 
   constructor(opts: ParserOptions) {
     if (opts.role !== 'server' && opts.role !== 'client') throw new TypeError('role must be "server" or "client"');
-    this.role = opts.role;
     this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.codec = resolveCodec(opts.codec);
-    this.allowRsv1 = opts.allowRsv1 === true;
-    this.validateUtf8 = opts.validateUtf8 === true;
+    this.bits = (opts.role === 'server' ? SERVER : 0) | (opts.allowRsv1 === true ? RSV1 : 0) | (opts.validateUtf8 === true ? UTF8 : 0);
   }
 
   /** True once a ProtocolError was thrown: further input is discarded (§7.1.7). */
@@ -193,19 +205,19 @@ export class FrameParser {
       const base = data.byteOffset + r.dataOffset;
       // A whole FIN text/binary frame outside a fragmented message, masked as our role expects,
       // passes every §5 rule at once; anything else takes the full check.
-      const maskBit = this.role === 'server' ? 0x8000 : 0;
+      const maskBit = this.bits & SERVER ? 0x8000 : 0;
       for (let i = 0, row = 0, n = r.count; i < n; i++, row += ROW_WORDS) {
         // Row fields as literals named in comments, as in scanFrames (the per-frame loop).
         const bits = table[row /* ROW_BITS */];
         const len = table[row + 2 /* ROW_LENGTH */];
         const b0 = bits & 0xff;
         const payload = len === 0 ? EMPTY : new BufferView(ab, base + table[row + 1 /* ROW_OFFSET */], len);
-        if ((b0 === 0x81 || b0 === 0x82) && (bits & 0x8000) === maskBit && !this.inMessage && len <= this.maxPayload) {
+        if ((b0 === 0x81 || b0 === 0x82) && (bits & 0x8000) === maskBit && (this.bits & IN_MESSAGE) === 0 && len <= this.maxPayload) {
           this.messageBytes = 0;
-          if (b0 === 0x81 && this.validateUtf8 && !isUtf8(payload)) fail('invalid_utf8', 'text message is not valid UTF-8');
+          if (b0 === 0x81 && this.bits & UTF8 && !isUtf8(payload)) fail('invalid_utf8', 'text message is not valid UTF-8');
         } else {
           this.checkHeader(b0, bits >>> 8, len);
-          if (this.textMessage && (b0 & 0x0f) < Opcode.CLOSE) this.checkText(payload, (b0 & 0x80) !== 0, true);
+          if (this.bits & TEXT && (b0 & 0x0f) < Opcode.CLOSE) this.checkText(payload, (b0 & 0x80) !== 0, true);
         }
         this.done(b0, payload);
       }
@@ -243,7 +255,7 @@ export class FrameParser {
   /** Take payload bytes of the frame in progress; completes it when the last byte arrives. */
   private addPayload(part: Buffer): void {
     this.remaining -= part.length;
-    if (this.textMessage && (this.b0 & 0x0f) < Opcode.CLOSE) this.checkText(part, (this.b0 & 0x80) !== 0, this.remaining === 0);
+    if (this.bits & TEXT && (this.b0 & 0x0f) < Opcode.CLOSE) this.checkText(part, (this.b0 & 0x80) !== 0, this.remaining === 0);
     // Capacity never exceeds the frame's length, which checkHeader already held to maxPayload.
     const acc = (this.payload ??= new Accumulator());
     acc.push(part, acc.length + part.length + this.remaining);
@@ -316,15 +328,15 @@ export class FrameParser {
       if (rsv1) fail('reserved_bits', 'RSV1 set on a control frame');
     } else if (opcode === Opcode.CONTINUATION) {
       // §5.4: fragmentation
-      if (!this.inMessage) fail('unexpected_continuation', 'continuation frame without a message to continue');
+      if ((this.bits & IN_MESSAGE) === 0) fail('unexpected_continuation', 'continuation frame without a message to continue');
       if (rsv1) fail('reserved_bits', 'RSV1 set on a continuation frame');
       this.addMessageBytes(length, fin);
     } else if (opcode <= Opcode.BINARY) {
-      if (this.inMessage) fail('unfinished_message', 'new data frame before the fragmented message ended');
-      if (rsv1 && !this.allowRsv1) fail('reserved_bits', 'RSV1 set without a negotiated extension');
+      if (this.bits & IN_MESSAGE) fail('unfinished_message', 'new data frame before the fragmented message ended');
+      if (rsv1 && (this.bits & RSV1) === 0) fail('reserved_bits', 'RSV1 set without a negotiated extension');
       this.messageBytes = 0;
       // Compressed text is validated by the protocol once inflated.
-      this.textMessage = this.validateUtf8 && opcode === Opcode.TEXT && !rsv1;
+      this.bits = this.bits & UTF8 && opcode === Opcode.TEXT && !rsv1 ? this.bits | TEXT : this.bits & ~TEXT;
       this.utf8 = null;
       this.addMessageBytes(length, fin);
     } else {
@@ -332,14 +344,15 @@ export class FrameParser {
     }
     // §5.1: a server must close on an unmasked frame; a client on a masked one.
     const masked = (b1 & 0x80) !== 0;
-    if (this.role === 'server' && !masked) fail('unmasked_client_frame', 'client frame is not masked');
-    if (this.role === 'client' && masked) fail('masked_server_frame', 'server frame is masked');
+    const server = (this.bits & SERVER) !== 0;
+    if (server && !masked) fail('unmasked_client_frame', 'client frame is not masked');
+    if (!server && masked) fail('masked_server_frame', 'server frame is masked');
   }
 
   private addMessageBytes(length: number, fin: boolean): void {
     this.messageBytes += length;
     if (this.messageBytes > this.maxPayload) fail('too_big', 'message exceeds maxPayload');
-    this.inMessage = !fin;
+    this.bits = fin ? this.bits & ~IN_MESSAGE : this.bits | IN_MESSAGE;
   }
 }
 

@@ -99,12 +99,14 @@ export class Protocol implements FrameSink {
   readonly parser: FrameParser;
   /** Bytes to send (what `dataToSend()` would return in a pull-style sans-I/O API). */
   readonly out = new OutQueue();
-  readonly role: 'server' | 'client';
   private readonly sink: ProtocolSink;
-  private readonly codec: Codec;
   private readonly generateMask: ((mask: Buffer) => void) | undefined;
-  private maskBuf: Buffer | null = null;
-  private compressor: MessageCompressor | null = null;
+  /** permessage-deflate's state (null without it, and after release): one field per idle connection. */
+  private z: Compression | null = null;
+
+  get role(): 'server' | 'client' {
+    return this.mask ? 'client' : 'server';
+  }
 
   /** OPEN, CLOSING or CLOSED (State). */
   get state(): State {
@@ -145,15 +147,6 @@ export class Protocol implements FrameSink {
   // The data message being reassembled (§5.4).
   private msgOpcode = 0;
   private fragments: Accumulator | null = null;
-  // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
-  private backlog: { b0: number; payload: Buffer }[] | null = null; // created on first use (memory per idle connection)
-  private backlogBytes = 0;
-  // Sending: while a compressed message is being deflated, later frames (data, control, close)
-  // wait here so that nothing overtakes it. `sendGen` identifies the compression in flight.
-  private sendGen = 0;
-  private sendingCb: ((err?: Error | null) => void) | undefined = undefined;
-  private sendQueue: { run: () => void; bytes: number; cb?: (err?: Error | null) => void }[] | null = null; // created on first use
-  private sendQueueBytes = 0;
 
   // Fourteen booleans in one number: memory per idle connection is a figure of merit (each field
   // of an object costs 8 bytes on a 64-bit Node).
@@ -189,9 +182,7 @@ export class Protocol implements FrameSink {
 
   constructor(sink: ProtocolSink, opts: ProtocolOptions) {
     this.sink = sink;
-    this.role = opts.role;
     this.mask = opts.role === 'client';
-    this.codec = opts.codec;
     this.autoPong = opts.autoPong !== false;
     this.skipUtf8 = opts.skipUTF8Validation === true;
     this.generateMask = opts.generateMask;
@@ -202,7 +193,7 @@ export class Protocol implements FrameSink {
 
   /** Enable permessage-deflate after negotiation. */
   setCompressor(c: MessageCompressor): void {
-    this.compressor = c;
+    this.z = new Compression(c);
     this.parser.allowRsv1 = true;
   }
 
@@ -248,9 +239,10 @@ export class Protocol implements FrameSink {
   onFrame(b0: number, payload: Buffer): void {
     if (this._failed || this._closeReceived) return;
     if (!this.inflatingNow) return this.handleFrame(b0, payload);
-    (this.backlog ??= []).push({ b0, payload });
-    this.backlogBytes += payload.length + FRAME_OVERHEAD;
-    if (!this.readingPaused && this.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
+    const z = this.z!; // inflating: compression is on
+    (z.backlog ??= []).push({ b0, payload });
+    z.backlogBytes += payload.length + FRAME_OVERHEAD;
+    if (!this.readingPaused && z.backlogBytes > BACKLOG_HIGH_WATER && this.sink.pauseReading) {
       this.readingPaused = true;
       this.sink.pauseReading();
     }
@@ -258,17 +250,17 @@ export class Protocol implements FrameSink {
 
   /** Bytes of frames waiting while a message is inflated. */
   get backlogSize(): number {
-    return this.backlogBytes;
+    return this.z?.backlogBytes ?? 0;
   }
 
   /** Bytes of messages waiting to be sent behind a compression in flight (count them in bufferedAmount). */
   get queuedBytes(): number {
-    return this.sendQueueBytes;
+    return this.z?.sendQueueBytes ?? 0;
   }
 
   /** The negotiated compressor, if any. */
   get compression(): MessageCompressor | null {
-    return this.compressor;
+    return this.z?.compressor ?? null;
   }
 
   private handleFrame(b0: number, payload: Buffer): void {
@@ -306,8 +298,9 @@ export class Protocol implements FrameSink {
   }
 
   private inflate(data: Buffer, isBinary: boolean): void {
-    const c = this.compressor;
-    if (!c) return this.failWith('reserved_bits', 'RSV1 set without a negotiated extension');
+    const z = this.z;
+    if (!z) return this.failWith('reserved_bits', 'RSV1 set without a negotiated extension');
+    const c = z.compressor;
     if (c.decompressSync) {
       let out: Buffer | undefined;
       try {
@@ -323,11 +316,11 @@ export class Protocol implements FrameSink {
       if (err) this.fail(err);
       else if (!this._failed) {
         this.deliverInflated(out!, isBinary);
-        const backlog = this.backlog;
-        this.backlog = null;
-        this.backlogBytes = 0;
+        const backlog = z.backlog;
+        z.backlog = null;
+        z.backlogBytes = 0;
         if (backlog) for (const f of backlog) this.onFrame(f.b0, f.payload);
-        if (this.readingPaused && (!this.inflatingNow || this.backlogBytes < BACKLOG_LOW_WATER)) {
+        if (this.readingPaused && (!this.inflatingNow || z.backlogBytes < BACKLOG_LOW_WATER)) {
           this.readingPaused = false;
           this.sink.resumeReading?.();
         }
@@ -351,8 +344,7 @@ export class Protocol implements FrameSink {
     }
     this._closeReceived = true;
     this._state = State.CLOSING;
-    this.backlog = null;
-    this.backlogBytes = 0;
+    this.z?.dropBacklog();
     const reason = payload.length > 2 ? payload.subarray(2) : EMPTY;
     this._closeCode = info.code;
     this._closeReason = reason;
@@ -437,8 +429,7 @@ export class Protocol implements FrameSink {
 
   private dropInput(): void {
     this.fragments = null;
-    this.backlog = null;
-    this.backlogBytes = 0;
+    this.z?.dropBacklog();
   }
 
   /** §7.1.4 "The WebSocket Connection is Closed". */
@@ -471,7 +462,7 @@ export class Protocol implements FrameSink {
    */
   sendShared(m: FanOut): boolean {
     if (this._state !== State.OPEN) return false;
-    const c = this.compressor;
+    const c = this.z?.compressor;
     if (!c || !m.compress || m.payload.length < c.threshold) this.sendRaw(m.frame());
     else if (c.shareKey != null && c.compressShared) {
       this.sendPrecompressed(m.binary, m.sharedBy(c as MessageCompressor & { compressShared: NonNullable<MessageCompressor['compressShared']> }, c.shareKey).wait);
@@ -495,9 +486,9 @@ export class Protocol implements FrameSink {
 
   /** The application's masking key for the next frame, as the little-endian u32 the codecs take. */
   private userMaskKey(): number {
-    const b = (this.maskBuf ??= Buffer.alloc(4));
-    this.generateMask!(b);
-    return b.readUInt32LE(0);
+    MASK_BUF.fill(0);
+    this.generateMask!(MASK_BUF); // synchronous: one buffer serves every connection
+    return MASK_BUF.readUInt32LE(0);
   }
 
   private writeFrame(opcode: number, data: Buffer, fin: boolean, rsv1: boolean, cb?: (err?: Error | null) => void): void {
@@ -505,13 +496,14 @@ export class Protocol implements FrameSink {
     const out = this.out;
     const masked = this.mask;
     const key = masked ? (this.generateMask ? this.userMaskKey() : randomMaskKey()) : 0;
+    const codec = this.parser.codec;
     const hs = headerSize(len, masked);
     if (len <= SMALL_FRAME) {
       // Header and payload straight into the outgoing slab: no allocation, one segment per flush.
       const at = out.reserve(hs + len);
       const buf = out.buf;
       writeHeader(buf, at, opcode, len, fin, rsv1, masked, key);
-      if (masked) this.codec.mask(data, key, buf, at + hs, len);
+      if (masked) codec.mask(data, key, buf, at + hs, len);
       else if (len <= INLINE_COPY) for (let i = 0, p = at + hs; i < len; i++) buf[p + i] = data[i];
       else buf.set(data, at + hs); // TypedArray#set: a plain memcpy (Buffer#copy builds a view per call)
     } else {
@@ -520,7 +512,7 @@ export class Protocol implements FrameSink {
       if (masked) {
         // Masking must not change the caller's buffer.
         const body = Buffer.allocUnsafe(len);
-        this.codec.mask(data, key, body, 0, len);
+        codec.mask(data, key, body, 0, len);
         out.push(body);
       } else out.push(data); // zero copy: the socket writes the caller's buffer
     }
@@ -531,7 +523,7 @@ export class Protocol implements FrameSink {
   /** Send a whole message, compressed when permessage-deflate is on and it is long enough. */
   sendMessage(data: Buffer, isBinary: boolean, compress: boolean, cb?: (err?: Error | null) => void): void {
     const opcode = isBinary ? Opcode.BINARY : Opcode.TEXT;
-    const c = this.compressor;
+    const c = this.z?.compressor;
     if (this._state !== State.OPEN) {
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
@@ -549,7 +541,7 @@ export class Protocol implements FrameSink {
    * among connections). Ordered like sendMessage: nothing sent later overtakes it.
    */
   sendPrecompressed(isBinary: boolean, produce: (done: (err: Error | null, payload?: Buffer) => void) => void, cb?: (err?: Error | null) => void): void {
-    if (this._state !== State.OPEN || !this.compressor) {
+    if (this._state !== State.OPEN || !this.z) {
       if (cb) process.nextTick(cb, new Error('WebSocket is not open'));
       return;
     }
@@ -562,14 +554,15 @@ export class Protocol implements FrameSink {
     bytes: number,
     cb?: (err?: Error | null) => void,
   ): void {
+    const z = this.z!; // compressing: compression is on
     const start = () => {
       this.compressing = true;
-      this.sendingCb = cb;
-      const gen = ++this.sendGen;
+      z.sendingCb = cb;
+      const gen = ++z.sendGen;
       produce((err, out) => {
-        if (gen !== this.sendGen || !this.compressing) return; // aborted (failure or release)
+        if (gen !== z.sendGen || !this.compressing || this.z !== z) return; // aborted (failure or release)
         this.compressing = false;
-        this.sendingCb = undefined;
+        z.sendingCb = undefined;
         if (err) {
           cb?.(err);
           this.fail(err);
@@ -584,34 +577,37 @@ export class Protocol implements FrameSink {
   }
 
   private enqueueSend(run: () => void, bytes: number, cb?: (err?: Error | null) => void): void {
-    (this.sendQueue ??= []).push({ run, bytes, cb });
-    this.sendQueueBytes += bytes;
+    const z = this.z!; // only while compressing
+    (z.sendQueue ??= []).push({ run, bytes, cb });
+    z.sendQueueBytes += bytes;
   }
 
   /** Run queued sends in order until one starts a new compression. */
   private drainSends(): void {
-    const q = this.sendQueue;
-    if (!q) return;
+    const z = this.z;
+    const q = z?.sendQueue;
+    if (!z || !q) return;
     let i = 0;
-    while (i < q.length && !this.compressing && this.sendQueue === q) {
+    while (i < q.length && !this.compressing && z.sendQueue === q) {
       const item = q[i++];
-      this.sendQueueBytes -= item.bytes;
+      z.sendQueueBytes -= item.bytes;
       item.run();
     }
     // Sends queued meanwhile were appended to the same array; an abort replaced it.
-    if (this.sendQueue === q) this.sendQueue = i === q.length ? null : q.slice(i);
+    if (z.sendQueue === q) z.sendQueue = i === q.length ? null : q.slice(i);
   }
 
   /** Drop queued sends and the compression in flight; their callbacks get `err`. */
   private abortSends(err: Error): void {
-    if (!this.compressing && !this.sendQueue) return;
-    const inflight = this.compressing ? this.sendingCb : undefined;
+    const z = this.z;
+    if (!z || (!this.compressing && !z.sendQueue)) return;
+    const inflight = this.compressing ? z.sendingCb : undefined;
     this.compressing = false;
-    this.sendingCb = undefined;
-    this.sendGen++;
-    const q = this.sendQueue ?? [];
-    this.sendQueue = null;
-    this.sendQueueBytes = 0;
+    z.sendingCb = undefined;
+    z.sendGen++;
+    const q = z.sendQueue ?? [];
+    z.sendQueue = null;
+    z.sendQueueBytes = 0;
     if (inflight) process.nextTick(inflight, err);
     for (const item of q) if (item.cb) process.nextTick(item.cb, err);
   }
@@ -636,10 +632,33 @@ export class Protocol implements FrameSink {
   private release(): void {
     this.dropInput();
     this.abortSends(new Error('WebSocket is not open'));
-    this.compressor?.release();
-    this.compressor = null;
+    this.z?.compressor.release();
+    this.z = null;
   }
 }
+
+/** What only a permessage-deflate connection keeps (created by setCompressor). */
+class Compression {
+  // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
+  backlog: { b0: number; payload: Buffer }[] | null = null;
+  backlogBytes = 0;
+  // Sending: while a compressed message is being deflated, later frames (data, control, close)
+  // wait here so that nothing overtakes it. `sendGen` identifies the compression in flight.
+  sendGen = 0;
+  sendingCb: ((err?: Error | null) => void) | undefined = undefined;
+  sendQueue: { run: () => void; bytes: number; cb?: (err?: Error | null) => void }[] | null = null;
+  sendQueueBytes = 0;
+
+  constructor(readonly compressor: MessageCompressor) {}
+
+  dropBacklog(): void {
+    this.backlog = null;
+    this.backlogBytes = 0;
+  }
+}
+
+/** The application's generateMask fills this (synchronously) for every connection. */
+const MASK_BUF = Buffer.alloc(4);
 
 const EMPTY = Buffer.alloc(0);
 /** Frames up to this size are copied into the outgoing slab with their header; larger ones go zero-copy. */
