@@ -193,6 +193,16 @@ describe('auto codec', () => {
     const fixed = new AutoCodec({ table: null }).describe();
     expect(fixed).toMatchObject({ table: null, unmask: [{ from: 0, backend: 'ts' }, { from: 1024, backend: 'wasm' }], scanWasmFromRead: 2048 });
   });
+  it.runIf(HAS_NATIVE)('never scans natively below the size where native unmask overtakes the TS twin (a noisy scan sample below it is ignored)', () => {
+    const e = entryWhere('native');
+    // native unmask wins only from 1 KiB; its scan sample at 16 B happens to be the fastest
+    e.unmask = row([16, 1024, 65536], { ts: [10, 900, 60000], native: [50, 300, 9000] });
+    e.scanFrame = row([16, 1024, 65536], { ts: [100, 100, 100], wasm: [200, 200, 200], native: [90, 50, 50] });
+    const d = new AutoCodec({ wasm: false, table: table(e) }).describe();
+    expect(d.scan).toEqual([{ from: 0, backend: 'ts' }, { from: 128, backend: 'native' }]);
+    const dw = new AutoCodec({ table: table(e) }).describe();
+    expect(dw.scan[0]).toEqual({ from: 0, backend: 'ts' });
+  });
   it('parses random streams exactly like the TS twin whichever path its table sends each read to', () => {
     const codecs: [string, Codec][] = [
       ['auto (all ts)', new AutoCodec({ table: table(entryWhere('ts')) })],

@@ -12,7 +12,7 @@
 // A runtime without a measured entry of its own uses the nearest one (same runtime, nearest major;
 // else same engine); with none at all, the fixed defaults of the wasm backend (WASM_MASK_MIN,
 // WASM_SCAN_MIN) and no native path.
-import type { BackendName, Codec, CodecDescription, ScanResult, Segment } from './types.js';
+import type { BackendName, Codec, CodecDescription, MeasuredRow, ScanResult, Segment } from './types.js';
 import { TsCodec, mask as tsMask, tsKernelRanges, unmask as tsUnmask } from './ts.js';
 import { WasmCodec, WASM_MASK_MIN, WASM_SCAN_MIN } from './wasm.js';
 import { HAS_NATIVE, NATIVE_SOURCE, NativeCodec, nativeMask, nativeUnmask } from './native.js';
@@ -53,6 +53,13 @@ function firstPayload(b: Uint8Array, p: number, n: number): number {
   return b[p + 2] | b[p + 3] | b[p + 4] | b[p + 5] ? 0x7fffffff : ((b[p + 6] << 24) | (b[p + 7] << 16) | (b[p + 8] << 8) | b[p + 9]) >>> 0;
 }
 
+/** The row with `backend`'s cells at sizes below `min` left out (not measured there, for the choice). */
+export function withoutBelow(row: MeasuredRow, backend: BackendName, min: number): MeasuredRow {
+  const cells = row.ns[backend];
+  if (!cells) return row;
+  return { sizes: row.sizes, ns: { ...row.ns, [backend]: cells.map((v, i) => (row.sizes[i] < min ? null : v)) } };
+}
+
 /** The codec `auto` builds: every call goes to the measured-fastest available primitive. */
 export class AutoCodec implements Codec {
   /** The backend that scans a read full of small frames (wasm where it loads). */
@@ -88,11 +95,14 @@ export class AutoCodec implements Codec {
     const fixed = (min: number): Segment[] => (wasm ? [{ from: 0, backend: 'ts' }, { from: min, backend: 'wasm' }] : [{ from: 0, backend: 'ts' }]);
     const unmask = segmentsOf(e?.unmask, avail, { monotone: true }) ?? fixed(WASM_MASK_MIN);
     const mask = segmentsOf(e?.mask, avail, { monotone: true }) ?? fixed(WASM_MASK_MIN);
-    const scan = segmentsOf(e?.scanFrame, avail) ?? (wasm ? [{ from: 0, backend: 'wasm' as const }] : [{ from: 0, backend: 'ts' as const }]);
-    const scanNoWasm = segmentsOf(e?.scanFrame, noWasm) ?? [{ from: 0, backend: 'ts' }];
-    this.wasmReadMin = !wasm ? Infinity : e ? crossoverOf(monotone(e.scanRead), 'ts', 'wasm') ?? Infinity : WASM_SCAN_MIN;
-    // A native scan unmasks payloads natively from where native overtakes the TS twin per call.
+    // A native scan unmasks payloads natively from where native overtakes the TS twin per call;
+    // below that it is the TS scan with an extra call in between, so it never takes those sizes
+    // (a noisy sample must not send small frames to it).
     const nativeFrom = native ? segmentsOf(e?.unmask, ['ts', 'native'], { monotone: true })?.find((s) => s.backend === 'native')?.from ?? Infinity : Infinity;
+    const scanRow = e ? withoutBelow(e.scanFrame, 'native', nativeFrom) : undefined;
+    const scan = segmentsOf(scanRow, avail) ?? (wasm ? [{ from: 0, backend: 'wasm' as const }] : [{ from: 0, backend: 'ts' as const }]);
+    const scanNoWasm = segmentsOf(scanRow, noWasm) ?? [{ from: 0, backend: 'ts' }];
+    this.wasmReadMin = !wasm ? Infinity : e ? crossoverOf(monotone(e.scanRead), 'ts', 'wasm') ?? Infinity : WASM_SCAN_MIN;
     this.ts = new TsCodec();
     this.wasm = wasm;
     this.native = native ? new NativeCodec({ min: nativeFrom }) : null;
