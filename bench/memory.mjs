@@ -20,6 +20,8 @@ export function memoryPlan(quick) {
     // With deflate on, a Node server holds ~250 KiB of zlib state per connection: 2,000 connections
     // (≈ 0.5 GB) show it as well as 10,000 would, without taking 2.5 GB of a shared machine.
     deflateConns: 2000,
+    /** Idle time before the settled measurement (connections without deflate). */
+    settleMs: quick ? 5000 : 20_000,
     modes: [
       { impl: 'wasmws-wasm', deflate: false },
       { impl: 'ws', deflate: false },
@@ -31,7 +33,7 @@ export function memoryPlan(quick) {
   };
 }
 
-async function one(mode, n, log) {
+async function one(mode, n, log, settleMs) {
   const label = mode.deflate ? 'deflate on, after 1 msg each way' : 'off, idle';
   const base = { impl: mode.impl, compression: label, conns: n };
   let server;
@@ -69,6 +71,15 @@ async function one(mode, n, log) {
       gc: after.gc,
       version: server.info.version,
     };
+    if (!mode.deflate) {
+      // Settled: the same connections after the server has been idle (see bench/idle-settled.mjs:
+      // right after a burst, RSS still holds V8's grown young generation, which no connection holds).
+      await sleep(settleMs);
+      const settled = await server.ask('mem', 60_000);
+      row.rssSettledKiBPerConn = +((settled.rss - before.rss) / n / KiB).toFixed(2);
+      row.heapSettledKiBPerConn = +((settled.heapUsed - before.heapUsed) / n / KiB).toFixed(2);
+      row.settleSeconds = settleMs / 1000;
+    }
     if (mode.touch && row.touched < n) row.note = `only ${row.touched} of ${n} connections echoed their message`;
     log(`memory: ${mode.impl.padEnd(12)} ${label.padEnd(32)} ${n} conns: RSS ${row.rssKiBPerConn} KiB/conn, heap ${row.heapUsedKiBPerConn} KiB/conn, external ${row.externalKiBPerConn} KiB/conn (opened in ${row.openSeconds} s)`);
     return row;
@@ -85,10 +96,11 @@ export async function runMemory({ quick = false, log = () => {} } = {}) {
   const p = memoryPlan(quick);
   const mach = machine();
   const rows = [];
-  for (const mode of p.modes) rows.push(await one(mode, mode.deflate ? p.deflateConns : p.conns, log));
+  for (const mode of p.modes) rows.push(await one(mode, mode.deflate ? p.deflateConns : p.conns, log, p.settleMs));
   for (const r of rows) {
     const ws = rows.find((x) => x.impl === 'ws' && x.compression === r.compression);
     r.rssRatioToWs = r.rssKiBPerConn != null && ws?.rssKiBPerConn ? +(r.rssKiBPerConn / ws.rssKiBPerConn).toFixed(3) : null;
+    r.rssSettledRatioToWs = r.rssSettledKiBPerConn != null && ws?.rssSettledKiBPerConn ? +(r.rssSettledKiBPerConn / ws.rssSettledKiBPerConn).toFixed(3) : null;
   }
   return { plan: p, machine: mach, rows, markdown: memoryMarkdown({ plan: p, rows }) };
 }
@@ -99,6 +111,12 @@ export function memoryMarkdown({ plan, rows }) {
     r.rssKiBPerConn == null
       ? [r.impl, r.compression, String(r.conns), r.note === 'Bun: not installed' ? 'not installed' : (r.note ?? '–'), '', '', '', '']
       : [r.impl, r.compression, r.conns.toLocaleString('en-US'), r.rssKiBPerConn.toFixed(2), r.heapUsedKiBPerConn.toFixed(2), r.externalKiBPerConn.toFixed(2), fmtRatio(r.rssRatioToWs), `${r.baselineRssMiB} → ${r.rssMiB} MiB`])), '');
+  const settled = rows.filter((r) => r.rssSettledKiBPerConn != null);
+  if (settled.length) {
+    md.push(`Settled, the same connections after ${settled[0].settleSeconds} s idle (V8 gives back its young generation, grown by the burst of upgrades):`, '');
+    md.push(mdTable(['server', 'connections', 'RSS settled', 'heap used settled', 'RSS settled ratio to ws'], settled.map((r) =>
+      [r.impl, r.conns.toLocaleString('en-US'), r.rssSettledKiBPerConn.toFixed(2), r.heapSettledKiBPerConn.toFixed(2), fmtRatio(r.rssSettledRatioToWs)])), '');
+  }
   md.push('Per connection = (after − baseline) / N, from process.memoryUsage() after gc() in the server process; the clients are other processes. ' +
     'Bun reports its JavaScriptCore heap (heap used) and RSS; its native per-socket state shows in RSS only.');
   return md.join('\n');

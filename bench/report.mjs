@@ -67,6 +67,7 @@ function targets(data) {
     for (const c of [1, 64]) add(`msgs/s vs ws, 64 KiB × ${c} conn${c > 1 ? 's' : ''} (issue 3)`, 1, ratio(find(e, OURS, 65536, c), find(e, 'ws', 65536, c)));
     add('msgs/s vs Bun, 16 B × 64 conns (issue 7)', 0.75, ratio(find(e, OURS, 16, 64), find(e, 'bun', 16, 64)));
     for (const c of [1, 64]) add(`msgs/s vs Bun, 1 KiB × ${c} conn${c > 1 ? 's' : ''} (issue 7)`, 1, ratio(find(e, OURS, 1024, c), find(e, 'bun', 1024, c)));
+    for (const [size, c] of [[16, 64], [16, 1000], [1024, 1000]]) add(`msgs/s vs Bun, ${size === 16 ? '16 B' : '1 KiB'} × ${c} conns (issue 14)`, 1, ratio(find(e, OURS, size, c), find(e, 'bun', size, c)));
   }
   const lat = data.echo?.latency;
   if (lat) {
@@ -78,6 +79,7 @@ function targets(data) {
   if (mem) {
     const us = mem.find((r) => r.impl === OURS && !/deflate/.test(r.compression));
     add('RSS per idle connection vs ws (issue 7)', 0.5, us?.rssRatioToWs ?? null, 'lower');
+    add('RSS per idle connection vs ws, settled (issue 14)', 0.75, us?.rssSettledRatioToWs ?? null, 'lower');
   }
   return t;
 }
