@@ -2,7 +2,8 @@
 // The server under test for the echo and memory suites, in its own process (so its CPU and memory
 // are its own, and it can be pinned to a core with `taskset`).
 //
-//   node --expose-gc bench/echo-server.mjs --impl wasmws-wasm|wasmws-ts|ws|ws-nobufferutil|bun
+//   node --expose-gc bench/echo-server.mjs --impl wasmws|wasmws-wasm|wasmws-ts|ws|ws-nobufferutil|bun
+//   (wasmws: the default codec, auto; wasmws-wasm / wasmws-ts: that backend forced)
 //                                          [--port 0] [--deflate 0|1]
 //
 // Echoes every message with its type (binary stays binary). Listens on 127.0.0.1 only.
@@ -26,7 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
 const MAX_LIFETIME_MS = 30 * 60_000;
-export const IMPLS = ['wasmws-wasm', 'wasmws-ts', 'ws', 'ws-nobufferutil', 'bun'];
+export const IMPLS = ['wasmws', 'wasmws-wasm', 'wasmws-ts', 'ws', 'ws-nobufferutil', 'bun'];
 
 /** Known places a Bun binary may be: env BUN_PATH, PATH, ~/.bun, the scratch npm install. */
 export function findBun() {
@@ -50,7 +51,7 @@ export function findBun() {
 }
 
 function parseArgs(argv) {
-  const o = { impl: 'wasmws-wasm', port: 0, deflate: false, backlog: undefined };
+  const o = { impl: 'wasmws', port: 0, deflate: false, backlog: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--impl') o.impl = argv[++i];
@@ -148,7 +149,7 @@ async function main() {
     return;
   }
 
-  const codec = o.impl === 'wasmws-ts' ? 'ts' : 'wasm';
+  const codec = o.impl === 'wasmws-ts' ? 'ts' : o.impl === 'wasmws-wasm' ? 'wasm' : 'auto';
   // WASMWS_DIST: another build's dist/esm/index.js (bench/accept.mjs compares builds in one run).
   const { WebSocketServer } = await import(process.env.WASMWS_DIST ? pathToFileURL(process.env.WASMWS_DIST).href : '../dist/esm/index.js');
   const wss = new WebSocketServer({ port: o.port, host: HOST, backlog: o.backlog, perMessageDeflate: o.deflate, codec });

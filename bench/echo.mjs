@@ -46,7 +46,7 @@ export function plan(quick) {
     window: 256, // messages in flight per connection, capped to 8 MiB in flight in total
     maxInflightBytes: 8 * 1024 * 1024,
     latency: { conns: 64, rate: 100, size: KiB, warmupMs: quick ? 500 : 1000, measureMs: quick ? 2000 : 5000 },
-    deflate: { impls: ['wasmws-wasm', 'ws', 'bun'], sizes: quick ? [KiB] : [KiB, 16 * KiB], conns: 64 },
+    deflate: { impls: ['wasmws', 'ws', 'bun'], sizes: quick ? [KiB] : [KiB, 16 * KiB], conns: 64 },
   };
 }
 

@@ -4,7 +4,7 @@
 // answers the upgrade and keeps the socket), wasmws and ws, each in its own server process, with
 // the idle clients of bench/loadgen.mjs in another process.
 //
-//   npm run build && node bench/idle-settled.mjs [--conns 10000] [--settle 20000] [--only http-floor,wasmws-wasm,ws]
+//   npm run build && node bench/idle-settled.mjs [--conns 10000] [--settle 20000] [--only http-floor,wasmws,ws]
 //
 // Why both: opening thousands of connections in a burst grows V8's young generation to its
 // maximum (32 MiB on 64-bit Node 20), and a plain gc() does not give that back, so RSS ÷ N right
@@ -18,10 +18,10 @@ const args = process.argv.slice(2);
 const arg = (k, d) => (args.includes(`--${k}`) ? args[args.indexOf(`--${k}`) + 1] : d);
 const N = Number(arg('conns', 10_000));
 const SETTLE = Number(arg('settle', 20_000));
-const kinds = arg('only', 'http-floor,wasmws-wasm,ws').split(',');
+const kinds = arg('only', 'http-floor,wasmws,ws').split(',');
 const KiB = 1024;
 const MiB = KiB * KiB;
-const LABEL = { 'http-floor': 'Node floor (http upgrade, socket kept)', 'wasmws-wasm': 'wasmws', ws: 'ws' };
+const LABEL = { 'http-floor': 'Node floor (http upgrade, socket kept)', wasmws: 'wasmws', 'wasmws-wasm': 'wasmws (wasm codec)', ws: 'ws' };
 
 const rows = [];
 for (const kind of kinds) {

@@ -23,10 +23,10 @@ export function memoryPlan(quick) {
     /** Idle time before the settled measurement (connections without deflate). */
     settleMs: quick ? 5000 : 20_000,
     modes: [
-      { impl: 'wasmws-wasm', deflate: false },
+      { impl: 'wasmws', deflate: false },
       { impl: 'ws', deflate: false },
       { impl: 'bun', deflate: false },
-      { impl: 'wasmws-wasm', deflate: true, touch: true },
+      { impl: 'wasmws', deflate: true, touch: true },
       { impl: 'ws', deflate: true, touch: true },
       { impl: 'bun', deflate: true, touch: true },
     ],

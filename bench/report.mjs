@@ -18,7 +18,7 @@ import { findBun } from './echo-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, 'results');
-const OURS = 'wasmws-wasm';
+const OURS = 'wasmws';
 export const BUN_ENABLE = 'npm install --prefix /tmp/bun @oven/bun-linux-x64';
 
 function parseArgs(argv) {
@@ -93,8 +93,9 @@ function losses(data) {
       if (q != null && q < 1) out.push(`echo ${caseLabel(r)}: ${fmtRate(r.msgsPerSec)} msgs/s is ${fmtRatio(q)} ${peer === 'ws' ? 'ws' : 'Bun'} (${fmtRate(find(e, peer, r.size, r.conns).msgsPerSec)}).`);
     }
   }
-  const ts = e.filter((x) => x.impl === 'wasmws-ts' && x.ratioToWs != null && x.ratioToWs < 1);
-  for (const r of ts) out.push(`echo ${caseLabel(r)} with the TS codec: ${fmtRatio(r.ratioToWs)} ws.`);
+  for (const [impl, what] of [['wasmws-wasm', 'the wasm codec forced'], ['wasmws-ts', 'the TS codec forced']]) {
+    for (const r of e.filter((x) => x.impl === impl && x.ratioToWs != null && x.ratioToWs < 1)) out.push(`echo ${caseLabel(r)} with ${what}: ${fmtRatio(r.ratioToWs)} ws.`);
+  }
   const lat = data.echo?.latency ?? [];
   const us = lat.find((r) => r.impl === OURS);
   for (const peer of ['ws', 'bun']) {
@@ -120,7 +121,7 @@ function losses(data) {
 
 // ── chart ───────────────────────────────────────────────────────────────────────────────────
 
-const COLORS = { 'wasmws-wasm': '#2563eb', 'wasmws-ts': '#60a5fa', bun: '#f59e0b', 'ws-nobufferutil': '#9ca3af' };
+const COLORS = { wasmws: '#1d4ed8', 'wasmws-wasm': '#3b82f6', 'wasmws-ts': '#93c5fd', bun: '#f59e0b', 'ws-nobufferutil': '#9ca3af' };
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Horizontal bars from 1× to each ratio, log-scale x axis; one group per echo case. */
@@ -203,7 +204,7 @@ export function reportMarkdown(data) {
   const tg = targets(data);
   if (tg.length) {
     md.push('## Targets', '');
-    md.push(mdTable(['target (ours = wasmws, wasm codec)', 'want', 'measured', ''], tg.map((t) => [t.target, `${t.target.includes('latency') || t.target.includes('RSS') ? '≤' : '≥'} ${t.want}×`, t.got == null ? '–' : fmtRatio(t.got), t.met == null ? 'n/a' : t.met ? 'met' : '**missed**'])), '');
+    md.push(mdTable(['target (ours = wasmws, default codec: auto)', 'want', 'measured', ''], tg.map((t) => [t.target, `${t.target.includes('latency') || t.target.includes('RSS') ? '≤' : '≥'} ${t.want}×`, t.got == null ? '–' : fmtRatio(t.got), t.met == null ? 'n/a' : t.met ? 'met' : '**missed**'])), '');
   }
   const lost = losses(data);
   md.push('## Where we lose', '');
