@@ -10,8 +10,6 @@
 //                           to hold a busy connection's reads back for a turn (fair reading under
 //                           load, src/node/transport.ts). Fallback: never held back (every ready
 //                           socket is read and processed each turn).
-//   EventEmitter _events    a fast-mode listener store for each WebSocket instead of a dictionary
-//                           (memory per connection, src/node/listeners.ts). Fallback: the emitter's own.
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 
@@ -63,17 +61,9 @@ export interface InternalsReport {
   bufferSpecies: boolean;
   /** permessage-deflate (de)compresses small messages synchronously through zlib's internals. */
   zlibSync: boolean;
-  /** WebSockets keep their listeners in a compact store (EventEmitter's `_events`). */
-  compactEvents: boolean;
 }
 
 let zlibSyncProbe: () => boolean = () => false;
-let compactEventsProbe: () => boolean = () => false;
-
-/** @internal src/node/listeners.ts registers its own probe. */
-export function registerCompactEventsProbe(probe: () => boolean): void {
-  compactEventsProbe = probe;
-}
 
 /** @internal deflate.ts registers its own probe (it owns the code the probe exercises). */
 export function registerZlibSyncProbe(probe: () => boolean): void {
@@ -82,5 +72,5 @@ export function registerZlibSyncProbe(probe: () => boolean): void {
 
 /** Which private runtime APIs wasmws uses here, and whether they were allowed. */
 export function runtimeInternals(): InternalsReport {
-  return { allowed: INTERNALS_ALLOWED, bufferSpecies: fastBuffer !== null, zlibSync: zlibSyncProbe(), compactEvents: compactEventsProbe() };
+  return { allowed: INTERNALS_ALLOWED, bufferSpecies: fastBuffer !== null, zlibSync: zlibSyncProbe() };
 }

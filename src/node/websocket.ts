@@ -13,7 +13,6 @@ import type { FanOut } from '../protocol/fanout.js';
 import { startClientHandshake, type ClientOptions } from './client.js';
 import { Connection, type HandshakeResult } from './connection.js';
 import { resolveConnectionOptions, type ResolvedConnectionOptions } from './options.js';
-import { compactListeners } from './listeners.js';
 import { Pause } from './transport.js';
 import { MessageIterator } from './iterator.js';
 import { addEventListener, defineEventHandlers, removeEventListener } from './event-target.js';
@@ -143,7 +142,6 @@ export class WebSocket extends EventEmitter {
     options?: ClientOptions | ClientRequestArgs,
   ) {
     super();
-    compactListeners(this);
     if (address === null) return;
     if (protocols !== undefined && !Array.isArray(protocols) && typeof protocols === 'object') {
       options = protocols;

@@ -69,7 +69,7 @@ export function codecTests() {
       note(`${RUNTIME.runtime} ${RUNTIME.version} internals: ${JSON.stringify(r)}`);
       const off = /^(off|0|false|no)$/i.test(env('WASMWS_INTERNALS') ?? '');
       eq(r.allowed, !off, 'allowed');
-      if (off) deepEq([r.bufferSpecies, r.zlibSync, r.compactEvents], [false, false, false], 'WASMWS_INTERNALS=off: every fallback forced');
+      if (off) deepEq([r.bufferSpecies, r.zlibSync], [false, false], 'WASMWS_INTERNALS=off: every fallback forced');
     });
   }
 
