@@ -1,7 +1,8 @@
 // The native in-place unmask, where there is one: Node ≥ 26 ships `http.websocketUnmask(buffer,
 // mask)` (XOR a whole view in place) and `http.websocketMask(source, mask, output, offset, length)`
-// (bufferutil's `mask`), SIMD in C++; on older Node the `bufferutil` addon (an optional peer
-// dependency, the one `ws` uses) has the same two functions. Both work on JS buffers where they are:
+// (bufferutil's `mask`), SIMD in C++; on older Node the `bufferutil` addon, where the application
+// installed it (the one `ws` uses; not declared as a peer, so that aliasing `bufferutil` to
+// wasmws/bufferutil does not conflict with itself), has the same two functions. Both work on JS buffers where they are:
 // no copy into linear memory and back. Public APIs, so WASMWS_INTERNALS does not switch them off.
 //
 // Found once: node:http first (the runtime's own, and the faster of the two where both exist), then
