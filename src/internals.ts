@@ -13,14 +13,12 @@
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 
+import { readEnv } from './env.js';
+
 /** Whether private runtime APIs may be used at all (WASMWS_INTERNALS=off says no). */
 export const INTERNALS_ALLOWED: boolean = (() => {
-  try {
-    const v = typeof process !== 'undefined' ? process.env?.WASMWS_INTERNALS : undefined;
-    return v === undefined || !/^(off|0|false|no)$/i.test(v);
-  } catch {
-    return true; // env not readable (e.g. Deno without --allow-env): detection decides
-  }
+  const v = readEnv('WASMWS_INTERNALS'); // unreadable (Deno without --allow-env): detection decides
+  return v === undefined || !/^(off|0|false|no)$/i.test(v);
 })();
 
 /** `new BufferView(ab, offset, length)`: a Buffer viewing those bytes of `ab`, no copy. */

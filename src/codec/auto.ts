@@ -12,11 +12,11 @@
 // A runtime without a measured entry of its own uses the nearest one (same runtime, nearest major;
 // else same engine); with none at all, the fixed defaults of the wasm backend (WASM_MASK_MIN,
 // WASM_SCAN_MIN) and no native path.
-import type { BackendName, Codec, CodecDescription, MeasuredRow, ScanResult, Segment } from './types.js';
+import type { BackendName, Codec, CodecDescription, ScanResult, Segment } from './types.js';
 import { TsCodec, mask as tsMask, tsKernelRanges, unmask as tsUnmask } from './ts.js';
 import { WasmCodec, WASM_MASK_MIN, WASM_SCAN_MIN } from './wasm.js';
 import { HAS_NATIVE, NATIVE_SOURCE, NativeCodec, nativeMask, nativeUnmask } from './native.js';
-import { backendAt, CHOSEN, crossoverOf, monotone, segmentsOf, type ChosenEntry } from './select.js';
+import { backendAt, CHOSEN, crossoverOf, monotone, segmentsOf, withoutBelow, type ChosenEntry } from './select.js';
 import { RUNTIME } from './runtime.js';
 
 const TS = 0, WASM = 1, NATIVE = 2;
@@ -51,13 +51,6 @@ function firstPayload(b: Uint8Array, p: number, n: number): number {
   if (len7 === 126) return n >= 4 ? (b[p + 2] << 8) | b[p + 3] : 126;
   if (n < 10) return 65536;
   return b[p + 2] | b[p + 3] | b[p + 4] | b[p + 5] ? 0x7fffffff : ((b[p + 6] << 24) | (b[p + 7] << 16) | (b[p + 8] << 8) | b[p + 9]) >>> 0;
-}
-
-/** The row with `backend`'s cells at sizes below `min` left out (not measured there, for the choice). */
-export function withoutBelow(row: MeasuredRow, backend: BackendName, min: number): MeasuredRow {
-  const cells = row.ns[backend];
-  if (!cells) return row;
-  return { sizes: row.sizes, ns: { ...row.ns, [backend]: cells.map((v, i) => (row.sizes[i] < min ? null : v)) } };
 }
 
 /** The codec `auto` builds: every call goes to the measured-fastest available primitive. */

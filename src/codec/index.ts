@@ -4,6 +4,7 @@ import { WasmCodec } from './wasm.js';
 import { HAS_NATIVE, NATIVE_SOURCE, NativeCodec } from './native.js';
 import { AutoCodec } from './auto.js';
 import { RUNTIME } from './runtime.js';
+import { readEnv } from '../env.js';
 
 export type { BackendName, Codec, CodecDescription, ScanResult, Segment, TableEntry } from './types.js';
 export type CodecBackend = 'auto' | 'wasm' | 'ts' | 'native';
@@ -29,7 +30,7 @@ let autoCodec: AutoCodec | undefined;
 export function createCodec(opts: CodecOptions = {}): Codec {
   let backend = opts.backend ?? 'auto';
   if (backend === 'auto') {
-    const env = envBackend();
+    const env = readEnv('WASMWS_CODEC');
     if (env === 'ts' || env === 'wasm' || env === 'native') backend = env;
   }
   if (backend === 'ts') return (tsCodec ??= new TsCodec());
@@ -39,14 +40,6 @@ export function createCodec(opts: CodecOptions = {}): Codec {
   return (autoCodec ??= new AutoCodec());
 }
 
-/** WASMWS_CODEC, or undefined where the environment is unreadable (Deno without --allow-env throws). */
-function envBackend(): string | undefined {
-  try {
-    return typeof process !== 'undefined' ? process.env?.WASMWS_CODEC : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Resolve a `codec` option that may be a Codec, a backend name or undefined. */
 export function resolveCodec(codec: Codec | CodecBackend | undefined): Codec {

@@ -2,8 +2,8 @@
 // mask)` (XOR a whole view in place) and `http.websocketMask(source, mask, output, offset, length)`
 // (bufferutil's `mask`), SIMD in C++; on older Node the `bufferutil` addon, where the application
 // installed it (the one `ws` uses; not declared as a peer, so that aliasing `bufferutil` to
-// wasmws/bufferutil does not conflict with itself), has the same two functions. Both work on JS buffers where they are:
-// no copy into linear memory and back. Public APIs, so WASMWS_INTERNALS does not switch them off.
+// wasmws/bufferutil does not conflict with itself), has the same two functions. Both work on JS
+// buffers where they are: no copy into linear memory and back. Public APIs, so WASMWS_INTERNALS does not switch them off.
 //
 // Found once: node:http first (the runtime's own, and the faster of the two where both exist), then
 // `bufferutil` on Node, resolved from this package and from the working directory, taken only if
@@ -18,6 +18,13 @@ import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { ROW_WORDS, SCAN_OK, TABLE_CAPACITY } from './layout.js';
 import { mask as tsMask, rotateKey, scanFrames, tsKernelRanges, unmask as tsUnmask } from './ts.js';
 import { RUNTIME } from './runtime.js';
+import { readEnv } from '../env.js';
+
+/** WASMWS_NO_BUFFERUTIL is set (to anything but '' or '0'). */
+const noBufferutil = (): boolean => {
+  const v = readEnv('WASMWS_NO_BUFFERUTIL');
+  return v !== undefined && v !== '' && v !== '0';
+};
 
 type UnmaskFn = (buffer: ArrayBufferView, mask: ArrayBufferView) => void;
 type MaskFn = (source: ArrayBufferView, mask: ArrayBufferView, output: ArrayBufferView, offset: number, length: number) => void;
@@ -71,15 +78,6 @@ export function acceptNative(mod: unknown, compiled = true): { unmask: UnmaskFn;
   }
 }
 
-function envSet(name: string): boolean {
-  try {
-    const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
-    return v !== undefined && v !== '' && v !== '0';
-  } catch {
-    return false; // env not readable (Deno without --allow-env)
-  }
-}
-
 function probe(): { unmask: UnmaskFn; mask: MaskFn; source: NativeSource } | null {
   let getBuiltin: ((id: string) => unknown) | undefined;
   try {
@@ -91,7 +89,7 @@ function probe(): { unmask: UnmaskFn; mask: MaskFn; source: NativeSource } | nul
     return null;
   }
   // bufferutil: Node only (on Bun and Deno loading an addon is theirs to judge), never forced.
-  if (RUNTIME.name !== 'node' || envSet('WASMWS_NO_BUFFERUTIL')) return null;
+  if (RUNTIME.name !== 'node' || noBufferutil()) return null;
   let createRequire: ((from: string) => (id: string) => unknown) | undefined;
   try {
     createRequire = (getBuiltin('node:module') as { createRequire?: typeof createRequire } | undefined)?.createRequire;

@@ -3,6 +3,7 @@
 import type { BackendName, MeasuredRow, Segment, TableEntry } from './types.js';
 import { CODEC_TABLE } from './table.js';
 import { RUNTIME, runtimeKey, type RuntimeId } from './runtime.js';
+import { readEnv } from '../env.js';
 
 /** The entry that describes a runtime, and its key; null when nothing measured comes close. */
 export interface ChosenEntry {
@@ -46,12 +47,7 @@ export const CHOSEN: ChosenEntry | null = tableEntry();
 export const TS_KERNEL: TableEntry['tsKernel'] = benchKernel() ?? CHOSEN?.entry.tsKernel ?? { word32Min: 64, word64Min: null, bindMin: 512 };
 
 function benchKernel(): TableEntry['tsKernel'] | null {
-  let v: string | undefined;
-  try {
-    v = typeof process !== 'undefined' ? process.env?.WASMWS_BENCH_TS_KERNEL : undefined;
-  } catch {
-    return null; // env not readable (Deno without --allow-env)
-  }
+  const v = readEnv('WASMWS_BENCH_TS_KERNEL');
   const m = v ? /^(\d+),(\d+|none),(\d+)$/.exec(v) : null;
   return m ? { word32Min: Number(m[1]), word64Min: m[2] === 'none' ? null : Number(m[2]), bindMin: Number(m[3]) } : null;
 }
@@ -99,6 +95,13 @@ export function monotone(row: MeasuredRow): MeasuredRow {
     ns[b] = out;
   }
   return { sizes: row.sizes, ns };
+}
+
+/** The row with `backend`'s cells at sizes below `min` left out (as if not measured there). */
+export function withoutBelow(row: MeasuredRow, backend: BackendName, min: number): MeasuredRow {
+  const cells = row.ns[backend];
+  if (!cells) return row;
+  return { sizes: row.sizes, ns: { ...row.ns, [backend]: cells.map((v, i) => (row.sizes[i] < min ? null : v)) } };
 }
 
 /**

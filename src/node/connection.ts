@@ -12,7 +12,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { CloseCode } from '../protocol/constants.js';
 import { Pause, Transport, type TransportEvents } from './transport.js';
 import type { ResolvedConnectionOptions } from './options.js';
-import type { TimerWheel, WheelEntry } from './timer-wheel.js';
+import type { WheelEntry } from './timer-wheel.js';
 import type { WebSocket } from './websocket.js';
 
 type Cb = (err?: Error | null) => void;
@@ -51,9 +51,6 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   /** What carries the connection: 'http/1.1' (an upgraded socket) or 'h2' (an HTTP/2 stream). */
   get kind(): 'http/1.1' | 'h2' {
     return this.transport.isH2 ? 'h2' : 'http/1.1';
-  }
-  private get wheel(): TimerWheel | null {
-    return this.opts.idleWheel;
   }
 
   constructor(ws: WebSocket, hs: HandshakeResult, role: 'server' | 'client', opts: ResolvedConnectionOptions) {
@@ -110,7 +107,8 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   /** @internal */
   onData(chunk: Buffer): void {
     this.ws.isAlive = true;
-    if (this.wheel) this.activeTick = this.wheel.tick;
+    const w = this.opts.idleWheel;
+    if (w) this.activeTick = w.tick;
     this.protocol.receive(chunk);
   }
 
@@ -178,7 +176,7 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   /** @internal */
   onClosed(): void {
     this.clearCloseTimer();
-    this.wheel?.remove(this);
+    this.opts.idleWheel?.remove(this);
     this.transport.failPending();
     this.ws._closed(this.protocol.closeCode, this.protocol.closeReason);
   }
@@ -187,7 +185,8 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   onOutput(cb: Cb | undefined, added: number): void {
     const t = this.transport;
     if (!t.schedule(cb)) return;
-    if (this.wheel) this.activeTick = this.wheel.tick;
+    const w = this.opts.idleWheel;
+    if (w) this.activeTick = w.tick;
     // Policy: a peer is too slow when more than maxBackpressure bytes were already waiting for it
     // when more is queued (so one large message on an idle connection always goes). The socket's
     // queue only shrinks between flushes, so its length at the last flush bounds it: the exact

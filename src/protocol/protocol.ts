@@ -560,7 +560,7 @@ export class Protocol implements FrameSink {
       z.sendingCb = cb;
       const gen = ++z.sendGen;
       produce((err, out) => {
-        if (gen !== z.sendGen || !this.compressing || this.z !== z) return; // aborted (failure or release)
+        if (gen !== z.sendGen || !this.compressing) return; // aborted (failure or release: abortSends moved sendGen on)
         this.compressing = false;
         z.sendingCb = undefined;
         if (err) {
