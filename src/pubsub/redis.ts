@@ -228,8 +228,15 @@ export class RedisBroker extends EventEmitter implements Broker {
   private errorsSince = 0;
   private echoTimer: NodeJS.Timeout | null = null;
   private readonly raw = new Map<string, Listener>();
+  /** Redis answered an EVAL of the history script on the current connection (EVALSHA is safe). */
+  private scriptCached = false;
+  /** A NOSCRIPT retry is under way: new publishes queue until everything in flight has settled. */
+  private scriptHold = false;
   private readonly onClientError = (err: Error) => this.outage(err);
-  private readonly onClientReady = () => this.recovered();
+  private readonly onClientReady = () => {
+    this.scriptCached = false; // a new connection, maybe to a restarted Redis: its cache may be empty
+    this.recovered();
+  };
   private readonly onSubDown = () => this.subscriberDown();
   private readonly onSubReady = () => {
     this.reconcile();
@@ -309,7 +316,11 @@ export class RedisBroker extends EventEmitter implements Broker {
     const msg = encodeMessage(this.origin, seq, flags, payload);
     // Wait for the echo only when the publish goes out now (not queued, not dropped).
     const echo = !this.localFirst && ch !== undefined && ch.active && this.subscriber.isReady && this.canSend(msg.length);
-    if (ch && sink && !echo) sink.deliver(topic, payload, binary, compress, except);
+    if (ch && sink && !echo) {
+      // Earlier publishes still waiting for their echo go first: a publisher's order holds locally.
+      if (ch.awaiting) this.releaseAwaiting(topic, ch, Infinity);
+      sink.deliver(topic, payload, binary, compress, except);
+    }
     if (echo) {
       // The copy encodeMessage made: the caller may reuse its buffer before the echo comes back.
       (ch!.awaiting ??= new Map()).set(seq, { payload: msg.subarray(HEADER_SIZE), flags, except, at: Date.now() });
@@ -452,7 +463,7 @@ export class RedisBroker extends EventEmitter implements Broker {
   /** Room for one more publish on the wire: Redis ready, nothing queued before it, and fewer than
    *  maxQueue / maxQueueBytes publishes awaiting a reply (a stalled Redis is an outage too). */
   private canSend(bytes: number): boolean {
-    return this.client.isReady && this.queue.length === 0 && this.inflight < this.maxQueue && this.inflightBytes + bytes <= this.maxQueueBytes;
+    return this.client.isReady && !this.scriptHold && this.queue.length === 0 && this.inflight < this.maxQueue && this.inflightBytes + bytes <= this.maxQueueBytes;
   }
 
   private send(channel: string, msg: Buffer, awaitingTopic: string | null, seq: number): void {
@@ -505,12 +516,13 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.replyAt = Date.now();
     this.inflight--;
     this.inflightBytes -= bytes;
+    if (this.inflight === 0) this.scriptHold = false;
     this.drain();
   }
 
   /** Send what waits in the queue, as far as the in-flight bound allows. */
   private drain(): void {
-    if (this.closed || !this.client.isReady) return;
+    if (this.closed || !this.client.isReady || this.scriptHold) return;
     while (this.queue.length > 0 && this.inflight < this.maxQueue && this.inflightBytes + this.queue[0][1].length <= this.maxQueueBytes) {
       const [channel, msg] = this.queue.shift()!;
       this.queueBytes -= msg.length;
@@ -524,8 +536,21 @@ export class RedisBroker extends EventEmitter implements Broker {
       const h = this.history;
       const key = this.streamKey(channel.slice(this.prefix.length));
       const args = [key, msg, channel, String(h.maxLen), String(h.maxAge)];
+      // Until Redis has answered one EVAL on this connection, send the script itself: an EVALSHA
+      // refused with NOSCRIPT (a fresh or restarted server) and retried would be overtaken by the
+      // publishes sent after the first retry loaded it, and the stream would lose publish order.
+      if (!this.scriptCached) {
+        return this.client.sendCommand(['EVAL', HISTORY_SCRIPT, '1', ...args]).then((r) => {
+          this.scriptCached = true;
+          return r;
+        });
+      }
       return this.client.sendCommand(['EVALSHA', HISTORY_SHA, '1', ...args]).catch((err: Error) => {
         if (!/NOSCRIPT/.test(String(err?.message))) throw err;
+        // SCRIPT FLUSH under us: the EVALSHAs sent before this retry fail too and are retried in
+        // turn; nothing new is sent until all have settled, so none is overtaken.
+        this.scriptCached = false;
+        this.scriptHold = true;
         return this.client.sendCommand(['EVAL', HISTORY_SCRIPT, '1', ...args]);
       });
     }
