@@ -24,6 +24,13 @@ const FALLBACK_SUITES = [
 ];
 
 /**
+ * Suites over real TCP sockets: upgraded plain-TCP connections are read and written through their
+ * handle (raw I/O, src/node/transport.ts); with WASMWS_RAW_IO=off through the socket's own events
+ * and write(), the path of TLS, other Duplexes and other runtimes, which must pass the same cases.
+ */
+const STREAM_IO_SUITES = ['test/internals.test.ts', 'test/server.test.ts', 'test/stream.test.ts', 'test/compat.test.ts', 'test/fair-reading.test.ts', 'test/transport.test.ts', 'test/topics.test.ts'];
+
+/**
  * Suites with wall-clock or memory assertions (linear-time parsing, decompression bombs, floods,
  * RSS bounds): they run after everything else, one file at a time, so that parallel forks cannot
  * starve them.
@@ -45,6 +52,12 @@ export default defineConfig({
         test: {
           ...common, name: 'fallback', include: FALLBACK_SUITES, exclude: TIMING_SUITES, maxWorkers: IO_WORKERS,
           env: { WASMWS_INTERNALS: 'off' },
+        },
+      },
+      {
+        test: {
+          ...common, name: 'stream-io', include: STREAM_IO_SUITES, exclude: TIMING_SUITES, maxWorkers: IO_WORKERS,
+          env: { WASMWS_RAW_IO: 'off' },
         },
       },
       { test: { ...common, name: 'timing', include: TIMING_SUITES, maxWorkers: 1, sequence: { groupOrder: 1 } } },

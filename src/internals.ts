@@ -10,6 +10,11 @@
 //                           to hold a busy connection's reads back for a turn (fair reading under
 //                           load, src/node/transport.ts). Fallback: never held back (every ready
 //                           socket is read and processed each turn).
+//   stream_wrap binding     process.binding('stream_wrap'): streamBaseState and WriteWrap, what
+//                           net.Socket itself uses, to read and write an upgraded TCP connection's
+//                           handle without the Readable/Writable layers (src/node/transport.ts).
+//                           Not used under --pending-deprecation (process.binding would warn).
+//                           Fallback: the socket's 'data' events and write().
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 
@@ -51,6 +56,43 @@ const fastBuffer = detectFastBuffer();
 /** The fastest correct view constructor on this runtime. */
 export const BufferView: BufferViewConstructor = fastBuffer ?? PublicBufferView;
 
+/** Node's stream_wrap binding: the shared read/write state and the write request class. */
+export interface StreamWrapBinding {
+  streamBaseState: Int32Array;
+  WriteWrap: new () => object;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+  kLastWriteWasAsync: number;
+}
+
+function pendingDeprecation(): boolean {
+  const opts = `${(process.execArgv ?? []).join(' ')} ${readEnv('NODE_OPTIONS') ?? ''}`;
+  const env = readEnv('NODE_PENDING_DEPRECATION');
+  return /--pending-deprecation/.test(opts) || (env !== undefined && env !== '' && env !== '0');
+}
+
+function detectStreamWrap(): StreamWrapBinding | null {
+  // WASMWS_RAW_IO=off leaves only this one out (benchmarks compare both paths in one build).
+  if (!INTERNALS_ALLOWED || /^(off|0|false|no)$/i.test(readEnv('WASMWS_RAW_IO') ?? '')) return null;
+  try {
+    const p = process as unknown as { binding?: (name: string) => unknown; versions: Record<string, string | undefined> };
+    // Node itself only: Bun and Deno emulate parts of process.binding, not libuv stream handles.
+    if (typeof p.binding !== 'function' || p.versions.bun || p.versions.deno || !p.versions.node) return null;
+    if (pendingDeprecation()) return null;
+    const b = p.binding('stream_wrap') as Partial<StreamWrapBinding>;
+    const ints = [b.kReadBytesOrError, b.kArrayBufferOffset, b.kLastWriteWasAsync];
+    if (!(b.streamBaseState instanceof Int32Array) || typeof b.WriteWrap !== 'function') return null;
+    if (!ints.every((k) => Number.isInteger(k) && (k as number) >= 0 && (k as number) < b.streamBaseState!.length)) return null;
+    new b.WriteWrap(); // constructible without arguments, as net.Socket does
+    return b as StreamWrapBinding;
+  } catch {
+    return null;
+  }
+}
+
+/** The stream_wrap binding, where it may be used (the transport also checks each socket's handle). */
+export const streamWrap: StreamWrapBinding | null = detectStreamWrap();
+
 /** Which private APIs are in use on this runtime (for describe() and tests). */
 export interface InternalsReport {
   /** WASMWS_INTERNALS allows private APIs. */
@@ -59,6 +101,8 @@ export interface InternalsReport {
   bufferSpecies: boolean;
   /** permessage-deflate (de)compresses small messages synchronously through zlib's internals. */
   zlibSync: boolean;
+  /** Upgraded TCP connections are read and written through their handle (stream_wrap). */
+  rawSocketIo: boolean;
 }
 
 let zlibSyncProbe: () => boolean = () => false;
@@ -70,5 +114,5 @@ export function registerZlibSyncProbe(probe: () => boolean): void {
 
 /** Which private runtime APIs wasmws uses here, and whether they were allowed. */
 export function runtimeInternals(): InternalsReport {
-  return { allowed: INTERNALS_ALLOWED, bufferSpecies: fastBuffer !== null, zlibSync: zlibSyncProbe() };
+  return { allowed: INTERNALS_ALLOWED, bufferSpecies: fastBuffer !== null, zlibSync: zlibSyncProbe(), rawSocketIo: streamWrap !== null };
 }

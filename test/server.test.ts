@@ -292,15 +292,98 @@ describe('connection lifecycle', () => {
       await once(c, 'open');
       const [ws] = await conn;
       const socket = s.socketOf(ws);
+      // Counted where every write lands, whether it came through socket.write or the transport
+      // wrote the handle itself (raw I/O): Node's stream handle of the socket.
       let writes = 0;
-      const orig = socket.write.bind(socket);
-      socket.write = ((...a: Parameters<typeof orig>) => { writes++; return orig(...a); }) as typeof socket.write;
+      const handle = (socket as unknown as { _handle: Record<string, (...a: unknown[]) => number> })._handle;
+      for (const m of ['writeBuffer', 'writev', 'writeUtf8String', 'writeLatin1String', 'writeAsciiString', 'writeUcs2String']) {
+        const orig = handle[m];
+        if (typeof orig === 'function') handle[m] = (...a: unknown[]) => { writes++; return orig.apply(handle, a); };
+      }
       let n = 0;
       const all = new Promise<void>((r) => c.on('message', () => { if (++n === 100) r(); }));
       for (let i = 0; i < 100; i++) ws.send(`m${i}`);
       await within(all, { what: '100 messages' });
       expect(writes).toBe(1);
       c.terminate();
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('the upgraded socket, as the application sees it (raw handle I/O, and with WASMWS_RAW_IO=off the socket\'s own)', () => {
+  it('socket.bytesRead and bytesWritten count every byte both ways', async () => {
+    const s = await startRoutedServer();
+    try {
+      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c = await RawClient.connect(s.port);
+      const [ws] = await conn;
+      const socket = s.socketOf(ws);
+      const read0 = socket.bytesRead;
+      const written0 = socket.bytesWritten;
+      ws.on('message', (d, isBinary) => ws.send(d as Buffer, { binary: isBinary }));
+      let sent = 0;
+      for (let i = 0; i < 50; i++) {
+        const f = raw({ opcode: 2, payload: Buffer.alloc(i * 37, i), key: K });
+        sent += f.length;
+        c.send(f);
+      }
+      await c.until(() => c.frames.length === 50, { what: '50 echoes' });
+      const echoed = c.frames.reduce((n, f) => n + f.payload.length + (f.payload.length < 126 ? 2 : 4), 0);
+      expect(socket.bytesRead - read0).toBe(sent);
+      expect(socket.bytesWritten - written0).toBe(echoed);
+      c.socket.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a timeout set on the upgraded socket counts the connection's reads and writes as activity", async () => {
+    const s = await startRoutedServer();
+    try {
+      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c = await RawClient.connect(s.port);
+      const [ws] = await conn;
+      const socket = s.socketOf(ws);
+      ws.on('message', (d) => ws.send(d as Buffer));
+      let timeouts = 0;
+      socket.on('timeout', () => timeouts++);
+      socket.setTimeout(400);
+      // Traffic every 50 ms for 1.2 s: never 400 ms without a read and a write.
+      for (let i = 0; i < 24; i++) {
+        c.send(raw({ opcode: 2, payload: Buffer.from([i]), key: K }));
+        await sleep(50);
+      }
+      await c.until(() => c.frames.length === 24, { what: '24 echoes' });
+      expect(timeouts).toBe(0);
+      // Then quiet: the timeout fires.
+      await until(() => timeouts > 0, { timeout: 3000, what: "'timeout' once the connection is quiet" });
+      c.socket.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a peer that stops reading: what waits counts in bufferedAmount, arrives complete and in order, then drain', async () => {
+    const s = await startRoutedServer();
+    try {
+      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c = await RawClient.connect(s.port);
+      const [ws] = await conn;
+      c.socket.pause(); // the kernel's buffers fill, then the server's writes wait
+      const N = 200;
+      const msg = (i: number) => Buffer.alloc(64 * 1024, i & 0xff);
+      let drains = 0;
+      ws.on('drain', () => drains++);
+      for (let i = 0; i < N; i++) ws.send(msg(i));
+      await sleep(100);
+      expect(ws.bufferedAmount).toBeGreaterThan(1024 * 1024); // 12.5 MiB sent, a few MiB fit the kernel
+      c.socket.resume();
+      await c.until(() => c.frames.length === N, { timeout: 20_000, what: `${N} messages` });
+      for (let i = 0; i < N; i++) expect(c.frames[i].payload.equals(msg(i))).toBe(true);
+      await until(() => ws.bufferedAmount === 0 && drains > 0, { timeout: 5000, what: 'drain' });
+      c.socket.destroy();
     } finally {
       await s.close();
     }

@@ -8,7 +8,8 @@ import type { Duplex } from 'node:stream';
 import { Socket as NetSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { OutQueue } from '../protocol/outqueue.js';
-import { INTERNALS_ALLOWED } from '../internals.js';
+import { getSystemErrorName } from 'node:util';
+import { INTERNALS_ALLOWED, BufferView, streamWrap } from '../internals.js';
 
 type Cb = (err?: Error | null) => void;
 
@@ -164,7 +165,8 @@ const netRead = NetSocket.prototype._read as (this: NetSocket, n: number) => voi
  * While held it does nothing (the Readable then waits, `reading` set, for the next push).
  */
 function heldAwareRead(this: BoundSocket, n: number): void {
-  if (this[kTransport]?.held) return;
+  const t = this[kTransport];
+  if (t?.held || t?.rawStopped) return;
   netRead.call(this as unknown as NetSocket, n);
 }
 
@@ -185,7 +187,10 @@ function canHold(socket: Duplex): boolean {
 // Module-level listeners with a back-reference: no closures per connection (memory per idle
 // connection is a figure of merit for servers holding many).
 function onData(this: BoundSocket, chunk: Buffer): void {
-  const t = this[kTransport];
+  deliver(this[kTransport], chunk);
+}
+/** A chunk the socket read (its 'data' event, or the raw read path below). */
+function deliver(t: Transport, chunk: Buffer): void {
   if (t.kept !== null) {
     // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
     // and now the socket stops reading (what a held connection keeps is bounded by one read and
@@ -250,8 +255,94 @@ function flushTick(t: Transport): void {
   t.flush();
 }
 
+// ── raw reads and writes: the TCP handle without the Readable/Writable layers ──────────────
+//
+// A profile at 1,000 connections spends a fifth of the server's time in Node's stream layers
+// around each read and write (onStreamRead, Readable push and 'data', Writable write, the
+// WriteWrap and its after-write tick). An upgraded plain-TCP net.Socket is therefore read and
+// written the way net.Socket does it underneath, through its handle: the handle's onread is ours
+// (a read becomes a Buffer view handed to the connection; EOF and errors go to Node's own onread,
+// so 'end', 'error' and 'close' are net.Socket's as ever), and writes are handle.writeBuffer /
+// writev with a WriteWrap (libuv keeps their order, and orders a shutdown after them).
+// Pausing stops the handle; bytes the Readable had buffered before still come as 'data'.
+// A private API (src/internals.ts): TLS sockets, other runtimes and
+// WASMWS_INTERNALS=off / WASMWS_RAW_IO=off use the socket's events and write().
+
+interface RawHandle extends StreamHandle {
+  onread: (this: RawHandle, ab?: ArrayBuffer) => unknown;
+  writeBuffer(req: RawWriteReq, buf: Buffer): number;
+  writev(req: RawWriteReq, chunks: Buffer[], allBuffers: boolean): number;
+  writeQueueSize: number;
+  [kTransport]?: Transport;
+}
+/** What a WriteWrap carries (net.Socket's fields, which the C++ side reads, and ours). */
+interface RawWriteReq {
+  handle: RawHandle;
+  oncomplete: (this: RawWriteReq, status: number) => void;
+  async: boolean;
+  bytes: number;
+  buffer: unknown;
+  callback: unknown;
+  transport: Transport;
+  done: Cb | undefined;
+}
+
+/** Node's onread of stream handles (onStreamRead), taken from the first socket that has it. */
+let nodeOnRead: RawHandle['onread'] | null = null;
+
+/** An upgraded plain-TCP net.Socket with the handle net.Socket itself drives. */
+function rawHandleOf(socket: Duplex): RawHandle | null {
+  if (!streamWrap) return null;
+  const s = socket as unknown as { _handle?: Partial<RawHandle>; encrypted?: boolean; connecting?: boolean; _unrefTimer?: unknown };
+  const h = s._handle;
+  if (!h || s.encrypted || s.connecting || typeof s._unrefTimer !== 'function') return null;
+  if (typeof h.writeBuffer !== 'function' || typeof h.writev !== 'function' || typeof h.writeQueueSize !== 'number') return null;
+  if (typeof h.onread !== 'function' || (h.constructor as { name?: string } | undefined)?.name !== 'TCP') return null;
+  if (nodeOnRead === null) {
+    if (h.onread.name !== 'onStreamRead') return null;
+    nodeOnRead = h.onread;
+  }
+  return h.onread === nodeOnRead ? (h as RawHandle) : null;
+}
+
+function rawOnRead(this: RawHandle, ab?: ArrayBuffer): unknown {
+  const st = streamWrap!.streamBaseState;
+  const n = st[streamWrap!.kReadBytesOrError];
+  const t = this[kTransport];
+  if (n > 0 && ab !== undefined && t !== undefined && !t.socket.destroyed) {
+    const off = st[streamWrap!.kArrayBufferOffset];
+    refreshTimeout(t.socket);
+    deliver(t, new BufferView(ab, off, n));
+    return;
+  }
+  return nodeOnRead!.call(this, ab); // EOF, an error: net.Socket's own handling
+}
+
+/** socket.setTimeout() counts activity: reads and writes refresh it, as net.Socket's own do. */
+function refreshTimeout(socket: Duplex): void {
+  const s = socket as unknown as { timeout?: number; _unrefTimer(): void };
+  if (s.timeout) s._unrefTimer();
+}
+
+function rawWriteDone(this: RawWriteReq, status: number): void {
+  const t = this.transport;
+  this.buffer = null;
+  t.rawWriteSettled(status, this.done);
+}
+
+/** libuv's error name for a status, as net.Socket's errors carry it. */
+function rawError(status: number, what: string): Error {
+  let name = String(status);
+  try {
+    name = getSystemErrorName(status);
+  } catch {
+    // not a libuv error number
+  }
+  return Object.assign(new Error(`${what} ${name}`), { code: name, errno: status, syscall: what });
+}
+
 // Transport.bits
-const H2 = 1, FLUSH_SCHEDULED = 2, SOCKET_PAUSED = 4, READING = 8, CAN_HOLD = 16, HELD = 32;
+const H2 = 1, FLUSH_SCHEDULED = 2, SOCKET_PAUSED = 4, READING = 8, CAN_HOLD = 16, HELD = 32, RAW = 64, SOCKET_WRITES_DONE = 128;
 
 /** A Duplex carrying one WebSocket connection. */
 export class Transport {
@@ -279,6 +370,12 @@ export class Transport {
   set held(v: boolean) { this.bits = v ? this.bits | HELD : this.bits & ~HELD; }
   /** @internal Chunks read after a turn's budget was spent, processed on release (or at end/close). */
   kept: Buffer[] | null = null;
+  /** Raw writes libuv has not completed yet. */
+  private rawPending = 0;
+  /** @internal Reads and writes go through the socket's handle (raw I/O, above). */
+  get raw(): boolean { return (this.bits & RAW) !== 0; }
+  /** @internal Raw, and someone asks reading to pause: the handle does not read. */
+  get rawStopped(): boolean { return (this.bits & RAW) !== 0 && this.pauses !== 0; }
 
   /** `h2`: the Duplex is an HTTP/2 stream (destroy() resets it with CANCEL). */
   constructor(socket: Duplex, out: OutQueue, events: TransportEvents, h2: boolean) {
@@ -300,10 +397,27 @@ export class Transport {
   /** Start delivering data (Node holds socket data until a 'data' listener exists). */
   startReading(): void {
     this.bits |= READING;
+    // Chunks the Readable buffered before now come as 'data' (in a tick, before any new read).
     this.socket.on('data', onData);
+    const h = this.canHold ? rawHandleOf(this.socket) : null;
+    if (h) {
+      this.bits |= RAW;
+      h[kTransport] = this;
+      h.onread = rawOnRead;
+    }
     if (this.pauses !== 0) {
       this.socketPaused = true;
       this.socket.pause();
+      if (h) this.stopHandle();
+    }
+  }
+
+  /** The socket's handle stops reading (until restartReads()). */
+  private stopHandle(): void {
+    const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
+    if (h && h.reading) {
+      h.reading = false;
+      h.readStop();
     }
   }
 
@@ -323,12 +437,7 @@ export class Transport {
 
   /** @internal Held, and the peer sends on: the socket stops reading until release(). */
   stopReads(): void {
-    if (!this.held) return;
-    const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
-    if (h && h.reading) {
-      h.reading = false;
-      h.readStop();
-    }
+    if (this.held) this.stopHandle();
   }
 
   /** @internal Process the kept chunks now. */
@@ -352,6 +461,8 @@ export class Transport {
   release(): boolean {
     if (!this.held) return false;
     this.held = false;
+    // Raw and paused: what was kept waits for the resume (setPause), and so does reading.
+    if (this.rawStopped) return !this.socket.destroyed;
     try {
       if (this.kept !== null) {
         this.processKept();
@@ -372,7 +483,7 @@ export class Transport {
    */
   private restartReads(): void {
     const s = this.socket as unknown as { destroyed: boolean; destroy(): void; _handle?: StreamHandle };
-    if (s.destroyed || !s._handle) return;
+    if (s.destroyed || !s._handle || this.rawStopped) return;
     const h = s._handle;
     if (!h.reading) {
       h.reading = true;
@@ -382,7 +493,17 @@ export class Transport {
 
   /** Bytes the socket holds that the kernel has not taken yet. */
   get writableLength(): number {
-    return this.socket.writableLength;
+    if (!this.raw) return this.socket.writableLength;
+    const h = (this.socket as unknown as { _handle?: RawHandle | null })._handle;
+    return (h ? h.writeQueueSize : 0) + (this.socketWritesDone() ? 0 : this.socket.writableLength);
+  }
+
+  /** Raw, and the socket's own write buffer is empty for good (every write since is ours). */
+  private socketWritesDone(): boolean {
+    if ((this.bits & SOCKET_WRITES_DONE) !== 0) return true;
+    if (this.socket.writableLength !== 0) return false;
+    this.bits |= SOCKET_WRITES_DONE;
+    return true;
   }
 
   /** An upper bound of writableLength that costs nothing: its value at the last flush. */
@@ -414,7 +535,7 @@ export class Transport {
     const bytes = out.bytes;
     // A socket still holding earlier bytes is not draining: give it copies, not slab views, so that
     // a slow peer pins only its own bytes (which maxBackpressure counts), not shared slabs.
-    const bufs = out.take(socket.writableLength > 0);
+    const bufs = out.take(this.writableLength > 0);
     const cbs = this.cbs;
     this.cbs = null;
     const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;
@@ -423,6 +544,13 @@ export class Transport {
       return;
     }
     const n = bufs.length;
+    // Raw: unless the socket's own write buffer still holds bytes (they would be overtaken).
+    if (this.raw && this.socketWritesDone()) {
+      const coalesce = n > 1 && bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG;
+      this.rawWrite(n === 1 ? bufs[0] : coalesce ? Buffer.concat(bufs, bytes) : bufs, done);
+      this.queuedAtFlush = this.writableLength;
+      return;
+    }
     if (n === 1) socket.write(bufs[0], done);
     else if (bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG) {
       // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
@@ -434,6 +562,49 @@ export class Transport {
       socket.uncork();
     }
     this.queuedAtFlush = socket.writableLength;
+  }
+
+  /** One write request to the handle; `done` runs once libuv has written it (or failed). */
+  private rawWrite(data: Buffer | Buffer[], done: Cb | undefined): void {
+    const socket = this.socket as NetSocket & { _handle: RawHandle | null };
+    const h = socket._handle!;
+    const req = new streamWrap!.WriteWrap() as RawWriteReq;
+    req.handle = h;
+    req.oncomplete = rawWriteDone;
+    req.async = false;
+    req.bytes = 0;
+    req.buffer = null;
+    req.callback = null;
+    req.transport = this;
+    req.done = done;
+    const status = Array.isArray(data) ? h.writev(req, data, true) : h.writeBuffer(req, data);
+    if (status !== 0) {
+      const err = rawError(status, 'write');
+      if (done) process.nextTick(done, err);
+      socket.destroy(err);
+      return;
+    }
+    refreshTimeout(socket);
+    if (streamWrap!.streamBaseState[streamWrap!.kLastWriteWasAsync]) {
+      req.buffer = data; // alive until libuv is done with it
+      this.rawPending++;
+    } else {
+      req.done = undefined;
+      if (done) process.nextTick(done, null);
+    }
+  }
+
+  /** @internal An asynchronous raw write completed (status < 0: failed, or cancelled by a close). */
+  rawWriteSettled(status: number, done: Cb | undefined): void {
+    this.rawPending--;
+    if (status < 0) {
+      const err = rawError(status, 'write');
+      if (done) done(err);
+      if (!this.socket.destroyed) this.socket.destroy(err);
+      return;
+    }
+    if (done) done(null);
+    if (this.rawPending === 0) this.events.onDrain();
   }
 
   /** Callbacks of writes that never reached the socket get an error (the transport closed). */
@@ -454,6 +625,10 @@ export class Transport {
     this.socketPaused = want;
     if (want) this.socket.pause();
     else this.socket.resume();
+    if (!this.raw) return;
+    if (want) this.stopHandle();
+    else if (this.kept !== null) this.hold(); // its turn processes what was kept, then reads
+    else if (!this.held) this.restartReads();
   }
 
   /** Is `who` asking reading to pause? */
