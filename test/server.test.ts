@@ -365,6 +365,79 @@ describe('the upgraded socket, as the application sees it (raw handle I/O, and w
     }
   });
 
+  for (const how of ['FIN', 'reset'] as const) {
+    it(`a paused connection still notices its peer going away (${how}): close 1006, nothing delivered while paused`, async () => {
+      const s = await startRoutedServer();
+      try {
+        const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+        const c = await RawClient.connect(s.port);
+        const [ws] = await conn;
+        ws.pause();
+        let messages = 0;
+        ws.on('message', () => messages++);
+        const closed = nextEvent<[number]>(ws, 'close', { timeout: 5000, what: "'close' of the paused connection" });
+        await sleep(50);
+        if (how === 'FIN') c.socket.end();
+        else c.socket.resetAndDestroy();
+        const [code] = await closed;
+        expect(code).toBe(1006);
+        expect(messages).toBe(0);
+      } finally {
+        await s.close();
+      }
+    });
+  }
+
+  it('a paused connection keeps what arrives for its resume, in order', async () => {
+    const s = await startRoutedServer();
+    try {
+      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c = await RawClient.connect(s.port);
+      const [ws] = await conn;
+      ws.pause();
+      const got: number[] = [];
+      ws.on('message', (d) => got.push((d as Buffer)[0]));
+      for (let i = 0; i < 100; i++) c.send(raw({ opcode: 2, payload: Buffer.alloc(300, i), key: K }));
+      await sleep(150);
+      expect(got).toEqual([]);
+      ws.resume();
+      await until(() => got.length === 100, { what: '100 messages after the resume' });
+      expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      c.socket.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('terminate() with writes still waiting: every send callback runs once, and the server serves on', async () => {
+    const s = await startRoutedServer();
+    try {
+      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c = await RawClient.connect(s.port);
+      const [ws] = await conn;
+      c.socket.pause();
+      const calls = new Array<number>(64).fill(0);
+      for (let i = 0; i < 64; i++) ws.send(Buffer.alloc(256 * 1024, i), () => calls[i]++);
+      await sleep(100);
+      ws.terminate();
+      await until(() => calls.every((n) => n > 0), { what: 'every send callback' });
+      await sleep(50);
+      expect(calls).toEqual(new Array(64).fill(1));
+      // The server still serves.
+      const conn2 = nextEvent<[WebSocket]>(s.wss, 'connection');
+      const c2 = await RawClient.connect(s.port);
+      const [ws2] = await conn2;
+      ws2.on('message', (d) => ws2.send(d as Buffer));
+      c2.send(raw({ opcode: 2, payload: Buffer.from('again'), key: K }));
+      await c2.until(() => c2.frames.length === 1, { what: 'an echo on a new connection' });
+      expect(c2.frames[0].payload.toString()).toBe('again');
+      c.socket.destroy();
+      c2.socket.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a peer that stops reading: what waits counts in bufferedAmount, arrives complete and in order, then drain', async () => {
     const s = await startRoutedServer();
     try {

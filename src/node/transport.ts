@@ -191,6 +191,13 @@ function onData(this: BoundSocket, chunk: Buffer): void {
 }
 /** A chunk the socket read (its 'data' event, or the raw read path below). */
 function deliver(t: Transport, chunk: Buffer): void {
+  if (t.rawStopped) {
+    // Raw and paused: the handle read on (so that a FIN or a reset is still seen, as a paused
+    // net.Socket reads up to its highWaterMark); this chunk waits for the resume, and now it stops.
+    (t.kept ??= []).push(chunk);
+    t.stopHandle();
+    return;
+  }
   if (t.kept !== null) {
     // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
     // and now the socket stops reading (what a held connection keeps is bounded by one read and
@@ -235,6 +242,7 @@ function deliver(t: Transport, chunk: Buffer): void {
 }
 function onEnd(this: BoundSocket): void {
   const t = this[kTransport];
+  if (t.deferEof()) return;
   t.processKept(); // what came before the FIN first
   t.events.onEof();
 }
@@ -264,7 +272,7 @@ function flushTick(t: Transport): void {
 // (a read becomes a Buffer view handed to the connection; EOF and errors go to Node's own onread,
 // so 'end', 'error' and 'close' are net.Socket's as ever), and writes are handle.writeBuffer /
 // writev with a WriteWrap (libuv keeps their order, and orders a shutdown after them).
-// Pausing stops the handle; bytes the Readable had buffered before still come as 'data'.
+// A pause stops the handle at its next read; bytes the Readable had buffered before still come as 'data'.
 // A private API (src/internals.ts): TLS sockets, other runtimes and
 // WASMWS_INTERNALS=off / WASMWS_RAW_IO=off use the socket's events and write().
 
@@ -342,7 +350,7 @@ function rawError(status: number, what: string): Error {
 }
 
 // Transport.bits
-const H2 = 1, FLUSH_SCHEDULED = 2, SOCKET_PAUSED = 4, READING = 8, CAN_HOLD = 16, HELD = 32, RAW = 64, SOCKET_WRITES_DONE = 128;
+const H2 = 1, FLUSH_SCHEDULED = 2, SOCKET_PAUSED = 4, READING = 8, CAN_HOLD = 16, HELD = 32, RAW = 64, SOCKET_WRITES_DONE = 128, EOF_PENDING = 256;
 
 /** A Duplex carrying one WebSocket connection. */
 export class Transport {
@@ -408,12 +416,11 @@ export class Transport {
     if (this.pauses !== 0) {
       this.socketPaused = true;
       this.socket.pause();
-      if (h) this.stopHandle();
     }
   }
 
-  /** The socket's handle stops reading (until restartReads()). */
-  private stopHandle(): void {
+  /** @internal The socket's handle stops reading (until restartReads()). */
+  stopHandle(): void {
     const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
     if (h && h.reading) {
       h.reading = false;
@@ -440,8 +447,26 @@ export class Transport {
     if (this.held) this.stopHandle();
   }
 
-  /** @internal Process the kept chunks now. */
+  /**
+   * @internal The peer's FIN came while raw and paused with bytes kept (a paused net.Socket would
+   * not end before they are read): it is reported after them, once reading resumes.
+   */
+  deferEof(): boolean {
+    if (!this.rawStopped || this.kept === null) return false;
+    this.bits |= EOF_PENDING;
+    return true;
+  }
+
+  /** @internal Process the kept chunks now (then a FIN that waited behind them). */
   processKept(): void {
+    this.processKeptChunks();
+    if ((this.bits & EOF_PENDING) !== 0 && this.kept === null) {
+      this.bits &= ~EOF_PENDING;
+      this.events.onEof();
+    }
+  }
+
+  private processKeptChunks(): void {
     const k = this.kept;
     if (k === null) return;
     this.kept = null;
@@ -462,7 +487,7 @@ export class Transport {
     if (!this.held) return false;
     this.held = false;
     // Raw and paused: what was kept waits for the resume (setPause), and so does reading.
-    if (this.rawStopped) return !this.socket.destroyed;
+    if (this.rawStopped) return false;
     try {
       if (this.kept !== null) {
         this.processKept();
@@ -493,9 +518,10 @@ export class Transport {
 
   /** Bytes the socket holds that the kernel has not taken yet. */
   get writableLength(): number {
-    if (!this.raw) return this.socket.writableLength;
+    // Raw writes start once the socket's own are done (the latch): before, it alone counts.
+    if (!this.raw || !this.socketWritesDone()) return this.socket.writableLength;
     const h = (this.socket as unknown as { _handle?: RawHandle | null })._handle;
-    return (h ? h.writeQueueSize : 0) + (this.socketWritesDone() ? 0 : this.socket.writableLength);
+    return h ? h.writeQueueSize : 0;
   }
 
   /** Raw, and the socket's own write buffer is empty for good (every write since is ours). */
@@ -597,10 +623,15 @@ export class Transport {
   /** @internal An asynchronous raw write completed (status < 0: failed, or cancelled by a close). */
   rawWriteSettled(status: number, done: Cb | undefined): void {
     this.rawPending--;
+    // Destroyed meanwhile (terminate(), a reset): as net.Socket, no error for what was cancelled.
+    if (this.socket.destroyed) {
+      if (done) done(null);
+      return;
+    }
     if (status < 0) {
       const err = rawError(status, 'write');
+      this.socket.destroy(err); // first: a callback that throws must not keep the socket open
       if (done) done(err);
-      if (!this.socket.destroyed) this.socket.destroy(err);
       return;
     }
     if (done) done(null);
@@ -626,8 +657,10 @@ export class Transport {
     if (want) this.socket.pause();
     else this.socket.resume();
     if (!this.raw) return;
-    if (want) this.stopHandle();
-    else if (this.kept !== null) this.hold(); // its turn processes what was kept, then reads
+    // Pausing stops the handle at the next chunk (deliver); resuming processes what it kept in
+    // its turn, then reads.
+    if (want) return;
+    if (this.kept !== null) this.hold();
     else if (!this.held) this.restartReads();
   }
 
