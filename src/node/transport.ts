@@ -539,16 +539,19 @@ export class Transport {
 
   /** Bytes were queued in `out`: they leave in one write at the end of this tick. False when the transport is gone. */
   schedule(cb: Cb | undefined): boolean {
-    if (this.socket.destroyed) {
-      this.out.clear();
-      if (cb) process.nextTick(cb, new Error(NOT_OPEN));
-      return false;
-    }
-    if (cb) (this.cbs ??= []).push(cb);
+    // Checked once per flush, not per frame (the Duplex's destroyed getter is two property
+    // chains): a socket destroyed after that drops what was queued, and fails its callbacks, when
+    // the flush finds it destroyed.
     if (!this.flushScheduled) {
+      if (this.socket.destroyed) {
+        this.out.clear();
+        if (cb) process.nextTick(cb, new Error(NOT_OPEN));
+        return false;
+      }
       this.flushScheduled = true;
       process.nextTick(flushTick, this);
     }
+    if (cb) (this.cbs ??= []).push(cb);
     return true;
   }
 
