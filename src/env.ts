@@ -10,3 +10,14 @@ export function readEnv(name: string): string | undefined {
     return undefined;
   }
 }
+
+/** A flag variable is set: to anything but '' or '0' (as Node's NODE_PENDING_DEPRECATION, ws's WS_NO_BUFFER_UTIL). */
+export function envFlag(name: string): boolean {
+  const v = readEnv(name);
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+/** A switch variable says off: off, 0, false or no (any case). */
+export function envOff(name: string): boolean {
+  return /^(off|0|false|no)$/i.test(readEnv(name) ?? '');
+}

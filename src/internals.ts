@@ -18,13 +18,10 @@
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 
-import { readEnv } from './env.js';
+import { envFlag, envOff, readEnv } from './env.js';
 
 /** Whether private runtime APIs may be used at all (WASMWS_INTERNALS=off says no). */
-export const INTERNALS_ALLOWED: boolean = (() => {
-  const v = readEnv('WASMWS_INTERNALS'); // unreadable (Deno without --allow-env): detection decides
-  return v === undefined || !/^(off|0|false|no)$/i.test(v);
-})();
+export const INTERNALS_ALLOWED: boolean = !envOff('WASMWS_INTERNALS'); // unreadable (Deno without --allow-env): detection decides
 
 /** `new BufferView(ab, offset, length)`: a Buffer viewing those bytes of `ab`, no copy. */
 export type BufferViewConstructor = new (ab: ArrayBufferLike, offset: number, length: number) => Buffer;
@@ -67,13 +64,12 @@ export interface StreamWrapBinding {
 
 function pendingDeprecation(): boolean {
   const opts = `${(process.execArgv ?? []).join(' ')} ${readEnv('NODE_OPTIONS') ?? ''}`;
-  const env = readEnv('NODE_PENDING_DEPRECATION');
-  return /--pending-deprecation/.test(opts) || (env !== undefined && env !== '' && env !== '0');
+  return /--pending-deprecation/.test(opts) || envFlag('NODE_PENDING_DEPRECATION');
 }
 
 function detectStreamWrap(): StreamWrapBinding | null {
   // WASMWS_RAW_IO=off leaves only this one out (benchmarks compare both paths in one build).
-  if (!INTERNALS_ALLOWED || /^(off|0|false|no)$/i.test(readEnv('WASMWS_RAW_IO') ?? '')) return null;
+  if (!INTERNALS_ALLOWED || envOff('WASMWS_RAW_IO')) return null;
   try {
     const p = process as unknown as { binding?: (name: string) => unknown; versions: Record<string, string | undefined> };
     // Node itself only: Bun and Deno emulate parts of process.binding, not libuv stream handles.

@@ -313,154 +313,120 @@ describe('connection lifecycle', () => {
 });
 
 describe('the upgraded socket, as the application sees it (raw handle I/O, and with WASMWS_RAW_IO=off the socket\'s own)', () => {
-  it('socket.bytesRead and bytesWritten count every byte both ways', async () => {
+  type Server = Awaited<ReturnType<typeof startRoutedServer>>;
+  /** A raw client connected to `s`: the client, the server-side WebSocket and its TCP socket. */
+  const rawPeer = async (s: Server) => {
+    const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
+    const c = await RawClient.connect(s.port);
+    const [ws] = await conn;
+    return { c, ws, socket: s.socketOf(ws) };
+  };
+  /** Run `body` against a routed server and one raw peer; the server is closed after, whatever happens. */
+  const withRawPeer = async (body: (p: Awaited<ReturnType<typeof rawPeer>> & { s: Server }) => Promise<void>) => {
     const s = await startRoutedServer();
     try {
-      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
-      const c = await RawClient.connect(s.port);
-      const [ws] = await conn;
-      const socket = s.socketOf(ws);
-      const read0 = socket.bytesRead;
-      const written0 = socket.bytesWritten;
-      ws.on('message', (d, isBinary) => ws.send(d as Buffer, { binary: isBinary }));
-      let sent = 0;
-      for (let i = 0; i < 50; i++) {
-        const f = raw({ opcode: 2, payload: Buffer.alloc(i * 37, i), key: K });
-        sent += f.length;
-        c.send(f);
-      }
-      await c.until(() => c.frames.length === 50, { what: '50 echoes' });
-      const echoed = c.frames.reduce((n, f) => n + f.payload.length + (f.payload.length < 126 ? 2 : 4), 0);
-      expect(socket.bytesRead - read0).toBe(sent);
-      expect(socket.bytesWritten - written0).toBe(echoed);
-      c.socket.destroy();
+      await body({ s, ...(await rawPeer(s)) });
     } finally {
       await s.close();
     }
-  });
+  };
 
-  it("a timeout set on the upgraded socket counts the connection's reads and writes as activity", async () => {
-    const s = await startRoutedServer();
-    try {
-      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
-      const c = await RawClient.connect(s.port);
-      const [ws] = await conn;
-      const socket = s.socketOf(ws);
-      ws.on('message', (d) => ws.send(d as Buffer));
-      let timeouts = 0;
-      socket.on('timeout', () => timeouts++);
-      socket.setTimeout(400);
-      // Traffic every 50 ms for 1.2 s: never 400 ms without a read and a write.
-      for (let i = 0; i < 24; i++) {
-        c.send(raw({ opcode: 2, payload: Buffer.from([i]), key: K }));
-        await sleep(50);
-      }
-      await c.until(() => c.frames.length === 24, { what: '24 echoes' });
-      expect(timeouts).toBe(0);
-      // Then quiet: the timeout fires.
-      await until(() => timeouts > 0, { timeout: 3000, what: "'timeout' once the connection is quiet" });
-      c.socket.destroy();
-    } finally {
-      await s.close();
+  it('socket.bytesRead and bytesWritten count every byte both ways', () => withRawPeer(async ({ c, ws, socket }) => {
+    const read0 = socket.bytesRead;
+    const written0 = socket.bytesWritten;
+    ws.on('message', (d, isBinary) => ws.send(d as Buffer, { binary: isBinary }));
+    let sent = 0;
+    for (let i = 0; i < 50; i++) {
+      const f = raw({ opcode: 2, payload: Buffer.alloc(i * 37, i), key: K });
+      sent += f.length;
+      c.send(f);
     }
-  });
+    await c.until(() => c.frames.length === 50, { what: '50 echoes' });
+    const echoed = c.frames.reduce((n, f) => n + f.payload.length + (f.payload.length < 126 ? 2 : 4), 0);
+    expect(socket.bytesRead - read0).toBe(sent);
+    expect(socket.bytesWritten - written0).toBe(echoed);
+    c.socket.destroy();
+  }));
+
+  it("a timeout set on the upgraded socket counts the connection's reads and writes as activity", () => withRawPeer(async ({ c, ws, socket }) => {
+    ws.on('message', (d) => ws.send(d as Buffer));
+    let timeouts = 0;
+    socket.on('timeout', () => timeouts++);
+    socket.setTimeout(400);
+    // Traffic every 50 ms for 1.2 s: never 400 ms without a read and a write.
+    for (let i = 0; i < 24; i++) {
+      c.send(raw({ opcode: 2, payload: Buffer.from([i]), key: K }));
+      await sleep(50);
+    }
+    await c.until(() => c.frames.length === 24, { what: '24 echoes' });
+    expect(timeouts).toBe(0);
+    // Then quiet: the timeout fires.
+    await until(() => timeouts > 0, { timeout: 3000, what: "'timeout' once the connection is quiet" });
+    c.socket.destroy();
+  }));
 
   for (const how of ['FIN', 'reset'] as const) {
-    it(`a paused connection still notices its peer going away (${how}): close 1006, nothing delivered while paused`, async () => {
-      const s = await startRoutedServer();
-      try {
-        const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
-        const c = await RawClient.connect(s.port);
-        const [ws] = await conn;
-        ws.pause();
-        let messages = 0;
-        ws.on('message', () => messages++);
-        const closed = nextEvent<[number]>(ws, 'close', { timeout: 5000, what: "'close' of the paused connection" });
-        await sleep(50);
-        if (how === 'FIN') c.socket.end();
-        else c.socket.resetAndDestroy();
-        const [code] = await closed;
-        expect(code).toBe(1006);
-        expect(messages).toBe(0);
-      } finally {
-        await s.close();
-      }
-    });
+    it(`a paused connection still notices its peer going away (${how}): close 1006, nothing delivered while paused`, () => withRawPeer(async ({ c, ws }) => {
+      ws.pause();
+      let messages = 0;
+      ws.on('message', () => messages++);
+      const closed = nextEvent<[number]>(ws, 'close', { timeout: 5000, what: "'close' of the paused connection" });
+      await sleep(50);
+      if (how === 'FIN') c.socket.end();
+      else c.socket.resetAndDestroy();
+      const [code] = await closed;
+      expect(code).toBe(1006);
+      expect(messages).toBe(0);
+    }));
   }
 
-  it('a paused connection keeps what arrives for its resume, in order', async () => {
-    const s = await startRoutedServer();
-    try {
-      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
-      const c = await RawClient.connect(s.port);
-      const [ws] = await conn;
-      ws.pause();
-      const got: number[] = [];
-      ws.on('message', (d) => got.push((d as Buffer)[0]));
-      for (let i = 0; i < 100; i++) c.send(raw({ opcode: 2, payload: Buffer.alloc(300, i), key: K }));
-      await sleep(150);
-      expect(got).toEqual([]);
-      ws.resume();
-      await until(() => got.length === 100, { what: '100 messages after the resume' });
-      expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i));
-      c.socket.destroy();
-    } finally {
-      await s.close();
-    }
-  });
+  it('a paused connection keeps what arrives for its resume, in order', () => withRawPeer(async ({ c, ws }) => {
+    ws.pause();
+    const got: number[] = [];
+    ws.on('message', (d) => got.push((d as Buffer)[0]));
+    for (let i = 0; i < 100; i++) c.send(raw({ opcode: 2, payload: Buffer.alloc(300, i), key: K }));
+    await sleep(150);
+    expect(got).toEqual([]);
+    ws.resume();
+    await until(() => got.length === 100, { what: '100 messages after the resume' });
+    expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    c.socket.destroy();
+  }));
 
-  it('terminate() with writes still waiting: every send callback runs once, and the server serves on', async () => {
-    const s = await startRoutedServer();
-    try {
-      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
-      const c = await RawClient.connect(s.port);
-      const [ws] = await conn;
-      c.socket.pause();
-      const calls = new Array<number>(64).fill(0);
-      for (let i = 0; i < 64; i++) ws.send(Buffer.alloc(256 * 1024, i), () => calls[i]++);
-      await sleep(100);
-      ws.terminate();
-      await until(() => calls.every((n) => n > 0), { what: 'every send callback' });
-      await sleep(50);
-      expect(calls).toEqual(new Array(64).fill(1));
-      // The server still serves.
-      const conn2 = nextEvent<[WebSocket]>(s.wss, 'connection');
-      const c2 = await RawClient.connect(s.port);
-      const [ws2] = await conn2;
-      ws2.on('message', (d) => ws2.send(d as Buffer));
-      c2.send(raw({ opcode: 2, payload: Buffer.from('again'), key: K }));
-      await c2.until(() => c2.frames.length === 1, { what: 'an echo on a new connection' });
-      expect(c2.frames[0].payload.toString()).toBe('again');
-      c.socket.destroy();
-      c2.socket.destroy();
-    } finally {
-      await s.close();
-    }
-  });
+  it('terminate() with writes still waiting: every send callback runs once, and the server serves on', () => withRawPeer(async ({ c, ws, s }) => {
+    c.socket.pause();
+    const calls = new Array<number>(64).fill(0);
+    for (let i = 0; i < 64; i++) ws.send(Buffer.alloc(256 * 1024, i), () => calls[i]++);
+    await sleep(100);
+    ws.terminate();
+    await until(() => calls.every((n) => n > 0), { what: 'every send callback' });
+    await sleep(50);
+    expect(calls).toEqual(new Array(64).fill(1));
+    // The server still serves.
+    const { c: c2, ws: ws2 } = await rawPeer(s);
+    ws2.on('message', (d) => ws2.send(d as Buffer));
+    c2.send(raw({ opcode: 2, payload: Buffer.from('again'), key: K }));
+    await c2.until(() => c2.frames.length === 1, { what: 'an echo on a new connection' });
+    expect(c2.frames[0].payload.toString()).toBe('again');
+    c.socket.destroy();
+    c2.socket.destroy();
+  }));
 
-  it('a peer that stops reading: what waits counts in bufferedAmount, arrives complete and in order, then drain', async () => {
-    const s = await startRoutedServer();
-    try {
-      const conn = nextEvent<[WebSocket]>(s.wss, 'connection');
-      const c = await RawClient.connect(s.port);
-      const [ws] = await conn;
-      c.socket.pause(); // the kernel's buffers fill, then the server's writes wait
-      const N = 200;
-      const msg = (i: number) => Buffer.alloc(64 * 1024, i & 0xff);
-      let drains = 0;
-      ws.on('drain', () => drains++);
-      for (let i = 0; i < N; i++) ws.send(msg(i));
-      await sleep(100);
-      expect(ws.bufferedAmount).toBeGreaterThan(1024 * 1024); // 12.5 MiB sent, a few MiB fit the kernel
-      c.socket.resume();
-      await c.until(() => c.frames.length === N, { timeout: 20_000, what: `${N} messages` });
-      for (let i = 0; i < N; i++) expect(c.frames[i].payload.equals(msg(i))).toBe(true);
-      await until(() => ws.bufferedAmount === 0 && drains > 0, { timeout: 5000, what: 'drain' });
-      c.socket.destroy();
-    } finally {
-      await s.close();
-    }
-  });
+  it('a peer that stops reading: what waits counts in bufferedAmount, arrives complete and in order, then drain', () => withRawPeer(async ({ c, ws }) => {
+    c.socket.pause(); // the kernel's buffers fill, then the server's writes wait
+    const N = 200;
+    const msg = (i: number) => Buffer.alloc(64 * 1024, i & 0xff);
+    let drains = 0;
+    ws.on('drain', () => drains++);
+    for (let i = 0; i < N; i++) ws.send(msg(i));
+    await sleep(100);
+    expect(ws.bufferedAmount).toBeGreaterThan(1024 * 1024); // 12.5 MiB sent, a few MiB fit the kernel
+    c.socket.resume();
+    await c.until(() => c.frames.length === N, { timeout: 20_000, what: `${N} messages` });
+    for (let i = 0; i < N; i++) expect(c.frames[i].payload.equals(msg(i))).toBe(true);
+    await until(() => ws.bufferedAmount === 0 && drains > 0, { timeout: 5000, what: 'drain' });
+    c.socket.destroy();
+  }));
 });
 
 describe('connection API', () => {

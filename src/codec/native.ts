@@ -18,13 +18,10 @@ import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { ROW_WORDS, SCAN_OK, TABLE_CAPACITY } from './layout.js';
 import { mask as tsMask, rotateKey, scanFrames, tsKernelRanges, unmask as tsUnmask } from './ts.js';
 import { RUNTIME } from './runtime.js';
-import { readEnv } from '../env.js';
+import { envFlag } from '../env.js';
 
 /** WASMWS_NO_BUFFERUTIL is set (to anything but '' or '0'). */
-const noBufferutil = (): boolean => {
-  const v = readEnv('WASMWS_NO_BUFFERUTIL');
-  return v !== undefined && v !== '' && v !== '0';
-};
+const noBufferutil = (): boolean => envFlag('WASMWS_NO_BUFFERUTIL');
 
 type UnmaskFn = (buffer: ArrayBufferView, mask: ArrayBufferView) => void;
 type MaskFn = (source: ArrayBufferView, mask: ArrayBufferView, output: ArrayBufferView, offset: number, length: number) => void;

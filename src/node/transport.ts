@@ -265,9 +265,9 @@ function flushTick(t: Transport): void {
 
 // ── raw reads and writes: the TCP handle without the Readable/Writable layers ──────────────
 //
-// A profile at 1,000 connections spends a fifth of the server's time in Node's stream layers
-// around each read and write (onStreamRead, Readable push and 'data', Writable write, the
-// WriteWrap and its after-write tick). An upgraded plain-TCP net.Socket is therefore read and
+// A profile at 1,000 connections spent 1–3% each in Node's stream layers around every read and
+// write (onStreamRead, Readable push and 'data', Writable write, the WriteWrap and its after-write
+// tick; 1.06–1.10× without them, README). An upgraded plain-TCP net.Socket is therefore read and
 // written the way net.Socket does it underneath, through its handle: the handle's onread is ours
 // (a read becomes a Buffer view handed to the connection; EOF and errors go to Node's own onread,
 // so 'end', 'error' and 'close' are net.Socket's as ever), and writes are handle.writeBuffer /
@@ -283,14 +283,11 @@ interface RawHandle extends StreamHandle {
   writeQueueSize: number;
   [kTransport]?: Transport;
 }
-/** What a WriteWrap carries (net.Socket's fields, which the C++ side reads, and ours). */
+/** What a WriteWrap carries: the C++ side calls `oncomplete`; the rest is ours. */
 interface RawWriteReq {
   handle: RawHandle;
   oncomplete: (this: RawWriteReq, status: number) => void;
-  async: boolean;
-  bytes: number;
   buffer: unknown;
-  callback: unknown;
   transport: Transport;
   done: Cb | undefined;
 }
@@ -573,24 +570,18 @@ export class Transport {
       return;
     }
     const n = bufs.length;
+    // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
+    const data = n === 1 ? bufs[0] : bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG ? Buffer.concat(bufs, bytes) : bufs;
     // Raw: unless the socket's own write buffer still holds bytes (they would be overtaken).
-    if (this.raw && this.socketWritesDone()) {
-      const coalesce = n > 1 && bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG;
-      this.rawWrite(n === 1 ? bufs[0] : coalesce ? Buffer.concat(bufs, bytes) : bufs, done);
-      this.queuedAtFlush = this.writableLength;
-      return;
-    }
-    if (n === 1) socket.write(bufs[0], done);
-    else if (bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG) {
-      // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
-      socket.write(Buffer.concat(bufs, bytes), done);
-    } else {
+    if (this.raw && this.socketWritesDone()) this.rawWrite(data, done);
+    else if (!Array.isArray(data)) socket.write(data, done);
+    else {
       socket.cork();
-      for (let i = 0; i < n - 1; i++) socket.write(bufs[i]);
-      socket.write(bufs[n - 1], done);
+      for (let i = 0; i < n - 1; i++) socket.write(data[i]);
+      socket.write(data[n - 1], done);
       socket.uncork();
     }
-    this.queuedAtFlush = socket.writableLength;
+    this.queuedAtFlush = this.writableLength;
   }
 
   /** One write request to the handle; `done` runs once libuv has written it (or failed). */
@@ -598,12 +589,9 @@ export class Transport {
     const socket = this.socket as NetSocket & { _handle: RawHandle | null };
     const h = socket._handle!;
     const req = new streamWrap!.WriteWrap() as RawWriteReq;
-    req.handle = h;
+    req.handle = h; // (as net.Socket: the request keeps its handle alive)
     req.oncomplete = rawWriteDone;
-    req.async = false;
-    req.bytes = 0;
     req.buffer = null;
-    req.callback = null;
     req.transport = this;
     req.done = done;
     const status = Array.isArray(data) ? h.writev(req, data, true) : h.writeBuffer(req, data);
@@ -617,10 +605,7 @@ export class Transport {
     if (streamWrap!.streamBaseState[streamWrap!.kLastWriteWasAsync]) {
       req.buffer = data; // alive until libuv is done with it
       this.rawPending++;
-    } else {
-      req.done = undefined;
-      if (done) process.nextTick(done, null);
-    }
+    } else if (done) process.nextTick(done, null);
   }
 
   /** @internal An asynchronous raw write completed (status < 0: failed, or cancelled by a close). */
@@ -659,10 +644,9 @@ export class Transport {
     this.socketPaused = want;
     if (want) this.socket.pause();
     else this.socket.resume();
-    if (!this.raw) return;
-    // Pausing stops the handle at the next chunk (deliver); resuming processes what it kept in
-    // its turn, then reads.
-    if (want) return;
+    // Raw: pausing stops the handle at its next chunk (deliver); resuming processes what it kept
+    // in its turn, then reads.
+    if (!this.raw || want) return;
     if (this.kept !== null) this.hold();
     else if (!this.held) this.restartReads();
   }

@@ -539,8 +539,9 @@ export class RedisBroker extends EventEmitter implements Broker {
       // Until Redis has answered one EVAL on this connection, send the script itself: an EVALSHA
       // refused with NOSCRIPT (a fresh or restarted server) and retried would be overtaken by the
       // publishes sent after the first retry loaded it, and the stream would lose publish order.
+      const evalScript = () => this.client.sendCommand(['EVAL', HISTORY_SCRIPT, '1', ...args]);
       if (!this.scriptCached) {
-        return this.client.sendCommand(['EVAL', HISTORY_SCRIPT, '1', ...args]).then((r) => {
+        return evalScript().then((r) => {
           this.scriptCached = true;
           return r;
         });
@@ -551,7 +552,7 @@ export class RedisBroker extends EventEmitter implements Broker {
         // turn; nothing new is sent until all have settled, so none is overtaken.
         this.scriptCached = false;
         this.scriptHold = true;
-        return this.client.sendCommand(['EVAL', HISTORY_SCRIPT, '1', ...args]);
+        return evalScript();
       });
     }
     return this.sharded ? this.client.sPublish!(channel, msg) : this.client.publish(channel, msg);
