@@ -60,6 +60,13 @@ export default defineConfig({
           env: { WASMWS_RAW_IO: 'off' },
         },
       },
+      // Raw I/O with Node's buffer per read (a handle without useUserBuffer): the read-side suites.
+      {
+        test: {
+          ...common, name: 'node-read-buffers', include: ['test/server.test.ts', 'test/fair-reading.test.ts'], maxWorkers: IO_WORKERS,
+          env: { WASMWS_READ_BUFFER: 'off' },
+        },
+      },
       { test: { ...common, name: 'timing', include: TIMING_SUITES, maxWorkers: 1, sequence: { groupOrder: 1 } } },
       {
         test: {

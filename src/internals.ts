@@ -15,6 +15,9 @@
 //                           handle without the Readable/Writable layers (src/node/transport.ts).
 //                           Not used under --pending-deprecation (process.binding would warn).
 //                           Fallback: the socket's 'data' events and write().
+//   handle.useUserBuffer    with raw I/O, every handle reads into one shared buffer, each read
+//                           copied out at once (what net.connect's `onread` option does). Fallback
+//                           (a handle without it, or WASMWS_READ_BUFFER=off): Node's buffer per read.
 //
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 
@@ -89,6 +92,9 @@ function detectStreamWrap(): StreamWrapBinding | null {
 /** The stream_wrap binding, where it may be used (the transport also checks each socket's handle). */
 export const streamWrap: StreamWrapBinding | null = detectStreamWrap();
 
+/** Raw handles read into one shared buffer where they can (WASMWS_READ_BUFFER=off: Node's buffer per read). */
+export const sharedReadBuffer: boolean = streamWrap !== null && !envOff('WASMWS_READ_BUFFER');
+
 /** Which private APIs are in use on this runtime (for describe() and tests). */
 export interface InternalsReport {
   /** WASMWS_INTERNALS allows private APIs. */
@@ -99,6 +105,8 @@ export interface InternalsReport {
   zlibSync: boolean;
   /** Upgraded TCP connections are read and written through their handle (stream_wrap). */
   rawSocketIo: boolean;
+  /** With raw I/O, their handles read into one shared buffer (useUserBuffer), each read copied out. */
+  sharedReadBuffer: boolean;
 }
 
 let zlibSyncProbe: () => boolean = () => false;
@@ -110,5 +118,5 @@ export function registerZlibSyncProbe(probe: () => boolean): void {
 
 /** Which private runtime APIs wasmws uses here, and whether they were allowed. */
 export function runtimeInternals(): InternalsReport {
-  return { allowed: INTERNALS_ALLOWED, bufferSpecies: fastBuffer !== null, zlibSync: zlibSyncProbe(), rawSocketIo: streamWrap !== null };
+  return { allowed: INTERNALS_ALLOWED, bufferSpecies: fastBuffer !== null, zlibSync: zlibSyncProbe(), rawSocketIo: streamWrap !== null, sharedReadBuffer };
 }

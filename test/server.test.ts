@@ -380,6 +380,46 @@ describe('the upgraded socket, as the application sees it (raw handle I/O, and w
     }));
   }
 
+  it('payloads the application keeps stay intact while later reads arrive (whole frames, frames over several reads, fragments)', () => withRawPeer(async ({ c, ws }) => {
+    // Raw I/O reads every connection into one shared buffer: what is handed out must be a copy.
+    const kept: Buffer[] = [];
+    ws.on('message', (d) => kept.push(d as Buffer)); // kept as given, not copied
+    const body = (i: number, n: number) => Buffer.from(Array.from({ length: n }, (_, j) => (i * 31 + j * 7) & 0xff));
+    const want: Buffer[] = [];
+    for (let round = 0; round < 20; round++) {
+      // A burst of whole frames (one read, most likely), …
+      const burst: Buffer[] = [];
+      for (let i = 0; i < 10; i++) {
+        const p = body(round * 100 + i, 1 + ((round * 10 + i) % 90));
+        want.push(p);
+        burst.push(raw({ opcode: 2, payload: p, key: K }));
+      }
+      c.send(Buffer.concat(burst));
+      await sleep(5);
+      // … a frame whose header and payload come in three reads, …
+      const big = body(round * 100 + 50, 3000);
+      want.push(big);
+      const f = raw({ opcode: 2, payload: big, key: K });
+      for (const [a, b] of [[0, 1], [1, 1200], [1200, f.length]]) {
+        c.send(f.subarray(a, b));
+        await sleep(5);
+      }
+      // … and a message in two fragments, in two reads.
+      const frag = body(round * 100 + 70, 400);
+      want.push(frag);
+      c.send(raw({ opcode: 2, fin: false, payload: frag.subarray(0, 150), key: K }));
+      await sleep(5);
+      c.send(raw({ opcode: 0, payload: frag.subarray(150), key: K }));
+      await sleep(5);
+    }
+    await until(() => kept.length === want.length, { what: `${want.length} messages` });
+    // Then more traffic through the same buffer before the check.
+    for (let i = 0; i < 50; i++) c.send(raw({ opcode: 2, payload: Buffer.alloc(1000, 0xee), key: K }));
+    await until(() => kept.length === want.length + 50, { what: '50 more messages' });
+    kept.slice(0, want.length).forEach((k, i) => expect(k.equals(want[i]), `message ${i}`).toBe(true));
+    c.socket.destroy();
+  }));
+
   it('a paused connection keeps what arrives for its resume, in order', () => withRawPeer(async ({ c, ws }) => {
     ws.pause();
     const got: number[] = [];
