@@ -420,6 +420,33 @@ describe('the upgraded socket, as the application sees it (raw handle I/O, and w
     c.socket.destroy();
   }));
 
+  it("small frames waiting for a slow peer stay intact while other connections' frames go through the same outgoing memory", () => withRawPeer(async ({ c, ws, s }) => {
+    // Small frames are framed into shared slabs that are reused once their writes are done: the
+    // ones a stalled write still holds must not be written over.
+    c.socket.pause();
+    const N = 16_000;
+    const frame = (i: number) => Buffer.alloc(1000, (i * 13) & 0xff).fill(i >>> 8, 0, 1).fill(i & 0xff, 1, 2);
+    for (let i = 0; i < N; i++) ws.send(frame(i)); // 16 MB in one tick: more than the socket buffers take
+    await sleep(20);
+    expect(ws.bufferedAmount).toBeGreaterThan(0);
+    // Meanwhile another connection's echo pushes megabytes of small frames through.
+    const { c: c2, ws: ws2 } = await rawPeer(s);
+    ws2.on('message', (d) => ws2.send(d as Buffer));
+    for (let round = 0; round < 20; round++) {
+      const burst: Buffer[] = [];
+      for (let i = 0; i < 200; i++) burst.push(raw({ opcode: 2, payload: Buffer.alloc(900, round), key: K }));
+      c2.send(Buffer.concat(burst));
+      await c2.until(() => c2.frames.length === (round + 1) * 200, { what: `echo round ${round}` });
+    }
+    expect(c2.frames.every((f, i) => f.payload.length === 900 && f.payload.every((b) => b === Math.floor(i / 200)))).toBe(true);
+    c.socket.resume();
+    await c.until(() => c.frames.length === N, { timeout: 10_000, what: `${N} frames at the slow peer` });
+    const bad = c.frames.findIndex((f, i) => !f.payload.equals(frame(i)));
+    expect(bad).toBe(-1);
+    c.socket.destroy();
+    c2.socket.destroy();
+  }));
+
   it('a paused connection keeps what arrives for its resume, in order', () => withRawPeer(async ({ c, ws }) => {
     ws.pause();
     const got: number[] = [];

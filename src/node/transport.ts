@@ -7,7 +7,7 @@
 import type { Duplex } from 'node:stream';
 import { Socket as NetSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { OutQueue } from '../protocol/outqueue.js';
+import { releaseSlabs, type OutQueue, type Slab } from '../protocol/outqueue.js';
 import { getSystemErrorName } from 'node:util';
 import { INTERNALS_ALLOWED, BufferView, sharedReadBuffer, streamWrap } from '../internals.js';
 
@@ -299,7 +299,15 @@ interface RawWriteReq {
   buffer: unknown;
   transport: Transport;
   done: Cb | undefined;
+  /** Slabs of the views it carries (OutQueue), released when it completes. */
+  slabs: Slab[] | null;
 }
+
+/**
+ * Slabs of the views a flush takes from its OutQueue for a raw write (scratch, empty between
+ * flushes: a flush runs no other code between taking and writing).
+ */
+const takenSlabs: Slab[] = [];
 
 /** Node's onread of stream handles (onStreamRead), taken from the first socket that has it. */
 let nodeOnRead: RawHandle['onread'] | null = null;
@@ -363,6 +371,11 @@ function refreshTimeout(socket: Duplex): void {
 function rawWriteDone(this: RawWriteReq, status: number): void {
   const t = this.transport;
   this.buffer = null;
+  const slabs = this.slabs;
+  if (slabs !== null) {
+    this.slabs = null;
+    releaseSlabs(slabs); // written, failed or cancelled: libuv reads none of it any more
+  }
   t.rawWriteSettled(status, this.done);
 }
 
@@ -591,21 +604,29 @@ export class Transport {
     if (out.bytes === 0) return;
     const socket = this.socket;
     const bytes = out.bytes;
+    // Raw: unless the socket's own write buffer still holds bytes (they would be overtaken). Only
+    // raw writes say when libuv is done with the slab views (OutQueue: their slabs are reused).
+    const raw = this.raw && this.socketWritesDone();
+    const slabs = takenSlabs;
     // A socket still holding earlier bytes is not draining: give it copies, not slab views, so that
     // a slow peer pins only its own bytes (which maxBackpressure counts), not shared slabs.
-    const bufs = out.take(this.writableLength > 0);
+    const bufs = out.take(this.writableLength > 0, raw ? slabs : undefined);
     const cbs = this.cbs;
     this.cbs = null;
     const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;
+    const n = bufs.length;
+    // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
     if (socket.destroyed || !socket.writable) {
+      releaseSlabs(slabs); // dropped
       if (done) done(new Error(NOT_OPEN));
       return;
     }
-    const n = bufs.length;
-    // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
-    const data = n === 1 ? bufs[0] : bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG ? Buffer.concat(bufs, bytes) : bufs;
-    // Raw: unless the socket's own write buffer still holds bytes (they would be overtaken).
-    if (this.raw && this.socketWritesDone()) this.rawWrite(data, done);
+    let data: Buffer | Buffer[] = n === 1 ? bufs[0] : bufs;
+    if (n > 1 && bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG) {
+      data = Buffer.concat(bufs, bytes);
+      releaseSlabs(slabs); // copied
+    }
+    if (raw) this.rawWrite(data, done);
     else if (!Array.isArray(data)) socket.write(data, done);
     else {
       socket.cork();
@@ -616,8 +637,13 @@ export class Transport {
     this.queuedAtFlush = this.writableLength;
   }
 
-  /** One write request to the handle; `done` runs once libuv has written it (or failed). */
+  /**
+   * One write request to the handle; `done` runs once libuv has written it (or failed). The slabs
+   * of the views in `data` (takenSlabs) are released once libuv no longer reads them: at once when
+   * the write completed synchronously (the kernel has the bytes), else when the request completes.
+   */
   private rawWrite(data: Buffer | Buffer[], done: Cb | undefined): void {
+    const slabs = takenSlabs;
     const socket = this.socket as NetSocket & { _handle: RawHandle | null };
     const h = socket._handle!;
     const req = new streamWrap!.WriteWrap() as RawWriteReq;
@@ -626,8 +652,10 @@ export class Transport {
     req.buffer = null;
     req.transport = this;
     req.done = done;
+    req.slabs = null;
     const status = Array.isArray(data) ? h.writev(req, data, true) : h.writeBuffer(req, data);
     if (status !== 0) {
+      releaseSlabs(slabs); // nothing queued: libuv holds none of it
       const err = rawError(status, 'write');
       if (done) process.nextTick(done, err);
       socket.destroy(err);
@@ -636,8 +664,15 @@ export class Transport {
     refreshTimeout(socket);
     if (streamWrap!.streamBaseState[streamWrap!.kLastWriteWasAsync]) {
       req.buffer = data; // alive until libuv is done with it
+      if (slabs.length > 0) {
+        req.slabs = slabs.slice();
+        slabs.length = 0;
+      }
       this.rawPending++;
-    } else if (done) process.nextTick(done, null);
+    } else {
+      releaseSlabs(slabs);
+      if (done) process.nextTick(done, null);
+    }
   }
 
   /** @internal An asynchronous raw write completed (status < 0: failed, or cancelled by a close). */

@@ -5,11 +5,56 @@
 //
 //   reserve(n) ──▶ [slab: …|conn A seg|conn B seg|free…]      push(buf) ──▶ list
 //   take() ──▶ [segment views and pushed buffers, in order] ──▶ socket.write / writev
+//
+// Slabs are reused. Every segment counts as live in its slab from its first reserve until whoever
+// took it says it is done (releaseSlabs: the write that carried it completed, or it was copied, or
+// dropped); a slab with no live segment is written over again instead of a new one being
+// allocated. Each new 256 KiB slab is memory V8 counts as external, and that count, not the heap,
+// is what set off its collections in an echo at 1,000 connections (--trace-gc: "external memory
+// pressure", a full mark-compact every ~120 ms). A segment taken without a way to know when it is
+// done (take() without a `slabs` list: the socket's own write(), an HTTP/2 stream) stays live for
+// good: its slab is left to the GC, as before.
 
 const SLAB_SIZE = 256 * 1024;
 
-let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-let slabUsed = 0;
+/** A slab of outgoing bytes: `used` bytes handed out since it was (re)started, `live` segments not done with. */
+export class Slab {
+  readonly buf: Buffer;
+  used = 0;
+  live = 0;
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+  }
+}
+
+/** The slab reserves come from. */
+let slab = new Slab(SLAB_SIZE);
+/** A full slab whose segments are all done: the next one, instead of an allocation. */
+let spare: Slab | null = null;
+
+function nextSlab(n: number): void {
+  if (n > SLAB_SIZE) {
+    slab = new Slab(n); // (frames this large are queued as they are: only as a safety net)
+  } else if (spare !== null) {
+    slab = spare;
+    spare = null;
+    slab.used = 0;
+  } else {
+    slab = new Slab(SLAB_SIZE);
+  }
+}
+
+/** One segment of each of these slabs is done with (written, copied or dropped); empties the list. */
+export function releaseSlabs(slabs: Slab[]): void {
+  for (let i = 0; i < slabs.length; i++) release(slabs[i]);
+  slabs.length = 0;
+}
+
+function release(s: Slab): void {
+  if (--s.live !== 0) return;
+  if (s === slab) s.used = 0; // nothing in it is live: start it over
+  else if (spare === null && s.buf.length === SLAB_SIZE) spare = s;
+}
 
 /** One connection's queue of bytes to send. */
 export class OutQueue {
@@ -17,10 +62,12 @@ export class OutQueue {
   bytes = 0;
   // (Both created on first use and dropped when taken: an idle connection holds no arrays.)
   private list: Buffer[] | null = null;
-  /** Positions in `list` that are views of a slab (rather than buffers pushed as they are). */
+  /** Positions in `list` that are views of a slab (rather than buffers pushed as they are)… */
   private slabViews: number[] | null = null;
-  // The open segment: slab[segStart, segEnd), still growing while it ends where the slab's free space begins.
-  private seg: Buffer | null = null;
+  /** …and the slab of each. */
+  private viewSlabs: Slab[] | null = null;
+  // The open segment: seg.buf[segStart, segEnd), still growing while it ends where the slab's free space begins.
+  private seg: Slab | null = null;
   private segStart = 0;
   private segEnd = 0;
 
@@ -30,26 +77,26 @@ export class OutQueue {
    */
   reserve(n: number): number {
     this.bytes += n;
-    if (this.seg === slab && this.segEnd === slabUsed && slabUsed + n <= SLAB_SIZE) {
-      slabUsed += n;
-      this.segEnd = slabUsed;
-      return slabUsed - n;
+    const s = slab;
+    if (this.seg === s && this.segEnd === s.used && s.used + n <= s.buf.length) {
+      s.used += n;
+      this.segEnd = s.used;
+      return s.used - n;
     }
     this.seal();
-    if (slabUsed + n > slab.length) {
-      slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
-      slabUsed = 0;
-    }
-    this.seg = slab;
-    this.segStart = slabUsed;
-    slabUsed += n;
-    this.segEnd = slabUsed;
+    if (slab.used + n > slab.buf.length) nextSlab(n);
+    const t = slab;
+    t.live++;
+    this.seg = t;
+    this.segStart = t.used;
+    t.used += n;
+    this.segEnd = t.used;
     return this.segStart;
   }
 
   /** The buffer that the last `reserve` points into. */
   get buf(): Buffer {
-    return this.seg!;
+    return this.seg!.buf;
   }
 
   /** Queue a buffer as it is (a large payload, a pre-encoded broadcast frame). */
@@ -60,32 +107,50 @@ export class OutQueue {
   }
 
   private seal(): void {
-    if (this.seg === null) return;
+    const s = this.seg;
+    if (s === null) return;
     const l = (this.list ??= []);
     (this.slabViews ??= []).push(l.length);
-    l.push(this.seg.subarray(this.segStart, this.segEnd));
+    (this.viewSlabs ??= []).push(s);
+    l.push(s.buf.subarray(this.segStart, this.segEnd));
     this.seg = null;
   }
 
   /**
    * Everything queued, in order; the queue is empty afterwards. With `own`, slab segments are
-   * copied out: a socket that is not draining would otherwise keep a whole shared slab alive for a
-   * few bytes of its own (the connection layer asks for it when the socket already has a backlog).
+   * copied out (and done with): a socket that is not draining would otherwise keep a whole shared
+   * slab alive for a few bytes of its own (the connection layer asks for it when the socket already
+   * has a backlog). With `slabs`, the slabs of the views handed out are appended to it, and the
+   * caller passes them to releaseSlabs once nothing reads those views any more; without it, they
+   * stay live for good.
    */
-  take(own = false): Buffer[] {
+  take(own = false, slabs?: Slab[]): Buffer[] {
     this.seal();
     const l = this.list ?? [];
-    if (own && this.slabViews) for (const i of this.slabViews) l[i] = ownCopy(l[i]);
+    const vs = this.viewSlabs;
+    if (vs !== null) {
+      if (own) {
+        for (const i of this.slabViews!) l[i] = ownCopy(l[i]);
+        releaseSlabs(vs);
+      } else if (slabs !== undefined) {
+        for (let i = 0; i < vs.length; i++) slabs.push(vs[i]);
+      }
+    }
     this.list = null;
     this.slabViews = null;
+    this.viewSlabs = null;
     this.bytes = 0;
     return l;
   }
 
+  /** Drop everything queued (nothing of it was handed out). */
   clear(): void {
+    if (this.seg !== null) release(this.seg);
+    if (this.viewSlabs !== null) releaseSlabs(this.viewSlabs);
     this.seg = null;
     this.list = null;
     this.slabViews = null;
+    this.viewSlabs = null;
     this.bytes = 0;
   }
 }
