@@ -281,8 +281,10 @@ function flushTick(t: Transport): void {
 // an ArrayBuffer the GC must later free. Our onread copies each read out at once, into
 // Buffer.allocUnsafe (Node's pool below 4 KiB), before any other code runs, so nothing ever views
 // the shared buffer: what the parser, the application and kept chunks hold is theirs, as before.
-// 1.12× at 16 B × 1,000 connections, 1.06× at 1 KiB × 1,000, even elsewhere (README). Where a
-// handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read buffers are viewed.
+// 1.02–1.17× at 16 B × 1,000 connections in three A/B runs, elsewhere within this VM's spread
+// (README). Where a handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read
+// buffers are viewed. Raw writes also say when libuv is done with the slab views they carry
+// (rawWrite), so OutQueue reuses its slabs.
 
 interface RawHandle extends StreamHandle {
   onread: (this: RawHandle, ab?: ArrayBuffer) => unknown;
