@@ -306,8 +306,8 @@ interface RawWriteReq {
 }
 
 /**
- * Slabs of the views a flush takes from its OutQueue for a raw write (scratch, empty between
- * flushes: a flush runs no other code between taking and writing).
+ * Slabs of the views a flush takes from its OutQueue (scratch, empty between flushes: a flush
+ * runs no other code between taking and writing).
  */
 const takenSlabs: Slab[] = [];
 
@@ -606,46 +606,56 @@ export class Transport {
     if (out.bytes === 0) return;
     const socket = this.socket;
     const bytes = out.bytes;
-    // Raw: unless the socket's own write buffer still holds bytes (they would be overtaken). Only
-    // raw writes say when libuv is done with the slab views (OutQueue: their slabs are reused).
-    const raw = this.raw && this.socketWritesDone();
-    const slabs = takenSlabs;
     // A socket still holding earlier bytes is not draining: give it copies, not slab views, so that
     // a slow peer pins only its own bytes (which maxBackpressure counts), not shared slabs.
-    const bufs = out.take(this.writableLength > 0, raw ? slabs : undefined);
+    const slabs = takenSlabs;
+    const bufs = out.take(this.writableLength > 0, slabs);
     const cbs = this.cbs;
     this.cbs = null;
     const done = cbs ? (err?: Error | null) => { for (const cb of cbs) cb(err ?? null); } : undefined;
-    const n = bufs.length;
-    // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
     if (socket.destroyed || !socket.writable) {
       releaseSlabs(slabs); // dropped
       if (done) done(new Error(NOT_OPEN));
       return;
     }
+    const n = bufs.length;
     let data: Buffer | Buffer[] = n === 1 ? bufs[0] : bufs;
+    // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
     if (n > 1 && bytes <= COALESCE_MAX && bytes < n * COALESCE_AVG) {
       data = Buffer.concat(bufs, bytes);
       releaseSlabs(slabs); // copied
     }
-    if (raw) this.rawWrite(data, done);
-    else if (!Array.isArray(data)) socket.write(data, done);
+    // Raw: unless the socket's own write buffer still holds bytes (they would be overtaken).
+    if (this.raw && this.socketWritesDone()) this.rawWrite(data, done, slabs);
     else {
-      socket.cork();
-      for (let i = 0; i < n - 1; i++) socket.write(data[i]);
-      socket.write(data[n - 1], done);
-      socket.uncork();
+      // The socket's own write() does not say when it is done with the views: they stay live for
+      // good (their slabs are left to the GC).
+      slabs.length = 0;
+      this.socketWrite(data, done);
     }
     this.queuedAtFlush = this.writableLength;
   }
 
+  /** The socket's own write: one buffer, or one corked writev. */
+  private socketWrite(data: Buffer | Buffer[], done: Cb | undefined): void {
+    const socket = this.socket;
+    if (!Array.isArray(data)) {
+      socket.write(data, done);
+      return;
+    }
+    socket.cork();
+    for (let i = 0; i < data.length - 1; i++) socket.write(data[i]);
+    socket.write(data[data.length - 1], done);
+    socket.uncork();
+  }
+
   /**
-   * One write request to the handle; `done` runs once libuv has written it (or failed). The slabs
-   * of the views in `data` (takenSlabs) are released once libuv no longer reads them: at once when
-   * the write completed synchronously (the kernel has the bytes), else when the request completes.
+   * One write request to the handle; `done` runs once libuv has written it (or failed). `slabs`
+   * (takenSlabs: those of the slab views in `data`) are released, and the list emptied, once libuv
+   * no longer reads them: at once when the write completed synchronously (the kernel has the
+   * bytes), else when the request completes.
    */
-  private rawWrite(data: Buffer | Buffer[], done: Cb | undefined): void {
-    const slabs = takenSlabs;
+  private rawWrite(data: Buffer | Buffer[], done: Cb | undefined, slabs: Slab[]): void {
     const socket = this.socket as NetSocket & { _handle: RawHandle | null };
     const h = socket._handle!;
     const req = new streamWrap!.WriteWrap() as RawWriteReq;

@@ -11,9 +11,9 @@
 // dropped); a slab with no live segment is written over again instead of a new one being
 // allocated. Each new 256 KiB slab is memory V8 counts as external, and that count, not the heap,
 // is what set off its collections in an echo at 1,000 connections (--trace-gc: "external memory
-// pressure", a full mark-compact every ~120 ms). A segment taken without a way to know when it is
-// done (take() without a `slabs` list: the socket's own write(), an HTTP/2 stream) stays live for
-// good: its slab is left to the GC, as before.
+// pressure", a full mark-compact every ~120 ms). A segment handed to something that does not say
+// when it is done with it (the socket's own write(): TLS, HTTP/2 streams, other Duplexes) is never
+// released: its slab is left to the GC, as before.
 
 const SLAB_SIZE = 256 * 1024;
 
