@@ -16,6 +16,13 @@ run('-p', 'tsconfig.json');
 run('-p', 'tsconfig.cjs.json');
 mkdirSync(join(root, 'dist', 'cjs'), { recursive: true });
 writeFileSync(join(root, 'dist', 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
+// src/codec/location.ts reads import.meta.url, which CommonJS does not have: its CJS copy answers with __filename.
+writeFileSync(join(root, 'dist', 'cjs', 'codec', 'location.js'), [
+  "'use strict';",
+  "Object.defineProperty(exports, '__esModule', { value: true });",
+  "exports.MODULE_LOCATION = __filename;",
+  '',
+].join('\n'));
 // The CommonJS entry mirrors ws's: require('wasmws') is the WebSocket class with every named export
 // on it (require('wasmws').WebSocketServer, .Server, .createCodec, .mask, …).
 writeFileSync(join(root, 'dist', 'cjs', 'main.js'), [

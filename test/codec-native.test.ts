@@ -7,7 +7,8 @@ import * as http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tmpdir } from 'node:os';
 import { AutoCodec, createCodec, describeCodec, HAS_NATIVE, NATIVE_SOURCE, NativeCodec, TsCodec, WasmCodec, type Codec } from '../src/codec/index.js';
 import { acceptNative } from '../src/codec/native.js';
 import { CHOSEN } from '../src/codec/select.js';
@@ -29,11 +30,11 @@ function refXor(b: Uint8Array, s: number, e: number, k: number, phase = 0): void
   for (let i = s; i < e; i++) b[i] ^= (k >>> (((i - s + phase) & 3) << 3)) & 0xff;
 }
 /** What a fresh Node process with `env` finds through the built package, as ESM and as CommonJS (the choice is made once, at load). */
-function sourceIn(env: Record<string, string>): { esm: unknown; cjs: unknown } {
+function sourceIn(env: Record<string, string>, cwd = ROOT): { esm: unknown; cjs: unknown } {
   const show = 'JSON.stringify({ has: m.HAS_NATIVE, source: m.describeCodec().nativeSource, backend: (() => { try { return m.createCodec({ backend: "native" }).backend; } catch (e) { return /no native WebSocket unmask/.test(e.message) ? "refused" : e.message; } })() })';
-  const opts = { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' as const, timeout: 30_000 };
-  const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `import * as m from './dist/esm/index.js'; console.log(${show})`], opts);
-  const cjs = execFileSync(process.execPath, ['-e', `const m = require('./dist/cjs/index.js'); console.log(${show})`], opts);
+  const opts = { cwd, env: { ...process.env, ...env }, encoding: 'utf8' as const, timeout: 30_000 };
+  const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `import * as m from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/esm/index.js')).href)}; console.log(${show})`], opts);
+  const cjs = execFileSync(process.execPath, ['-e', `const m = require(${JSON.stringify(join(ROOT, 'dist/cjs/index.js'))}); console.log(${show})`], opts);
   return { esm: JSON.parse(esm), cjs: JSON.parse(cjs) };
 }
 
@@ -61,6 +62,10 @@ describe('native unmask detection', () => {
   it('the built package finds the same source as ESM and as CommonJS (bufferutil resolved from the package)', () => {
     const want = { has: EXPECTED_SOURCE !== null, source: EXPECTED_SOURCE, backend: EXPECTED_SOURCE ? 'native' : 'refused' };
     expect(sourceIn({})).toEqual({ esm: want, cjs: want });
+  });
+  it('finds bufferutil from the package, not from the working directory: the same with the process started elsewhere (a service\'s cwd is often /)', () => {
+    const want = { has: EXPECTED_SOURCE !== null, source: EXPECTED_SOURCE, backend: EXPECTED_SOURCE ? 'native' : 'refused' };
+    expect(sourceIn({}, tmpdir())).toEqual({ esm: want, cjs: want });
   });
   it('WASMWS_NO_BUFFERUTIL=1 switches bufferutil off, never the runtime\'s own unmask', () => {
     const want = RUNTIME_HAS_IT

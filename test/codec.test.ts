@@ -359,6 +359,36 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       expect(got).toEqual(['x', 'q1', 'q2']);
     });
 
+    it('parse(chunk, sink, transient) keeps no view of the chunk: payloads and frames spread over reads survive the buffer being written over', () => {
+      const next = rng(23);
+      const big = randomBytes(next, 70000);
+      const stream = Buffer.concat([
+        raw({ opcode: 2, payload: Buffer.from('first'), key: KEY }),
+        raw({ opcode: 2, payload: big, key: [3, 1, 4, 1] }),
+        ...Array.from({ length: 40 }, (_, i) => raw({ opcode: 2, payload: Buffer.alloc(i * 7, i), key: KEY })),
+        raw({ fin: false, opcode: 1, payload: Buffer.from('frag'), key: KEY }),
+        raw({ opcode: 9, payload: Buffer.from('ping'), key: KEY }),
+        raw({ opcode: 0, payload: Buffer.from('ment'), key: KEY }),
+      ]);
+      const expected = server().push(Buffer.from(stream)).map((f) => f.payload.toString('hex'));
+      expect(expected).toHaveLength(45);
+      // Reads of 1 to 64 KiB through one scratch buffer, as the shared read buffer is used.
+      const scratch = Buffer.alloc(65536);
+      for (const cuts of [[3, 9, 20, 40000, 70030, 70031], Array.from({ length: 30 }, () => (next() * stream.length) | 0)]) {
+        const p = server();
+        const kept: Buffer[] = [];
+        const sink = { onFrame: (_b0: number, payload: Buffer) => kept.push(payload) };
+        for (const part of splitAt(stream, cuts)) {
+          for (let at = 0; at < part.length; at += scratch.length) {
+            const n = part.copy(scratch, 0, at, Math.min(part.length, at + scratch.length));
+            p.parse(scratch.subarray(0, n), sink, true);
+            scratch.fill(0xee);
+          }
+        }
+        expect(kept.map((b) => b.toString('hex'))).toEqual(expected);
+      }
+    });
+
     it('keeps a returned payload intact after later pushes', () => {
       const p = server();
       const a = p.push(raw({ opcode: 2, payload: Buffer.alloc(50, 1), key: KEY }))[0].payload;
@@ -459,6 +489,27 @@ describe('every backend agrees with the TS twin (randomized differential)', () =
     }
     return out;
   }
+  /** The same, each chunk parsed as transient from one scratch buffer written over after every call. */
+  function runTransient(codec: typeof ts, chunks: Buffer[], role: 'server' | 'client', maxPayload: number) {
+    const p = new FrameParser({ role, codec, maxPayload });
+    const scratch = Buffer.alloc(Math.max(1, ...chunks.map((c) => c.length)));
+    const got: [number, Buffer][] = [];
+    const sink = { onFrame: (b0: number, payload: Buffer) => got.push([b0, payload]) };
+    let error: string | null = null;
+    try {
+      for (const c of chunks) {
+        c.copy(scratch);
+        p.parse(scratch.subarray(0, c.length), sink, true);
+        scratch.fill(0xee);
+      }
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      error = `error ${e.code} ${e.kind}`;
+    }
+    const out = got.map(([b0, pl]) => `${b0 >> 7}${(b0 >> 6) & 1}${b0 & 0x0f}:${pl.toString('hex')}`);
+    if (error) out.push(error);
+    return out;
+  }
   it('on 400 random frame streams with random splits and random corruption', () => {
     const next = rng(2026);
     let errors = 0;
@@ -487,6 +538,8 @@ describe('every backend agrees with the TS twin (randomized differential)', () =
         // Split invariance across backends as well: the unsplit stream gives the same result.
         expect(run(codec, [stream], role, max), name).toEqual(a);
       }
+      // Transient chunks (the shared read buffer) give the same frames with every backend.
+      for (const [name, codec] of BACKENDS) expect(runTransient(codec, splitAt(stream, cuts), role, max), `${name} transient`).toEqual(b);
       if (b.length && b[b.length - 1].startsWith('error')) errors++;
     }
     expect(errors).toBeGreaterThan(50); // the generator really exercises the error paths

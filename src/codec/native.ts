@@ -18,6 +18,7 @@ import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { ROW_WORDS, SCAN_OK, TABLE_CAPACITY } from './layout.js';
 import { mask as tsMask, rotateKey, scanFrames, tsKernelRanges, unmask as tsUnmask } from './ts.js';
 import { RUNTIME } from './runtime.js';
+import { MODULE_LOCATION } from './location.js';
 import { envFlag } from '../env.js';
 
 /** WASMWS_NO_BUFFERUTIL is set (to anything but '' or '0'). */
@@ -32,7 +33,6 @@ export type NativeSource = 'node:http' | 'bufferutil';
 /** Below this many bytes NativeCodec hands a call to the TS twin unless told otherwise (the call and the view cost ~40 ns). */
 export const NATIVE_MIN = 256;
 
-declare const __filename: string | undefined;
 
 /** Whether fn is compiled code rather than JavaScript (a native addon's or the runtime's own). */
 function isCompiled(fn: unknown): boolean {
@@ -95,7 +95,7 @@ function probe(): { unmask: UnmaskFn; mask: MaskFn; source: NativeSource } | nul
   }
   if (typeof createRequire !== 'function') return null;
   const from: string[] = [];
-  if (typeof __filename === 'string') from.push(__filename);
+  from.push(MODULE_LOCATION);
   try {
     from.push(`${process.cwd()}/`);
   } catch {

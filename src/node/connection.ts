@@ -105,11 +105,11 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
   // ── TransportEvents ────────────────────────────────────────────────────────────────────
 
   /** @internal */
-  onData(chunk: Buffer): void {
+  onData(chunk: Buffer, transient = false): void {
     this.ws.isAlive = true;
     const w = this.opts.idleWheel;
     if (w) this.activeTick = w.tick;
-    this.protocol.receive(chunk);
+    this.protocol.receive(chunk, transient);
   }
 
   /** @internal */

@@ -15,7 +15,11 @@ type Cb = (err?: Error | null) => void;
 
 /** What the transport reports to its connection. */
 export interface TransportEvents {
-  onData(chunk: Buffer): void;
+  /**
+   * Bytes read. `transient`: `chunk` is a view of the shared read buffer, written over once this
+   * call returns (keep nothing that views it: the parser copies what it keeps).
+   */
+  onData(chunk: Buffer, transient: boolean): void;
   /** The peer ended its half (TCP FIN, END_STREAM). */
   onEof(): void;
   /** The transport is closed (after an end both ways, an error or destroy()). */
@@ -187,14 +191,17 @@ function canHold(socket: Duplex): boolean {
 // Module-level listeners with a back-reference: no closures per connection (memory per idle
 // connection is a figure of merit for servers holding many).
 function onData(this: BoundSocket, chunk: Buffer): void {
-  deliver(this[kTransport], chunk);
+  deliver(this[kTransport], chunk, false);
 }
-/** A chunk the socket read (its 'data' event, or the raw read path below). */
-function deliver(t: Transport, chunk: Buffer): void {
+/**
+ * A chunk the socket read (its 'data' event, or the raw read path below). `transient`: a view of
+ * the shared read buffer, processed now or copied to be kept.
+ */
+function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   if (t.rawStopped) {
     // Raw and paused: the handle read on (so that a FIN or a reset is still seen, as a paused
     // net.Socket reads up to its highWaterMark); this chunk waits for the resume, and now it stops.
-    (t.kept ??= []).push(chunk);
+    (t.kept ??= []).push(transient ? ownRead(chunk) : chunk);
     t.stopHandle();
     return;
   }
@@ -202,7 +209,7 @@ function deliver(t: Transport, chunk: Buffer): void {
     // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
     // and now the socket stops reading (what a held connection keeps is bounded by one read and
     // its Readable's highWaterMark).
-    t.kept.push(chunk);
+    t.kept.push(transient ? ownRead(chunk) : chunk);
     t.hold();
     t.stopReads();
     return;
@@ -210,11 +217,11 @@ function deliver(t: Transport, chunk: Buffer): void {
   if (t.held) {
     // Its turn has not come: the chunk waits. The socket keeps reading until a second one comes
     // (most held connections get no more before their turn: no readStop/readStart round trip).
-    t.kept = [chunk];
+    t.kept = [transient ? ownRead(chunk) : chunk];
     return;
   }
   if (!t.canHold) {
-    t.events.onData(chunk);
+    t.events.onData(chunk, transient);
     return;
   }
   const t0 = performance.now();
@@ -225,7 +232,7 @@ function deliver(t: Transport, chunk: Buffer): void {
     scheduleTurnEnd();
   } else if (t0 - windowStart > budgetMs) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
-    t.kept = [chunk];
+    t.kept = [transient ? ownRead(chunk) : chunk];
     t.hold();
     return;
   }
@@ -233,7 +240,7 @@ function deliver(t: Transport, chunk: Buffer): void {
   // flush as scheduled keeps schedule() from queueing a tick of its own for them.
   t.flushScheduled = true;
   try {
-    t.events.onData(chunk);
+    t.events.onData(chunk, transient);
   } finally {
     t.flush(); // also when a 'message' listener threw: nothing may wait for a tick never queued
   }
@@ -340,10 +347,10 @@ function shareReadBuffer(h: RawHandle): void {
   h.useUserBuffer((readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE)));
 }
 
-/** A read, copied out of the shared buffer: Node's pool below 4 KiB, its own memory above. */
-function copyRead(n: number): Buffer {
-  const c = Buffer.allocUnsafe(n);
-  readBuffer!.copy(c, 0, 0, n);
+/** A read kept for later, copied out of the shared buffer: Node's pool below 4 KiB, its own memory above. */
+function ownRead(view: Buffer): Buffer {
+  const c = Buffer.allocUnsafe(view.length);
+  view.copy(c, 0);
   return c;
 }
 
@@ -358,7 +365,8 @@ function rawOnRead(this: RawHandle, ab?: ArrayBuffer): void {
     const t = this[kTransport]!;
     if (t.socket.destroyed) return; // as net.Socket: what a destroyed socket reads is dropped
     refreshTimeout(t.socket);
-    deliver(t, ab === undefined ? copyRead(n) : new BufferView(ab, st[streamWrap!.kArrayBufferOffset], n));
+    if (ab === undefined) deliver(t, readBuffer!.subarray(0, n), true);
+    else deliver(t, new BufferView(ab, st[streamWrap!.kArrayBufferOffset], n), false);
     return;
   }
   nodeOnRead!.call(this, ab); // EOF, an error: net.Socket's own handling
@@ -516,7 +524,7 @@ export class Transport {
     this.kept = null;
     let i = 0;
     try {
-      for (; i < k.length; i++) this.events.onData(k[i]);
+      for (; i < k.length; i++) this.events.onData(k[i], false);
     } finally {
       // A listener threw: the chunks after it are not lost, they wait for the next turn.
       if (i + 1 < k.length) {

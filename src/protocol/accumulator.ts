@@ -1,7 +1,9 @@
 // Reassembly buffer for payload that arrives in pieces (a frame over many reads, a message over
 // many fragments). Memory grows with payload bytes, not with the number of pieces: the first piece
 // is kept as a view; from the second on, pieces are copied into one buffer that doubles (capped),
-// so 100k one-byte fragments cost ~100 KB, not 100k Buffer objects.
+// so 100k one-byte fragments cost ~100 KB, not 100k Buffer objects. A transient first piece (a view
+// of a shared read buffer) is copied at once; capacity stays within twice the bytes received (never
+// allocated from a length the peer declared).
 
 const MIN_CAPACITY = 4096;
 
@@ -11,12 +13,21 @@ export class Accumulator {
   /** Bytes held. */
   length = 0;
 
-  /** Add a piece; `cap` bounds the capacity the buffer may grow to (a limit already checked). */
-  push(piece: Buffer, cap: number): void {
+  /**
+   * Add a piece; `cap` bounds the capacity the buffer may grow to (a limit already checked).
+   * `copy`: the piece is transient (kept as a view otherwise while it is the only one).
+   */
+  push(piece: Buffer, cap: number, copy = false): void {
     const n = piece.length;
     if (n === 0) return;
     if (this.length === 0) {
-      this.first = piece;
+      if (!copy) {
+        this.first = piece;
+        this.length = n;
+        return;
+      }
+      this.buf = Buffer.allocUnsafeSlow(Math.max(n, Math.min(Math.max(2 * n, MIN_CAPACITY), cap)));
+      piece.copy(this.buf, 0);
       this.length = n;
       return;
     }

@@ -158,13 +158,18 @@ export class FrameParser {
   /**
    * Feed bytes; `sink.onFrame` gets each completed frame, in order. On a rule violation the frames
    * before it are delivered first, then ProtocolError is thrown and later input is discarded.
+   *
+   * `transient`: `chunk` is the caller's scratch (a shared read buffer), written over once this call
+   * returns. The parser then keeps no view of it: payloads handed to the sink, and the part of a
+   * frame still arriving, are copied out (one copy, the one the caller would otherwise make of the
+   * whole chunk; a frame spread over reads goes straight into its reassembly buffer).
    */
-  parse(chunk: Uint8Array, sink: FrameSink): void {
+  parse(chunk: Uint8Array, sink: FrameSink, transient = false): void {
     if (this.state === FAILED) return;
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const base = doneB0.length;
     try {
-      this.consume(buf, sink, base);
+      this.consume(buf, sink, base, transient);
     } catch (err) {
       this.state = FAILED;
       this.hdr = null;
@@ -184,7 +189,7 @@ export class FrameParser {
     donePayload.push(payload);
   }
 
-  private consume(chunk: Buffer, sink: FrameSink, doneBase: number): void {
+  private consume(chunk: Buffer, sink: FrameSink, doneBase: number, transient: boolean): void {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
@@ -198,11 +203,24 @@ export class FrameParser {
       const r = this.codec.scan(chunk, pos, sliceEnd, this.maxPayload, prefix, this.key, this.phase);
       const data = r.data;
       if (prefix > 0) {
-        this.addPayload(data.subarray(r.prefixOffset, r.prefixOffset + prefix));
+        this.addPayload(data.subarray(r.prefixOffset, r.prefixOffset + prefix), transient);
       }
       const table = r.table;
-      const ab = data.buffer;
-      const base = data.byteOffset + r.dataOffset;
+      let ab = data.buffer;
+      let base = data.byteOffset + r.dataOffset;
+      if (transient && r.count > 0) {
+        // The whole frames' bytes, from the first payload to the end of the last, into memory of
+        // their own (Node's pool below 4 KiB): their payloads are views of it.
+        const last = (r.count - 1) * ROW_WORDS;
+        const from = table[ROW_OFFSET];
+        const to = table[last + ROW_OFFSET] + table[last + ROW_LENGTH];
+        if (to > from) {
+          const own = Buffer.allocUnsafe(to - from);
+          data.copy(own, 0, r.dataOffset + from, r.dataOffset + to);
+          ab = own.buffer;
+          base = own.byteOffset - from;
+        }
+      }
       // A whole FIN text/binary frame outside a fragmented message, masked as our role expects,
       // passes every §5 rule at once; anything else takes the full check.
       const maskBit = this.bits & SERVER ? 0x8000 : 0;
@@ -234,7 +252,7 @@ export class FrameParser {
           this.state = PAYLOAD;
           if (have > 0) {
             const off = r.dataOffset + table[row + ROW_OFFSET];
-            this.addPayload(data.subarray(off, off + have));
+            this.addPayload(data.subarray(off, off + have), transient);
           }
           break;
         }
@@ -252,13 +270,16 @@ export class FrameParser {
     }
   }
 
-  /** Take payload bytes of the frame in progress; completes it when the last byte arrives. */
-  private addPayload(part: Buffer): void {
+  /**
+   * Take payload bytes of the frame in progress; completes it when the last byte arrives. `copy`:
+   * `part` is transient, the accumulator copies it even when it is the first piece.
+   */
+  private addPayload(part: Buffer, copy = false): void {
     this.remaining -= part.length;
     if (this.bits & TEXT && (this.b0 & 0x0f) < Opcode.CLOSE) this.checkText(part, (this.b0 & 0x80) !== 0, this.remaining === 0);
     // Capacity never exceeds the frame's length, which checkHeader already held to maxPayload.
     const acc = (this.payload ??= new Accumulator());
-    acc.push(part, acc.length + part.length + this.remaining);
+    acc.push(part, acc.length + part.length + this.remaining, copy);
     this.phase = (this.phase + part.length) & 3;
     if (this.remaining > 0) return;
     this.state = HEADER;

@@ -197,11 +197,14 @@ export class Protocol implements FrameSink {
     this.parser.allowRsv1 = true;
   }
 
-  /** Feed bytes from the transport. Input after a failure, the peer's close or EOF is discarded. */
-  receive(chunk: Uint8Array): void {
+  /**
+   * Feed bytes from the transport. Input after a failure, the peer's close or EOF is discarded.
+   * `transient`: the chunk is the caller's scratch, written over after this call (FrameParser.parse).
+   */
+  receive(chunk: Uint8Array, transient = false): void {
     if (this._failed || this._closeReceived || this.eof) return;
     try {
-      this.parser.parse(chunk, this);
+      this.parser.parse(chunk, this, transient);
     } catch (err) {
       // The frames before the violation were delivered already (FrameSink contract).
       if (err instanceof ProtocolError) return this.fail(err);
