@@ -389,6 +389,32 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       }
     });
 
+    it('parse(chunk, sink, transient): payloads copied out of many reads of 4-40 KiB stay intact and separate', () => {
+      // Regions between Node's pool limit and 32 KiB are slices of shared 64 KiB blocks: no slice
+      // may overlap another, whether the payload is whole in a read or reassembled across reads.
+      const next = rng(29);
+      const payloads = Array.from({ length: 400 }, (_, i) => randomBytes(next, 200 + ((next() * 3000) | 0) + (i % 7 === 0 ? 9000 : 0)));
+      const stream = Buffer.concat(payloads.map((payload) => raw({ opcode: 2, payload, key: KEY })));
+      const scratch = Buffer.alloc(65536);
+      const p = server();
+      const kept: Buffer[] = [];
+      const sink = { onFrame: (_b0: number, payload: Buffer) => kept.push(payload) };
+      for (let at = 0; at < stream.length;) {
+        const n = stream.copy(scratch, 0, at, Math.min(stream.length, at + 4096 + ((next() * 36000) | 0)));
+        p.parse(scratch.subarray(0, n), sink, true);
+        scratch.fill(0xee);
+        at += n;
+      }
+      expect(kept).toHaveLength(payloads.length);
+      // Each intact, after every earlier one was written over (an overlap would show here).
+      let intact = 0;
+      for (let i = 0; i < kept.length; i++) {
+        if (kept[i].equals(payloads[i])) intact++;
+        kept[i].fill(0xa5);
+      }
+      expect(intact).toBe(payloads.length);
+    });
+
     it('keeps a returned payload intact after later pushes', () => {
       const p = server();
       const a = p.push(raw({ opcode: 2, payload: Buffer.alloc(50, 1), key: KEY }))[0].payload;

@@ -122,7 +122,7 @@ export class AutoCodec implements Codec {
     else this.wasm!.mask(source, key, output, offset, length);
   }
 
-  scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number): ScanResult {
+  scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number, scratch = false): ScanResult {
     const at = start + prefix;
     const rest = end - at;
     let id = TS;
@@ -134,11 +134,12 @@ export class AutoCodec implements Codec {
       // A frame's tail: as an unmask of its own, unless wasm scans this read and would copy the
       // tail into linear memory anyway while no in-place primitive beats it.
       const u = pick(this.uCuts, prefix);
-      if (id === WASM && u !== NATIVE) return this.wasm!.scan(chunk, start, end, maxPayload, prefix, key, phase);
+      if (id === WASM && u !== NATIVE) return this.wasm!.scan(chunk, start, end, maxPayload, prefix, key, phase, scratch);
       this.unmask(chunk, start, at, key, phase);
     }
     const codec = id === WASM ? this.wasm! : id === NATIVE ? this.native! : this.ts;
-    const r = codec.scan(chunk, at, end, maxPayload, 0, 0, 0);
+    // A prefix stays in `chunk` (unmasked there, or never masked): then payloads must be too.
+    const r = codec.scan(chunk, at, end, maxPayload, 0, 0, 0, scratch && prefix === 0);
     r.consumed += prefix;
     r.prefixOffset = start;
     return r;

@@ -68,8 +68,12 @@ export interface Codec {
    * tail of a frame begun in an earlier chunk), then parse every frame after them, unmasking
    * payloads, until the region ends, a frame is incomplete, a length is refused or the table is
    * full. Rows' offsets count from start + prefix. May unmask chunk in place.
+   *
+   * `scratch`: the caller copies every byte it keeps out of `data` before its next call to any
+   * codec, so `data` may be the codec's own scratch memory (wasm: linear memory, without the copy
+   * back into `chunk`); `chunk` is then left masked or unmasked, whichever is cheaper.
    */
-  scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number): ScanResult;
+  scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number, scratch?: boolean): ScanResult;
   /** XOR buf[start, end) in place with `key` (LE u32), starting at mask byte `phase`. */
   unmask(buf: Uint8Array, start: number, end: number, key: number, phase: number): void;
   /** output[offset + i] = source[i] ^ mask[i & 3] for i < length (bufferutil's `mask`). */

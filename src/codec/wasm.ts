@@ -1,7 +1,9 @@
 // The WebAssembly backend: one instance (one linear memory) per process, scratch space for the
 // region being scanned right now. Nothing outlives a call in wasm memory: a scan copies the chunk
 // in, parses and unmasks every frame with SIMD, and copies the unmasked bytes back into the chunk,
-// so payloads are views of the caller's chunk exactly as with the TS twin.
+// so payloads are views of the caller's chunk exactly as with the TS twin; unless the caller says
+// it copies the payloads out anyway (`scratch`: a transient read), then they are read from linear
+// memory and the copy back is skipped.
 import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { WASM_BASE64 } from './wasm-binary.js';
 import {
@@ -87,7 +89,7 @@ export class WasmCodec implements Codec {
     };
   }
 
-  scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number): ScanResult {
+  scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number, scratch = false): ScanResult {
     const n = end - start;
     if (n < this.scanMin) return this.small.scan(chunk, start, end, maxPayload, prefix, key, phase);
     const s = this.s;
@@ -106,6 +108,13 @@ export class WasmCodec implements Codec {
     r.status = u32[base + RESULT_STATUS];
     r.partialLength = u32[base + RESULT_PARTIAL_LO] + u32[base + RESULT_PARTIAL_HI] * TWO_32;
     r.table = s.table;
+    if (scratch) {
+      // The caller copies what it keeps before its next call: payloads are read from linear memory.
+      r.data = s.mem;
+      r.prefixOffset = DATA_PTR;
+      r.dataOffset = DATA_PTR + prefix;
+      return r;
+    }
     // Unmasked bytes go back where they came from: [0, consumed) covers every payload touched.
     if (unmaskPrefix || u32[base + RESULT_TOUCHED] !== 0) s.mem.copy(chunk, start, DATA_PTR, DATA_PTR + r.consumed);
     r.data = chunk;

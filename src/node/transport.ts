@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Socket as NetSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { releaseSlabs, type OutQueue, type Slab } from '../protocol/outqueue.js';
+import { copyIncoming } from '../protocol/inpool.js';
 import { getSystemErrorName } from 'node:util';
 import { INTERNALS_ALLOWED, BufferView, sharedReadBuffer, streamWrap } from '../internals.js';
 
@@ -285,11 +286,11 @@ function flushTick(t: Transport): void {
 //
 // Reads land in one buffer (handle.useUserBuffer, what net.connect's public `onread` option sets
 // up): Node otherwise allocates 64 KiB for every read, shrinks it to what was read and wraps it in
-// an ArrayBuffer the GC must later free. Our onread copies each read out at once, into
-// Buffer.allocUnsafe (Node's pool below 4 KiB), before any other code runs, so nothing ever views
-// the shared buffer: what the parser, the application and kept chunks hold is theirs, as before.
-// 1.02–1.17× at 16 B × 1,000 connections in three A/B runs, elsewhere within this VM's spread
-// (README). Where a handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read
+// an ArrayBuffer the GC must later free. Our onread hands the read to the connection as a
+// transient chunk: the parser copies out what it keeps (the completed frames' bytes, once; a frame
+// still arriving, into its reassembly buffer) and a read that must wait is copied when it is kept
+// (deliver), so nothing views the shared buffer once onread returns. 1.30× at 64 KiB × 1,000
+// connections, 1.08× at 16 B × 1,000 against copying every read out (README). Where a handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read
 // buffers are viewed. Raw writes also say when libuv is done with the slab views they carry
 // (rawWrite), so OutQueue reuses its slabs.
 
@@ -347,11 +348,9 @@ function shareReadBuffer(h: RawHandle): void {
   h.useUserBuffer((readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE)));
 }
 
-/** A read kept for later, copied out of the shared buffer: Node's pool below 4 KiB, its own memory above. */
+/** A read kept for later, copied out of the shared buffer (src/protocol/inpool.ts). */
 function ownRead(view: Buffer): Buffer {
-  const c = Buffer.allocUnsafe(view.length);
-  view.copy(c, 0);
-  return c;
+  return copyIncoming(view, 0, view.length);
 }
 
 /**

@@ -5,6 +5,8 @@
 // of a shared read buffer) is copied at once; capacity stays within twice the bytes received (never
 // allocated from a length the peer declared).
 
+import { allocIncoming } from './inpool.js';
+
 const MIN_CAPACITY = 4096;
 
 export class Accumulator {
@@ -26,7 +28,7 @@ export class Accumulator {
         this.length = n;
         return;
       }
-      this.buf = Buffer.allocUnsafeSlow(Math.max(n, Math.min(Math.max(2 * n, MIN_CAPACITY), cap)));
+      this.buf = allocIncoming(Math.max(n, Math.min(Math.max(2 * n, MIN_CAPACITY), cap)));
       piece.copy(this.buf, 0);
       this.length = n;
       return;
@@ -34,7 +36,7 @@ export class Accumulator {
     const need = this.length + n;
     if (this.buf === null || need > this.buf.length) {
       const grown = Math.max(need, Math.min(Math.max(2 * (this.buf?.length ?? this.length), MIN_CAPACITY), cap));
-      const next = Buffer.allocUnsafeSlow(grown);
+      const next = allocIncoming(grown);
       (this.buf ?? this.first!).copy(next, 0, 0, this.length);
       this.buf = next;
       this.first = null;

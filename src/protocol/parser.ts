@@ -8,6 +8,7 @@ import { BufferView } from '../internals.js';
 import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
 import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
+import { copyIncoming } from './inpool.js';
 import { Utf8Validator } from './utf8.js';
 import { isUtf8 } from 'node:buffer';
 import { resolveCodec, type Codec, type CodecBackend, type ScanResult } from '../codec/index.js';
@@ -200,7 +201,9 @@ export class FrameParser {
       }
       const sliceEnd = Math.min(end, pos + MAX_SCAN);
       const prefix = this.state === PAYLOAD ? Math.min(this.remaining, sliceEnd - pos) : 0;
-      const r = this.codec.scan(chunk, pos, sliceEnd, this.maxPayload, prefix, this.key, this.phase);
+      // Transient: everything kept is copied below, before the next scan, so the codec may leave
+      // payloads in its scratch memory (wasm: no copy back into the chunk).
+      const r = this.codec.scan(chunk, pos, sliceEnd, this.maxPayload, prefix, this.key, this.phase, transient);
       const data = r.data;
       if (prefix > 0) {
         this.addPayload(data.subarray(r.prefixOffset, r.prefixOffset + prefix), transient);
@@ -210,13 +213,12 @@ export class FrameParser {
       let base = data.byteOffset + r.dataOffset;
       if (transient && r.count > 0) {
         // The whole frames' bytes, from the first payload to the end of the last, into memory of
-        // their own (Node's pool below 4 KiB): their payloads are views of it.
+        // their own (src/protocol/inpool.ts): their payloads are views of it.
         const last = (r.count - 1) * ROW_WORDS;
         const from = table[ROW_OFFSET];
         const to = table[last + ROW_OFFSET] + table[last + ROW_LENGTH];
         if (to > from) {
-          const own = Buffer.allocUnsafe(to - from);
-          data.copy(own, 0, r.dataOffset + from, r.dataOffset + to);
+          const own = copyIncoming(data, r.dataOffset + from, r.dataOffset + to);
           ab = own.buffer;
           base = own.byteOffset - from;
         }
