@@ -67,6 +67,13 @@ export default defineConfig({
           env: { WASMWS_READ_BUFFER: 'off' },
         },
       },
+      // The shared read buffer outside wasm linear memory (where wasm cannot load): the same suites.
+      {
+        test: {
+          ...common, name: 'plain-read-buffer', include: ['test/server.test.ts', 'test/fair-reading.test.ts'], maxWorkers: IO_WORKERS,
+          env: { WASMWS_READ_BUFFER: 'plain' },
+        },
+      },
       { test: { ...common, name: 'timing', include: TIMING_SUITES, maxWorkers: 1, sequence: { groupOrder: 1 } } },
       {
         test: {

@@ -4,12 +4,13 @@
 //   1. copying bytes out of the read: Buffer.allocUnsafe + copy (an ArrayBuffer of its own from
 //      4 KiB up) against copyIncoming (src/protocol/inpool.ts: slices of 64 KiB blocks up to 32 KiB);
 //   2. the wasm batch scan of a read, then the completed frames' region copied out: with the copy
-//      back into the chunk (scratch = false) against payloads read from linear memory (scratch = true).
+//      back into the chunk (scratch = false), payloads read from linear memory (scratch = true), and
+//      the read already in linear memory (the read buffer raw socket I/O uses: no copy in either).
 //
 //   npm run build && node bench/read-copies.mjs
 import { randomBytes } from 'node:crypto';
 import { copyIncoming } from '../dist/esm/protocol/inpool.js';
-import { WasmCodec } from '../dist/esm/codec/wasm.js';
+import { WasmCodec, wasmReadBuffer } from '../dist/esm/codec/wasm.js';
 
 const ROUNDS = 9;
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
@@ -42,7 +43,7 @@ for (const n of [1024, 4096, 8192, 16384, 30000, 65536]) {
 }
 void keep;
 
-console.log('\n| wasm scan + region copy | copy back (scratch off) | from linear memory (scratch on) | ratio |\n| --- | ---: | ---: | ---: |');
+console.log('\n| wasm scan + region copy | copy back (scratch off) | from linear memory (scratch on) | read in linear memory | ratio (in memory ÷ copy back) |\n| --- | ---: | ---: | ---: | ---: |');
 const codec = new WasmCodec();
 const frame = (len) => {
   const h = len < 126 ? Buffer.from([0x82, 0x80 | len]) : Buffer.from([0x82, 0x80 | 126, len >> 8, len & 255]);
@@ -50,8 +51,9 @@ const frame = (len) => {
 };
 for (const [size, read] of [[16, 4096], [1024, 8192], [1024, 65536]]) {
   const stream = Buffer.concat(Array.from({ length: Math.ceil(read / (size + 8)) + 1 }, () => frame(size))).subarray(0, read);
-  const chunk = Buffer.alloc(read);
-  const once = (scratch) => () => {
+  const plain = Buffer.alloc(read);
+  const inMemory = wasmReadBuffer().subarray(0, read);
+  const once = (scratch, chunk = plain) => () => {
     stream.copy(chunk);
     const s = codec.scan(chunk, 0, read, 1 << 24, 0, 0, 0, scratch);
     const t = s.table;
@@ -60,6 +62,6 @@ for (const [size, read] of [[16, 4096], [1024, 8192], [1024, 65536]]) {
     const to = t[last + 1] + t[last + 2];
     copyIncoming(s.data, s.dataOffset + from, s.dataOffset + to);
   };
-  const r = race({ back: once(false), scratch: once(true) }, Math.floor(1e8 / read));
-  console.log(`| ${size} B frames, ${read} B read | ${r.back.toFixed(0)} | ${r.scratch.toFixed(0)} | ${(r.back / r.scratch).toFixed(2)}× |`);
+  const r = race({ back: once(false), scratch: once(true), inMemory: once(true, inMemory) }, Math.floor(1e8 / read));
+  console.log(`| ${size} B frames, ${read} B read | ${r.back.toFixed(0)} | ${r.scratch.toFixed(0)} | ${r.inMemory.toFixed(0)} | ${(r.back / r.inMemory).toFixed(2)}× |`);
 }

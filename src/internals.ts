@@ -94,6 +94,8 @@ export const streamWrap: StreamWrapBinding | null = detectStreamWrap();
 
 /** Raw handles read into one shared buffer where they can (WASMWS_READ_BUFFER=off: Node's buffer per read). */
 export const sharedReadBuffer: boolean = streamWrap !== null && !envOff('WASMWS_READ_BUFFER');
+/** WASMWS_READ_BUFFER=plain: the shared read buffer is memory of its own, not in wasm linear memory. */
+export const readBufferPlain: boolean = /^plain$/i.test(readEnv('WASMWS_READ_BUFFER') ?? '');
 
 /** Which private APIs are in use on this runtime (for describe() and tests). */
 export interface InternalsReport {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as layout from '../src/codec/layout.js';
 import { AutoCodec, createCodec } from '../src/codec/index.js';
+import { WasmCodec, wasmExports, wasmReadBuffer } from '../src/codec/wasm.js';
 import { FrameParser, type Frame } from '../src/protocol/parser.js';
 import { encodeFrame, encodeClosePayload, decodeClosePayload, headerSize } from '../src/protocol/frame.js';
 import { ProtocolError } from '../src/protocol/errors.js';
@@ -372,8 +373,11 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       ]);
       const expected = server().push(Buffer.from(stream)).map((f) => f.payload.toString('hex'));
       expect(expected).toHaveLength(45);
-      // Reads of 1 to 64 KiB through one scratch buffer, as the shared read buffer is used.
-      const scratch = Buffer.alloc(65536);
+      // Reads of 1 to 64 KiB through one scratch buffer, as the shared read buffer is used: memory
+      // of its own, and the read buffer in wasm linear memory (parsed in place by the wasm scan).
+      const inWasm = wasmReadBuffer()!;
+      expect(inWasm.length).toBe(65536);
+      for (const scratch of [Buffer.alloc(65536), inWasm])
       for (const cuts of [[3, 9, 20, 40000, 70030, 70031], Array.from({ length: 30 }, () => (next() * stream.length) | 0)]) {
         const p = server();
         const kept: Buffer[] = [];
@@ -395,7 +399,7 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       const next = rng(29);
       const payloads = Array.from({ length: 400 }, (_, i) => randomBytes(next, 200 + ((next() * 3000) | 0) + (i % 7 === 0 ? 9000 : 0)));
       const stream = Buffer.concat(payloads.map((payload) => raw({ opcode: 2, payload, key: KEY })));
-      const scratch = Buffer.alloc(65536);
+      const scratch = wasmReadBuffer()!; // the read buffer as raw socket I/O has it
       const p = server();
       const kept: Buffer[] = [];
       const sink = { onFrame: (_b0: number, payload: Buffer) => kept.push(payload) };
@@ -458,6 +462,43 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
     });
   });
 });
+
+describe('the read buffer in wasm linear memory', () => {
+  it('is fixed memory: it cannot grow, so the view (and a socket handle\'s raw pointer to it) stays valid', () => {
+    const view = wasmReadBuffer()!;
+    expect(view.byteOffset).toBe(layout.READ_PTR);
+    expect(() => wasmExports().memory.grow(1)).toThrow(RangeError);
+    expect(view.length).toBe(layout.READ_SIZE); // not detached
+    // A scan of a region beyond one slice still parses (the TS twin takes it), memory unchanged.
+    const payload = randomBytes(rng(31), 2.5 * 1024 * 1024);
+    const bytes = Buffer.from(raw({ opcode: 2, payload, key: KEY }));
+    const r = new WasmCodec({ scanMin: 0 }).scan(bytes, 0, bytes.length, 4 << 20, 0, 0, 0);
+    expect(r.count).toBe(1);
+    expect(r.data.subarray(r.dataOffset + r.table[1], r.dataOffset + r.table[1] + r.table[2]).equals(payload)).toBe(true);
+    expect(wasmExports().memory.buffer.byteLength).toBe(layout.MEMORY_PAGES * 65536);
+  });
+
+  it('a chunk there is parsed where it lies: the same frames as from a copy, unmasked in place', () => {
+    const next = rng(37);
+    const payloads = Array.from({ length: 60 }, (_, i) => randomBytes(next, (i * 37) % 900));
+    const stream = Buffer.concat(payloads.map((payload) => raw({ opcode: 2, payload, key: [i8(next), 7, 1, 9] })));
+    const view = wasmReadBuffer()!;
+    stream.copy(view, 0);
+    const chunk = view.subarray(0, stream.length);
+    // scratch = true would let a chunk elsewhere be answered from the scratch region (DATA_PTR);
+    // one in the read buffer is answered from itself: it was never copied.
+    const r = new WasmCodec({ scanMin: 0 }).scan(chunk, 0, chunk.length, 1 << 20, 0, 0, 0, true);
+    expect(r.count).toBe(payloads.length);
+    expect(r.data).toBe(chunk);
+    expect(r.dataOffset).toBe(0);
+    for (let i = 0; i < r.count; i++) {
+      const off = r.dataOffset + r.table[i * 4 + 1];
+      expect(r.data.subarray(off, off + r.table[i * 4 + 2]).equals(payloads[i])).toBe(true);
+    }
+  });
+});
+
+const i8 = (next: () => number) => (next() * 256) | 0;
 
 describe('the frame table layout (src/codec/layout.ts)', () => {
   const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -38,6 +38,17 @@ export const TABLE_CAPACITY = (65536 - TABLE_PTR) / (ROW_WORDS * 4);
 export const DATA_PTR = 65536;
 /** Largest region handed to one scan; larger pushes are scanned in slices so memory stays small. */
 export const MAX_SCAN = 1 << 20;
+/** Scratch at DATA_PTR: one scan slice, or two for a benchmark's in-memory mask (source and output). */
+export const DATA_SIZE = 2 * MAX_SCAN + 65536;
+/**
+ * The shared socket read buffer (src/node/transport.ts) when wasm is there: reads land in linear
+ * memory and the wasm scan parses them where they are. Memory is fixed at MEMORY_PAGES, initial
+ * and maximum (asconfig.json): it never grows, so its ArrayBuffer is never detached or moved, which
+ * the socket handle, holding a raw pointer to the read buffer, relies on.
+ */
+export const READ_PTR = DATA_PTR + DATA_SIZE;
+export const READ_SIZE = 65536;
+export const MEMORY_PAGES = (READ_PTR + READ_SIZE) / 65536;
 
 // Scan status codes (assembly/index.ts SCAN_*).
 export const SCAN_OK = 0;

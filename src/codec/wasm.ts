@@ -7,7 +7,7 @@
 import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { WASM_BASE64 } from './wasm-binary.js';
 import {
-  DATA_PTR, MAX_SAFE_LENGTH, MAX_SCAN, RESULT_CONSUMED, RESULT_PARTIAL_HI, RESULT_PARTIAL_LO, RESULT_PTR, RESULT_STATUS,
+  DATA_PTR, DATA_SIZE, MAX_SAFE_LENGTH, MAX_SCAN, MEMORY_PAGES, READ_PTR, READ_SIZE, RESULT_CONSUMED, RESULT_PARTIAL_HI, RESULT_PARTIAL_LO, RESULT_PTR, RESULT_STATUS,
   RESULT_TOUCHED, ROW_WORDS, TABLE_CAPACITY, TABLE_PTR,
 } from './layout.js';
 import { mask as tsMask, tsKernelRanges, unmask as tsUnmask, TsCodec } from './ts.js';
@@ -30,7 +30,7 @@ const TWO_32 = 0x100000000;
 export const WASM_MASK_MIN = 1024;
 export const WASM_SCAN_MIN = 2048;
 
-/** The one instance and its views; views are rebuilt only when memory grows. */
+/** The one instance and its views (memory never grows: the views stay valid). */
 interface Shared {
   ex: CodecExports;
   mem: Buffer;
@@ -55,15 +55,31 @@ function loadWasm(): Shared {
   const ex = new WebAssembly.Instance(mod, {}).exports as unknown as CodecExports;
   const s = { ex } as Shared;
   views(s);
+  if (s.mem.length !== MEMORY_PAGES * PAGE) throw new Error(`wasm memory is ${s.mem.length} bytes, layout.ts expects ${MEMORY_PAGES * PAGE}`);
   return (shared = s);
 }
 
-/** Make sure [DATA_PTR, DATA_PTR + n) exists in linear memory (grows by whole pages, never shrinks). */
-function reserve(s: Shared, n: number): void {
-  const need = DATA_PTR + n;
-  if (s.mem.length >= need) return;
-  s.ex.memory.grow(Math.ceil((need - s.mem.length) / PAGE));
-  views(s);
+/**
+ * [DATA_PTR, DATA_PTR + n) is scratch (memory is fixed in size: it never grows, layout.ts). Every
+ * caller keeps n within a scan slice (MAX_SCAN) or, for a benchmark, DATA_SIZE.
+ */
+function reserve(n: number): void {
+  if (n > DATA_SIZE) throw new RangeError(`wasm scratch holds ${DATA_SIZE} bytes, ${n} asked`);
+}
+
+/**
+ * A view of the socket read buffer in linear memory (layout.ts READ_PTR): the wasm scan parses
+ * chunks that lie there in place, with no copy in. null where wasm cannot be loaded. The memory
+ * never grows, so the view, and the raw pointer a socket handle keeps to it, stay valid.
+ */
+export function wasmReadBuffer(): Buffer | null {
+  let s: Shared;
+  try {
+    s = loadWasm();
+  } catch {
+    return null; // no WebAssembly here (e.g. --jitless): the caller allocates a plain buffer
+  }
+  return s.mem.subarray(READ_PTR, READ_PTR + READ_SIZE);
 }
 
 /** WebAssembly implementation of the Codec. All WasmCodec objects share the one instance. */
@@ -91,15 +107,18 @@ export class WasmCodec implements Codec {
 
   scan(chunk: Buffer, start: number, end: number, maxPayload: number, prefix: number, key: number, phase: number, scratch = false): ScanResult {
     const n = end - start;
-    if (n < this.scanMin) return this.small.scan(chunk, start, end, maxPayload, prefix, key, phase);
+    // Regions beyond one slice (the parser never asks for one) go to the TS twin: scratch is fixed.
+    if (n < this.scanMin || n > MAX_SCAN) return this.small.scan(chunk, start, end, maxPayload, prefix, key, phase);
     const s = this.s;
-    reserve(s, n);
     const ex = s.ex;
-    chunk.copy(s.mem, DATA_PTR, start, end);
+    // A chunk in the read buffer (layout.ts READ_PTR) is parsed and unmasked where it lies.
+    const inPlace = chunk.buffer === s.mem.buffer && chunk.byteOffset >= READ_PTR;
+    const ptr = inPlace ? chunk.byteOffset + start : DATA_PTR;
+    if (!inPlace) chunk.copy(s.mem, DATA_PTR, start, end);
     const unmaskPrefix = prefix > 0 && key !== 0;
-    if (unmaskPrefix) ex.unmask(DATA_PTR, prefix, key, phase);
+    if (unmaskPrefix) ex.unmask(ptr, prefix, key, phase);
     const max = maxPayload < MAX_SAFE_LENGTH ? maxPayload : MAX_SAFE_LENGTH;
-    const count = ex.scanFrames(DATA_PTR + prefix, n - prefix, TABLE_CAPACITY, max % TWO_32 >>> 0, Math.floor(max / TWO_32));
+    const count = ex.scanFrames(ptr + prefix, n - prefix, TABLE_CAPACITY, max % TWO_32 >>> 0, Math.floor(max / TWO_32));
     const u32 = s.u32;
     const r = this.result;
     const base = RESULT_PTR >>> 2;
@@ -108,6 +127,12 @@ export class WasmCodec implements Codec {
     r.status = u32[base + RESULT_STATUS];
     r.partialLength = u32[base + RESULT_PARTIAL_LO] + u32[base + RESULT_PARTIAL_HI] * TWO_32;
     r.table = s.table;
+    if (inPlace) {
+      r.data = chunk; // unmasked in place, as the TS twin does
+      r.prefixOffset = start;
+      r.dataOffset = start + prefix;
+      return r;
+    }
     if (scratch) {
       // The caller copies what it keeps before its next call: payloads are read from linear memory.
       r.data = s.mem;
@@ -128,7 +153,7 @@ export class WasmCodec implements Codec {
     const s = this.s;
     for (let at = start; at < end; at += MAX_SCAN) {
       const n = Math.min(MAX_SCAN, end - at);
-      reserve(s, n);
+      reserve(n);
       s.mem.set(buf.subarray(at, at + n), DATA_PTR);
       s.ex.unmask(DATA_PTR, n, key, phase + (at - start));
       buf.set(s.mem.subarray(DATA_PTR, DATA_PTR + n), at);
@@ -140,7 +165,7 @@ export class WasmCodec implements Codec {
     const s = this.s;
     for (let at = 0; at < length; at += MAX_SCAN) {
       const n = Math.min(MAX_SCAN, length - at);
-      reserve(s, n);
+      reserve(n);
       s.mem.set(source.subarray(at, at + n), DATA_PTR);
       s.ex.unmask(DATA_PTR, n, key, 0);
       output.set(s.mem.subarray(DATA_PTR, DATA_PTR + n), offset + at);
@@ -158,7 +183,7 @@ export class WasmCodec implements Codec {
   /** Scratch view of wasm memory for benchmarks that measure unmasking with no copies. */
   scratch(n: number): { view: Buffer; unmaskInPlace(key: number): void } {
     const s = this.s;
-    reserve(s, n);
+    reserve(n);
     const view = s.mem.subarray(DATA_PTR, DATA_PTR + n);
     return { view, unmaskInPlace: (key: number) => s.ex.unmask(DATA_PTR, n, key, 0) };
   }

@@ -10,7 +10,8 @@ import { performance } from 'node:perf_hooks';
 import { releaseSlabs, type OutQueue, type Slab } from '../protocol/outqueue.js';
 import { copyIncoming } from '../protocol/inpool.js';
 import { getSystemErrorName } from 'node:util';
-import { INTERNALS_ALLOWED, BufferView, sharedReadBuffer, streamWrap } from '../internals.js';
+import { INTERNALS_ALLOWED, BufferView, readBufferPlain, sharedReadBuffer, streamWrap } from '../internals.js';
+import { wasmReadBuffer } from '../codec/wasm.js';
 
 type Cb = (err?: Error | null) => void;
 
@@ -345,7 +346,17 @@ let readBuffer: Buffer | null = null;
 /** Make the handle read into the shared buffer, where it can. */
 function shareReadBuffer(h: RawHandle): void {
   if (!sharedReadBuffer || typeof h.useUserBuffer !== 'function') return;
-  h.useUserBuffer((readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE)));
+  h.useUserBuffer((readBuffer ??= readBufferMemory()));
+}
+
+/**
+ * The one read buffer: in wasm linear memory where wasm loads (the wasm scan then parses reads
+ * where they land, with no copy in; that memory never grows or moves, src/codec/layout.ts), else
+ * memory of its own. WASMWS_READ_BUFFER=plain keeps it out of linear memory.
+ */
+function readBufferMemory(): Buffer {
+  const b = readBufferPlain ? null : wasmReadBuffer();
+  return b !== null && b.length === READ_SIZE ? b : Buffer.allocUnsafeSlow(READ_SIZE);
 }
 
 /** A read kept for later, copied out of the shared buffer (src/protocol/inpool.ts). */
