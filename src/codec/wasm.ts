@@ -1,9 +1,10 @@
-// The WebAssembly backend: one instance (one linear memory) per process, scratch space for the
-// region being scanned right now. Nothing outlives a call in wasm memory: a scan copies the chunk
-// in, parses and unmasks every frame with SIMD, and copies the unmasked bytes back into the chunk,
-// so payloads are views of the caller's chunk exactly as with the TS twin; unless the caller says
-// it copies the payloads out anyway (`scratch`: a transient read), then they are read from linear
-// memory and the copy back is skipped.
+// The WebAssembly backend: one instance (one linear memory, fixed in size) per process, scratch
+// space for the region being scanned right now. Nothing outlives a call in wasm memory: a scan
+// copies the chunk in, parses and unmasks every frame with SIMD, and copies the unmasked bytes back
+// into the chunk, so payloads are views of the caller's chunk exactly as with the TS twin; unless
+// the caller says it copies the payloads out anyway (`scratch`: a transient read), then they are
+// read from linear memory and the copy back is skipped. A chunk that already lies in linear memory
+// (the socket read buffer, wasmReadBuffer) is scanned where it is, with neither copy.
 import type { Codec, CodecDescription, ScanResult } from './types.js';
 import { WASM_BASE64 } from './wasm-binary.js';
 import {
@@ -41,30 +42,16 @@ let shared: Shared | undefined;
 /** The TS twin that serves small scans for every WasmCodec (its 64 KiB table is scratch, like wasm memory). */
 let smallScans: TsCodec | undefined;
 
-function views(s: Shared): void {
-  const buf = s.ex.memory.buffer;
-  s.mem = Buffer.from(buf);
-  s.u32 = new Uint32Array(buf);
-  s.table = s.u32.subarray(TABLE_PTR >>> 2, (TABLE_PTR >>> 2) + TABLE_CAPACITY * ROW_WORDS);
-}
-
 /** Compile and instantiate the embedded module synchronously (works from CJS and ESM alike). */
 function loadWasm(): Shared {
   if (shared) return shared;
   const mod = new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
   const ex = new WebAssembly.Instance(mod, {}).exports as unknown as CodecExports;
-  const s = { ex } as Shared;
-  views(s);
+  const buf = ex.memory.buffer;
+  const u32 = new Uint32Array(buf);
+  const s: Shared = { ex, mem: Buffer.from(buf), u32, table: u32.subarray(TABLE_PTR >>> 2, (TABLE_PTR >>> 2) + TABLE_CAPACITY * ROW_WORDS) };
   if (s.mem.length !== MEMORY_PAGES * PAGE) throw new Error(`wasm memory is ${s.mem.length} bytes, layout.ts expects ${MEMORY_PAGES * PAGE}`);
   return (shared = s);
-}
-
-/**
- * [DATA_PTR, DATA_PTR + n) is scratch (memory is fixed in size: it never grows, layout.ts). Every
- * caller keeps n within a scan slice (MAX_SCAN) or, for a benchmark, DATA_SIZE.
- */
-function reserve(n: number): void {
-  if (n > DATA_SIZE) throw new RangeError(`wasm scratch holds ${DATA_SIZE} bytes, ${n} asked`);
 }
 
 /**
@@ -153,7 +140,6 @@ export class WasmCodec implements Codec {
     const s = this.s;
     for (let at = start; at < end; at += MAX_SCAN) {
       const n = Math.min(MAX_SCAN, end - at);
-      reserve(n);
       s.mem.set(buf.subarray(at, at + n), DATA_PTR);
       s.ex.unmask(DATA_PTR, n, key, phase + (at - start));
       buf.set(s.mem.subarray(DATA_PTR, DATA_PTR + n), at);
@@ -165,7 +151,6 @@ export class WasmCodec implements Codec {
     const s = this.s;
     for (let at = 0; at < length; at += MAX_SCAN) {
       const n = Math.min(MAX_SCAN, length - at);
-      reserve(n);
       s.mem.set(source.subarray(at, at + n), DATA_PTR);
       s.ex.unmask(DATA_PTR, n, key, 0);
       output.set(s.mem.subarray(DATA_PTR, DATA_PTR + n), offset + at);
@@ -183,7 +168,9 @@ export class WasmCodec implements Codec {
   /** Scratch view of wasm memory for benchmarks that measure unmasking with no copies. */
   scratch(n: number): { view: Buffer; unmaskInPlace(key: number): void } {
     const s = this.s;
-    reserve(n);
+    // Scratch is [DATA_PTR, DATA_PTR + DATA_SIZE): memory is fixed (layout.ts). Scans, unmask and
+    // mask work in slices of at most MAX_SCAN, which fit; only this benchmark hook asks for more.
+    if (n > DATA_SIZE) throw new RangeError(`wasm scratch holds ${DATA_SIZE} bytes, ${n} asked`);
     const view = s.mem.subarray(DATA_PTR, DATA_PTR + n);
     return { view, unmaskInPlace: (key: number) => s.ex.unmask(DATA_PTR, n, key, 0) };
   }

@@ -12,6 +12,7 @@ import { copyIncoming } from '../protocol/inpool.js';
 import { getSystemErrorName } from 'node:util';
 import { INTERNALS_ALLOWED, BufferView, readBufferPlain, sharedReadBuffer, streamWrap } from '../internals.js';
 import { wasmReadBuffer } from '../codec/wasm.js';
+import { READ_SIZE } from '../codec/layout.js';
 
 type Cb = (err?: Error | null) => void;
 
@@ -203,7 +204,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   if (t.rawStopped) {
     // Raw and paused: the handle read on (so that a FIN or a reset is still seen, as a paused
     // net.Socket reads up to its highWaterMark); this chunk waits for the resume, and now it stops.
-    (t.kept ??= []).push(transient ? ownRead(chunk) : chunk);
+    (t.kept ??= []).push(keepable(chunk, transient));
     t.stopHandle();
     return;
   }
@@ -211,7 +212,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
     // and now the socket stops reading (what a held connection keeps is bounded by one read and
     // its Readable's highWaterMark).
-    t.kept.push(transient ? ownRead(chunk) : chunk);
+    t.kept.push(keepable(chunk, transient));
     t.hold();
     t.stopReads();
     return;
@@ -219,7 +220,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   if (t.held) {
     // Its turn has not come: the chunk waits. The socket keeps reading until a second one comes
     // (most held connections get no more before their turn: no readStop/readStart round trip).
-    t.kept = [transient ? ownRead(chunk) : chunk];
+    t.kept = [keepable(chunk, transient)];
     return;
   }
   if (!t.canHold) {
@@ -234,7 +235,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     scheduleTurnEnd();
   } else if (t0 - windowStart > budgetMs) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
-    t.kept = [transient ? ownRead(chunk) : chunk];
+    t.kept = [keepable(chunk, transient)];
     t.hold();
     return;
   }
@@ -291,8 +292,10 @@ function flushTick(t: Transport): void {
 // transient chunk: the parser copies out what it keeps (the completed frames' bytes, once; a frame
 // still arriving, into its reassembly buffer) and a read that must wait is copied when it is kept
 // (deliver), so nothing views the shared buffer once onread returns. 1.30× at 64 KiB × 1,000
-// connections, 1.08× at 16 B × 1,000 against copying every read out (README). Where a handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read
-// buffers are viewed. Raw writes also say when libuv is done with the slab views they carry
+// connections, 1.08× at 16 B × 1,000 against copying every read out (README). The buffer lies in
+// wasm linear memory where wasm loads (readBufferMemory), so the wasm scan needs no copy in.
+// Where a handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read buffers are
+// viewed. Raw writes also say when libuv is done with the slab views they carry
 // (rawWrite), so OutQueue reuses its slabs.
 
 interface RawHandle extends StreamHandle {
@@ -339,7 +342,6 @@ function rawHandleOf(socket: Duplex): RawHandle | null {
 }
 
 /** Size of the shared read buffer: what Node allocates for each read of a stream handle. */
-const READ_SIZE = 65536;
 /** The buffer every raw handle of this thread reads into (created with the first; never viewed). */
 let readBuffer: Buffer | null = null;
 
@@ -355,13 +357,12 @@ function shareReadBuffer(h: RawHandle): void {
  * memory of its own. WASMWS_READ_BUFFER=plain keeps it out of linear memory.
  */
 function readBufferMemory(): Buffer {
-  const b = readBufferPlain ? null : wasmReadBuffer();
-  return b !== null && b.length === READ_SIZE ? b : Buffer.allocUnsafeSlow(READ_SIZE);
+  return (readBufferPlain ? null : wasmReadBuffer()) ?? Buffer.allocUnsafeSlow(READ_SIZE);
 }
 
-/** A read kept for later, copied out of the shared buffer (src/protocol/inpool.ts). */
-function ownRead(view: Buffer): Buffer {
-  return copyIncoming(view, 0, view.length);
+/** A chunk to keep for later: a view of the shared read buffer is copied out (src/protocol/inpool.ts). */
+function keepable(chunk: Buffer, transient: boolean): Buffer {
+  return transient ? copyIncoming(chunk, 0, chunk.length) : chunk;
 }
 
 /**
