@@ -373,11 +373,11 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       ]);
       const expected = server().push(Buffer.from(stream)).map((f) => f.payload.toString('hex'));
       expect(expected).toHaveLength(45);
-      // Reads of 1 to 64 KiB through one scratch buffer, as the shared read buffer is used: memory
-      // of its own, and the read buffer in wasm linear memory (parsed in place by the wasm scan).
+      // Reads of 1 B to 512 KiB through one scratch buffer, as the shared read buffer is used:
+      // memory of its own, and the read buffer in wasm linear memory (parsed in place by the wasm scan).
       const inWasm = wasmReadBuffer()!;
-      expect(inWasm.length).toBe(65536);
-      for (const scratch of [Buffer.alloc(65536), inWasm])
+      expect(inWasm.length).toBe(layout.READ_SIZE);
+      for (const scratch of [Buffer.alloc(layout.READ_SIZE), inWasm])
       for (const cuts of [[3, 9, 20, 40000, 70030, 70031], Array.from({ length: 30 }, () => (next() * stream.length) | 0)]) {
         const p = server();
         const kept: Buffer[] = [];
@@ -417,6 +417,29 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
         kept[i].fill(0xa5);
       }
       expect(intact).toBe(payloads.length);
+    });
+
+    it('parse(chunk, sink, transient): a payload copied out of a read larger than 64 KiB pins at most 64 KiB (or itself)', () => {
+      // A full read buffer (512 KiB) of small frames with a few large ones among them: what is copied
+      // out is copied in pieces, so a small payload an application keeps does not hold the whole read.
+      const next = rng(31);
+      const payloads = Array.from({ length: 3000 }, (_, i) => randomBytes(next, i % 500 === 7 ? 70000 + i : (next() * 120) | 0));
+      const stream = Buffer.concat(payloads.map((payload) => raw({ opcode: 2, payload, key: KEY })));
+      expect(stream.length).toBeGreaterThan(layout.READ_SIZE);
+      const scratch = wasmReadBuffer()!;
+      const p = server();
+      const kept: Buffer[] = [];
+      const sink = { onFrame: (_b0: number, payload: Buffer) => kept.push(payload) };
+      for (let at = 0; at < stream.length;) {
+        const n = stream.copy(scratch, 0, at, Math.min(stream.length, at + scratch.length));
+        p.parse(scratch.subarray(0, n), sink, true);
+        scratch.fill(0xee);
+        at += n;
+      }
+      expect(kept).toHaveLength(payloads.length);
+      expect(kept.every((b, i) => b.equals(payloads[i]))).toBe(true);
+      const pinned = kept.map((b) => (b.length === 0 ? 0 : b.buffer.byteLength - Math.max(b.length, 65536)));
+      expect(Math.max(...pinned)).toBeLessThanOrEqual(0);
     });
 
     it('keeps a returned payload intact after later pushes', () => {

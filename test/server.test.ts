@@ -380,6 +380,26 @@ describe('the upgraded socket, as the application sees it (raw handle I/O, and w
     }));
   }
 
+  it('a paused connection keeps what it read, and each payload of it, once resumed, pins at most 64 KiB', () => withRawPeer(async ({ c, ws }) => {
+    // Reads are up to 512 KiB: a read kept while paused is copied out in pieces, so a small message
+    // the application keeps does not hold the whole read. The peer's write goes to the kernel at
+    // once (loopback) and the event loop is held a moment, so the server's next read takes it all.
+    ws.pause();
+    const got: Buffer[] = [];
+    ws.on('message', (d) => got.push(d as Buffer));
+    const want = Array.from({ length: 12000 }, (_, i) => Buffer.from(`${i}`.padStart(20, '.')));
+    c.send(Buffer.concat(want.map((p) => raw({ opcode: 2, payload: p, key: K })))); // ~310 KB
+    const t0 = Date.now();
+    while (Date.now() - t0 < 50); // bounded: 50 ms
+    await sleep(200);
+    expect(got).toHaveLength(0);
+    ws.resume();
+    await until(() => got.length === want.length, { what: `${want.length} messages after the resume` });
+    expect(got.every((g, i) => g.equals(want[i]))).toBe(true);
+    expect(Math.max(...got.map((g) => g.buffer.byteLength))).toBeLessThanOrEqual(65536);
+    c.socket.destroy();
+  }));
+
   it('payloads the application keeps stay intact while later reads arrive (whole frames, frames over several reads, fragments)', () => withRawPeer(async ({ c, ws }) => {
     // Raw I/O reads every connection into one shared buffer: what is handed out must be a copy.
     const kept: Buffer[] = [];

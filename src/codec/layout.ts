@@ -47,7 +47,8 @@ export const DATA_SIZE = 2 * MAX_SCAN + 65536;
  * the socket handle, holding a raw pointer to the read buffer, relies on.
  */
 export const READ_PTR = DATA_PTR + DATA_SIZE;
-export const READ_SIZE = 65536;
+/** 512 KiB, as Bun reads: a 64 KiB message in one read (bench: 1.45× at 64 KiB × 1,000 against 64 KiB). */
+export const READ_SIZE = 512 * 1024;
 export const MEMORY_PAGES = (READ_PTR + READ_SIZE) / 65536;
 
 // Scan status codes (assembly/index.ts SCAN_*).

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Socket as NetSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { releaseSlabs, type OutQueue, type Slab } from '../protocol/outqueue.js';
-import { copyIncoming } from '../protocol/inpool.js';
+import { copyIncoming, PIN_MAX } from '../protocol/inpool.js';
 import { getSystemErrorName } from 'node:util';
 import { INTERNALS_ALLOWED, BufferView, readBufferPlain, sharedReadBuffer, streamWrap } from '../internals.js';
 import { wasmReadBuffer } from '../codec/wasm.js';
@@ -204,7 +204,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   if (t.rawStopped) {
     // Raw and paused: the handle read on (so that a FIN or a reset is still seen, as a paused
     // net.Socket reads up to its highWaterMark); this chunk waits for the resume, and now it stops.
-    (t.kept ??= []).push(keepable(chunk, transient));
+    keep(t, chunk, transient);
     t.stopHandle();
     return;
   }
@@ -212,7 +212,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     // Behind a kept chunk (a paused stream emits what it buffered when resumed): keep the order,
     // and now the socket stops reading (what a held connection keeps is bounded by one read and
     // its Readable's highWaterMark).
-    t.kept.push(keepable(chunk, transient));
+    keep(t, chunk, transient);
     t.hold();
     t.stopReads();
     return;
@@ -220,7 +220,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   if (t.held) {
     // Its turn has not come: the chunk waits. The socket keeps reading until a second one comes
     // (most held connections get no more before their turn: no readStop/readStart round trip).
-    t.kept = [keepable(chunk, transient)];
+    keep(t, chunk, transient);
     return;
   }
   if (!t.canHold) {
@@ -235,7 +235,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     scheduleTurnEnd();
   } else if (t0 - windowStart > budgetMs) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
-    t.kept = [keepable(chunk, transient)];
+    keep(t, chunk, transient);
     t.hold();
     return;
   }
@@ -293,7 +293,10 @@ function flushTick(t: Transport): void {
 // still arriving, into its reassembly buffer) and a read that must wait is copied when it is kept
 // (deliver), so nothing views the shared buffer once onread returns. 1.30× at 64 KiB × 1,000
 // connections, 1.08× at 16 B × 1,000 against copying every read out (README). The buffer lies in
-// wasm linear memory where wasm loads (readBufferMemory), so the wasm scan needs no copy in.
+// wasm linear memory where wasm loads (readBufferMemory), so the wasm scan needs no copy in. It
+// holds 512 KiB (layout.ts READ_SIZE), as Bun's: a 64 KiB message then comes in one read, not two
+// with its reassembly (1.45× at 64 KiB × 1,000 against 64 KiB reads, README), and what is copied
+// out of a read is copied in pieces of at most 64 KiB (PIN_MAX), so a payload pins no more.
 // Where a handle lacks useUserBuffer, or with WASMWS_READ_BUFFER=off, Node's per-read buffers are
 // viewed. Raw writes also say when libuv is done with the slab views they carry
 // (rawWrite), so OutQueue reuses its slabs.
@@ -341,7 +344,6 @@ function rawHandleOf(socket: Duplex): RawHandle | null {
   return h.onread === nodeOnRead ? (h as RawHandle) : null;
 }
 
-/** Size of the shared read buffer: what Node allocates for each read of a stream handle. */
 /** The buffer every raw handle of this thread reads into (created with the first; never viewed). */
 let readBuffer: Buffer | null = null;
 
@@ -360,9 +362,18 @@ function readBufferMemory(): Buffer {
   return (readBufferPlain ? null : wasmReadBuffer()) ?? Buffer.allocUnsafeSlow(READ_SIZE);
 }
 
-/** A chunk to keep for later: a view of the shared read buffer is copied out (src/protocol/inpool.ts). */
-function keepable(chunk: Buffer, transient: boolean): Buffer {
-  return transient ? copyIncoming(chunk, 0, chunk.length) : chunk;
+/**
+ * Keep a chunk for later, after those kept already. A view of the shared read buffer is copied out
+ * (src/protocol/inpool.ts), in pieces of at most PIN_MAX: the payloads parsed from a kept piece are
+ * views of it, and a read may be up to READ_SIZE.
+ */
+function keep(t: Transport, chunk: Buffer, transient: boolean): void {
+  const k = (t.kept ??= []);
+  if (!transient) {
+    k.push(chunk);
+    return;
+  }
+  for (let at = 0; at < chunk.length; at += PIN_MAX) k.push(copyIncoming(chunk, at, Math.min(chunk.length, at + PIN_MAX)));
 }
 
 /**

@@ -9,6 +9,11 @@
 import { BufferView } from '../internals.js';
 
 const BLOCK_SIZE = 64 * 1024;
+/**
+ * The most memory one payload handed out may pin: a `ws` payload pins the read it came in, and
+ * Node's reads are up to 64 KiB. Copies out of larger reads are made in pieces of at most this.
+ */
+export const PIN_MAX = BLOCK_SIZE;
 const BLOCK_MAX = BLOCK_SIZE >>> 1;
 
 let block: ArrayBuffer | null = null;

@@ -8,7 +8,7 @@ import { BufferView } from '../internals.js';
 import { DEFAULT_MAX_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_HEADER, Opcode } from './constants.js';
 import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
-import { copyIncoming } from './inpool.js';
+import { copyIncoming, PIN_MAX } from './inpool.js';
 import { Utf8Validator } from './utf8.js';
 import { isUtf8 } from 'node:buffer';
 import { resolveCodec, type Codec, type CodecBackend, type ScanResult } from '../codec/index.js';
@@ -211,18 +211,14 @@ export class FrameParser {
       const table = r.table;
       let ab = data.buffer;
       let base = data.byteOffset + r.dataOffset;
-      if (transient && r.count > 0) {
-        // The whole frames' bytes, from the first payload to the end of the last, into memory of
-        // their own (src/protocol/inpool.ts): their payloads are views of it.
-        const last = (r.count - 1) * ROW_WORDS;
-        const from = table[ROW_OFFSET];
-        const to = table[last + ROW_OFFSET] + table[last + ROW_LENGTH];
-        if (to > from) {
-          const own = copyIncoming(data, r.dataOffset + from, r.dataOffset + to);
-          ab = own.buffer;
-          base = own.byteOffset - from;
-        }
-      }
+      // Transient: the whole frames' bytes, from the first payload to the end of the last, go into
+      // memory of their own (src/protocol/inpool.ts) and their payloads are views of it. A region
+      // longer than PIN_MAX (a read of up to 512 KiB) is copied in consecutive pieces of at most
+      // PIN_MAX (a frame longer than that alone), so that one small payload the application keeps
+      // pins no more than a `ws` payload pins its read. segEnd: the region offset the current
+      // piece covers up to (Infinity when nothing is copied).
+      let segEnd = transient && r.count > 0 ? -1 : Infinity;
+      const lastEnd = r.count > 0 ? table[(r.count - 1) * ROW_WORDS + ROW_OFFSET] + table[(r.count - 1) * ROW_WORDS + ROW_LENGTH] : 0;
       // A whole FIN text/binary frame outside a fragmented message, masked as our role expects,
       // passes every §5 rule at once; anything else takes the full check.
       const maskBit = this.bits & SERVER ? 0x8000 : 0;
@@ -231,7 +227,15 @@ export class FrameParser {
         const bits = table[row /* ROW_BITS */];
         const len = table[row + 2 /* ROW_LENGTH */];
         const b0 = bits & 0xff;
-        const payload = len === 0 ? EMPTY : new BufferView(ab, base + table[row + 1 /* ROW_OFFSET */], len);
+        const off = table[row + 1 /* ROW_OFFSET */];
+        if (off + len > segEnd && len > 0) {
+          const to = lastEnd - off <= PIN_MAX ? lastEnd : pieceEnd(table, row, n, off);
+          const own = copyIncoming(data, r.dataOffset + off, r.dataOffset + to);
+          ab = own.buffer;
+          base = own.byteOffset - off;
+          segEnd = to;
+        }
+        const payload = len === 0 ? EMPTY : new BufferView(ab, base + off, len);
         if ((b0 === 0x81 || b0 === 0x82) && (bits & 0x8000) === maskBit && (this.bits & IN_MESSAGE) === 0 && len <= this.maxPayload) {
           this.messageBytes = 0;
           if (b0 === 0x81 && this.bits & UTF8 && !isUtf8(payload)) fail('invalid_utf8', 'text message is not valid UTF-8');
@@ -383,6 +387,20 @@ export class FrameParser {
 function failLength(status: number): never {
   if (status === SCAN_ERR_LENGTH_MSB) fail('length_msb', 'payload length with the most significant bit set');
   fail('too_big', 'frame payload exceeds maxPayload');
+}
+
+/**
+ * End of the piece of a transient region that starts at the payload of the frame in `row`: it takes
+ * the following frames while the piece stays within PIN_MAX (at least that frame).
+ */
+function pieceEnd(table: Uint32Array, row: number, n: number, from: number): number {
+  let to = from + table[row + ROW_LENGTH];
+  for (let j = row + ROW_WORDS, end = n * ROW_WORDS; j < end; j += ROW_WORDS) {
+    const e = table[j + ROW_OFFSET] + table[j + ROW_LENGTH];
+    if (e - from > PIN_MAX) break;
+    to = e;
+  }
+  return to;
 }
 
 /** Hand the frames pushed above `base` to the sink, and drop them from the stack (also when a callback throws). */
