@@ -726,7 +726,7 @@ async function compressedEcho(response: string, messages: { data: Buffer; binary
   let next = 0;
   try {
     expect(offered, 'the client offers permessage-deflate by default').toMatch(/^permessage-deflate\b/);
-    expect(client.ws.extensions).toBe(response);
+    expect(client.ws.extensions).toBe('permessage-deflate'); // the names, as ws gives them
     for (const [i, m] of messages.entries()) {
       if (!deflater || n.serverNoCtx) {
         deflater?.close();

@@ -12,7 +12,7 @@ import { ProtocolError } from '../src/protocol/errors.js';
 import {
   ROW_BITS, ROW_KEY, ROW_LENGTH, ROW_OFFSET, SCAN_ERR_LENGTH_MSB, SCAN_ERR_TOO_BIG, SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD,
 } from '../src/codec/layout.js';
-import { BACKENDS, raw, rng, randomBytes, splitAt } from './helpers.js';
+import { BACKENDS, PIN_BOUND, raw, rng, randomBytes, splitAt } from './helpers.js';
 
 const KEY = [0x37, 0xfa, 0x21, 0x3d];
 const keyU32 = (k: number[]) => (k[0] | (k[1] << 8) | (k[2] << 16) | (k[3] << 24)) >>> 0;
@@ -438,7 +438,7 @@ describe.each(BACKENDS)('%s codec', (_name, codec) => {
       }
       expect(kept).toHaveLength(payloads.length);
       expect(kept.every((b, i) => b.equals(payloads[i]))).toBe(true);
-      const pinned = kept.map((b) => (b.length === 0 ? 0 : b.buffer.byteLength - Math.max(b.length, 65536)));
+      const pinned = kept.map((b) => (b.length === 0 ? 0 : b.buffer.byteLength - Math.max(b.length, PIN_BOUND)));
       expect(Math.max(...pinned)).toBeLessThanOrEqual(0);
     });
 

@@ -254,3 +254,159 @@ describe('client options', () => {
   });
 });
 
+
+// Found by a differential audit against ws 8 (each scenario run with ws, then with us; the records
+// must be equal): what a program written for ws relies on.
+describe('as ws behaves (differential)', () => {
+  it('maxPayload: 0 means no limit, on the server and on the client', async () => {
+    await sameAsWs((lib) => withServer(lib, { maxPayload: 0 }, async (url, wss) => {
+      wss.on('connection', (s: any) => s.on('message', (d: Buffer, bin: boolean) => s.send(d, { binary: bin })));
+      const c = new lib.WebSocket(url, { maxPayload: 0 });
+      await nextEvent(c, 'open');
+      c.send(Buffer.alloc(200_000, 7));
+      const [d] = await nextEvent<[Buffer]>(c, 'message');
+      c.close();
+      return { length: d.length };
+    }));
+  });
+
+  it('handshakeTimeout: 0 means no deadline', async () => {
+    await sameAsWs((lib) => withServer(lib, {}, async (url) => {
+      const c = new lib.WebSocket(url, { handshakeTimeout: 0 });
+      await nextEvent(c, 'open');
+      c.close();
+      return { opened: true };
+    }));
+  });
+
+  it('terminate() after send() or close() in the same tick: the frames leave first', async () => {
+    await sameAsWs((lib) => withServer(lib, {}, async (url, wss) => {
+      const out: unknown[] = [];
+      for (const how of ['send', 'close'] as const) {
+        const conn = nextEvent<[any]>(wss, 'connection');
+        const c = new lib.WebSocket(url);
+        const [s] = await conn;
+        await nextEvent(c, 'open');
+        const msg = new Promise((r) => c.once('message', (d: Buffer) => r(String(d))));
+        const closed = nextEvent<[number]>(c, 'close');
+        const cb = new Promise((r) => (how === 'send' ? s.send('kicked', (err: Error | null) => r(err ?? null)) : (s.close(4000), r(null))));
+        s.terminate();
+        out.push({ how, cb: await cb, code: (await closed)[0], msg: how === 'send' ? await msg : null });
+      }
+      return out;
+    }));
+  });
+
+  it("binaryType 'blob': binary messages arrive as a Blob", async () => {
+    await sameAsWs((lib) => withServer(lib, {}, async (url, wss) => {
+      wss.on('connection', (s: any) => s.send(Buffer.from('blob bytes')));
+      const c = new lib.WebSocket(url);
+      c.binaryType = 'blob';
+      const [d] = await nextEvent<[Blob]>(c, 'message');
+      c.close();
+      return { blob: d instanceof Blob, text: await d.text(), binaryType: c.binaryType };
+    }));
+  });
+
+  it('addEventListener: a function listener gets the WebSocket as `this`, and event objects of their own classes', async () => {
+    await sameAsWs((lib) => withServer(lib, {}, async (url, wss) => {
+      wss.on('connection', (s: any) => {
+        s.send('hello');
+        s.close(4001, 'bye');
+      });
+      const c = new lib.WebSocket(url);
+      const seen: unknown[] = [];
+      const done = new Promise<void>((resolve) => {
+        for (const type of ['open', 'message', 'close']) {
+          c.addEventListener(type, function (this: unknown, ev: any) {
+            seen.push({ type: ev.type, self: this === c, target: ev.target === c, cls: ev.constructor.name, data: ev.data, code: ev.code, reason: ev.reason });
+            if (type === 'close') resolve();
+          });
+        }
+      });
+      await done;
+      return seen;
+    }));
+  });
+
+  it('close() while CONNECTING aborts the handshake whatever its arguments, and the error comes on a later tick', async () => {
+    await sameAsWs((lib) => withServer(lib, {}, async (url) => {
+      const c = new lib.WebSocket(url);
+      let inCall = true;
+      const events: unknown[] = [];
+      c.on('error', (e: Error) => events.push({ error: e.message, inCall }));
+      const closed = new Promise((r) => c.on('close', (code: number) => r(code)));
+      let threw = false;
+      try {
+        c.close(999, 'x'.repeat(200)); // invalid: ignored, as the connection is not open
+      } catch {
+        threw = true;
+      }
+      inCall = false;
+      const code = await closed;
+      return { threw, events, code, state: c.readyState };
+    }));
+  });
+
+  it('send(null) sends an empty binary message; sends after close fail with the state named', async () => {
+    await sameAsWs((lib) => withServer(lib, {}, async (url, wss) => {
+      const got = new Promise((r) => wss.on('connection', (s: any) => s.on('message', (d: Buffer, bin: boolean) => r({ length: d.length, bin }))));
+      const c = new lib.WebSocket(url);
+      await nextEvent(c, 'open');
+      c.send(null);
+      const received = await got;
+      c.close();
+      await nextEvent(c, 'close');
+      const err = await new Promise<Error>((r) => c.send('late', r));
+      return { received, err: err.message };
+    }));
+  });
+
+  it('a burst of sends in one tick larger than maxBackpressure all arrive (the limit judges what waits, not what this tick sent)', async () => {
+    await sameAsWs((lib) => withServer(lib, { maxBackpressure: 1 << 20 }, async (url, wss) => {
+      const conn = nextEvent<[any]>(wss, 'connection');
+      const c = new lib.WebSocket(url);
+      const [s] = await conn;
+      await nextEvent(c, 'open');
+      let n = 0;
+      const all = new Promise<void>((r) => c.on('message', () => ++n === 8 && r()));
+      const cbs: Promise<unknown>[] = [];
+      for (let i = 0; i < 8; i++) cbs.push(new Promise((r) => s.send(Buffer.alloc(512 * 1024, i), (e: Error | null) => r(e ?? null))));
+      await all;
+      const errs = await Promise.all(cbs);
+      c.close();
+      return { n, errs };
+    }));
+  });
+
+  it('the client makes a connection of its own for each handshake (no keep-alive pool): retries after a refusal reach the server', async () => {
+    await sameAsWs(async (lib) => {
+      let tcp = 0;
+      const server = http.createServer();
+      server.on('connection', () => tcp++);
+      // Refused, and the server ends the connection (a keep-alive pool would hand that socket to the retry).
+      server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope'));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const outcomes: unknown[] = [];
+      try {
+        for (let i = 0; i < 3; i++) {
+          const c = new lib.WebSocket(url);
+          const seen: unknown[] = [];
+          c.on('unexpected-response', (_req: unknown, res: http.IncomingMessage) => {
+            seen.push(res.statusCode);
+            res.resume();
+            res.on('end', () => c.close());
+          });
+          c.on('error', (e: Error) => seen.push(e.message));
+          await nextEvent(c, 'close');
+          outcomes.push(seen);
+        }
+        return { outcomes, tcp };
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    });
+  });
+});

@@ -20,6 +20,13 @@ export const BACKENDS: [string, Codec][] = [
   ['auto', createCodec({ backend: 'auto' })],
 ];
 
+/**
+ * The most one payload handed out may pin: 64 KiB (a `ws` payload pins the read it came in, and
+ * Node's reads are up to 64 KiB), or Node's own buffer pool where small copies come from, if that is
+ * larger (Node 26: `Buffer.poolSize` 64 KiB, its pool an ArrayBuffer of 64 KiB + 64 B).
+ */
+export const PIN_BOUND = Math.max(64 * 1024, Buffer.allocUnsafe(1).buffer.byteLength);
+
 export interface RawFrame {
   fin?: boolean;
   rsv?: number; // 3 bits: rsv1 = 4, rsv2 = 2, rsv3 = 1

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import { encodeClosePayload } from '../src/protocol/frame.js';
-import { RawClient, nextEvent, raw, sleep, startRoutedServer, startServer, stopServer, until, upgradeRequest, within } from './helpers.js';
+import { PIN_BOUND, RawClient, nextEvent, raw, sleep, startRoutedServer, startServer, stopServer, until, upgradeRequest, within } from './helpers.js';
 
 const K = [9, 8, 7, 6];
 const servers: WebSocketServer[] = [];
@@ -100,6 +100,49 @@ describe('handshake over real sockets', () => {
     const t0 = Date.now();
     await nextEvent(s, 'close', { timeout: 5000 });
     expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('shares one HTTP server among servers on their own paths: each gets its own, others get 404, an overridden shouldHandle is asked', async () => {
+    const srv = http.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    class Rooms extends WebSocketServer {
+      shouldHandle(req: http.IncomingMessage): boolean {
+        return (req.url ?? '').startsWith('/room/');
+      }
+    }
+    const a = new WebSocketServer({ server: srv, path: '/a' });
+    const b = new WebSocketServer({ server: srv, path: '/b' });
+    const rooms = new Rooms({ server: srv, path: '/exact' });
+    for (const [w, name] of [[a, 'a'], [b, 'b'], [rooms, 'rooms']] as const) {
+      w.on('connection', (ws: WebSocket, req: http.IncomingMessage) => ws.send(`${name} ${req.url}`));
+    }
+    try {
+      for (const [path, want] of [['/a', 'a /a'], ['/b?x=1', 'b /b?x=1'], ['/room/7', 'rooms /room/7']]) {
+        const c = new WS(`ws://127.0.0.1:${port}${path}`);
+        const [d] = await nextEvent<[Buffer]>(c, 'message');
+        expect(d.toString()).toBe(want);
+        c.terminate();
+      }
+      for (const path of ['/c', '/exact']) {
+        const c = await RawClient.connect(port, upgradeRequest(path));
+        expect(status(c.response), path).toBe(404);
+        await c.until(() => c.closed);
+      }
+      // Another library's 'upgrade' listener on the same server: what none of ours serves is left to it.
+      srv.on('upgrade', (req, socket) => {
+        if (req.url === '/theirs') socket.end('HTTP/1.1 418 I am a teapot\r\nConnection: close\r\n\r\n');
+      });
+      const t = await RawClient.connect(port, upgradeRequest('/theirs'));
+      expect(status(t.response)).toBe(418);
+      t.socket.destroy();
+      const c = new WS(`ws://127.0.0.1:${port}/b`);
+      expect((await nextEvent<[Buffer]>(c, 'message'))[0].toString()).toBe('b /b');
+      c.terminate();
+    } finally {
+      for (const w of [a, b, rooms]) await stopServer(w);
+      srv.close();
+    }
   });
 
   it('works in noServer mode with handleUpgrade', async () => {
@@ -396,7 +439,7 @@ describe('the upgraded socket, as the application sees it (raw handle I/O, and w
     ws.resume();
     await until(() => got.length === want.length, { what: `${want.length} messages after the resume` });
     expect(got.every((g, i) => g.equals(want[i]))).toBe(true);
-    expect(Math.max(...got.map((g) => g.buffer.byteLength))).toBeLessThanOrEqual(65536);
+    expect(Math.max(...got.map((g) => g.buffer.byteLength))).toBeLessThanOrEqual(PIN_BOUND);
     c.socket.destroy();
   }));
 

@@ -196,6 +196,8 @@ export interface UpgradeRequest {
 export interface UpgradeOptions {
   /** Only this pathname (query ignored) is served; others get 404. */
   path?: string;
+  /** False: the request's resource is not one we serve (404), decided by the caller (shouldHandle). */
+  serves?: boolean;
   /** Origins allowed (compared lower-cased), or a predicate; an absent Origin is always allowed. */
   allowedOrigins?: string[] | ((origin: string | undefined) => boolean);
 }
@@ -267,7 +269,7 @@ export function validateUpgrade(req: UpgradeRequest, opts: UpgradeOptions = {}):
     if (!(major > 1 || (major === 1 && minor >= 1))) return reject(400, 'Invalid HTTP version');
   }
   // A resource we do not serve is 404, whatever else is wrong with the request.
-  if (opts.path !== undefined && requestPath(req.url) !== opts.path) return reject(404, 'Not found');
+  if (opts.serves === false || (opts.path !== undefined && requestPath(req.url) !== opts.path)) return reject(404, 'Not found');
   // §4.2.1 items 3 and 4.
   if (!hasToken(header(h, 'upgrade'), 'websocket')) return reject(400, 'Invalid Upgrade header');
   if (!hasToken(header(h, 'connection'), 'upgrade')) return reject(400, 'Invalid Connection header');

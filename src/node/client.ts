@@ -179,13 +179,18 @@ export function startClientHandshake(
     method: 'GET',
     headers,
     timeout: undefined, // the handshake's deadline is our own timer below (any Duplex, not only sockets)
+    // As ws: a connection of its own, not one from http.globalAgent's keep-alive pool (a pooled
+    // socket the server has since closed would fail the retry after a refused handshake).
+    agent: opts.agent !== undefined || typeof (opts as { createConnection?: unknown }).createConnection === 'function' ? opts.agent : false,
   } as https.RequestOptions);
   let done = false;
 
   // A deadline for the whole handshake (ws uses the socket's idle timeout instead, which needs a
   // net.Socket and restarts with every byte a slow server sends).
-  const timer = setTimeout(() => failHandshake(new Error('Opening handshake has timed out')), opts.handshakeTimeout ?? DEFAULTS.clientHandshakeTimeout);
-  timer.unref?.();
+  // 0 (as in ws): no deadline.
+  const deadline = opts.handshakeTimeout ?? DEFAULTS.clientHandshakeTimeout;
+  const timer = deadline > 0 ? setTimeout(() => failHandshake(new Error('Opening handshake has timed out')), deadline) : undefined;
+  timer?.unref?.();
   const failHandshake = (err: Error): void => {
     if (done) return;
     done = true;

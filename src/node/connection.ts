@@ -99,6 +99,9 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
 
   /** Drop the connection now, without a closing handshake. */
   terminate(): void {
+    // What was sent before, in this tick, leaves first (as ws's writes have reached the socket by
+    // then): the frames queued for the end of the tick are written now, then the socket goes.
+    if (this.protocol.state === State.OPEN || this.protocol.state === State.CLOSING) this.transport.flush();
     this.protocol.abort('terminated');
   }
 
@@ -188,13 +191,21 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
     const w = this.opts.idleWheel;
     if (w) this.activeTick = w.tick;
     // Policy: a peer is too slow when more than maxBackpressure bytes were already waiting for it
-    // when more is queued (so one large message on an idle connection always goes). The socket's
-    // queue only shrinks between flushes, so its length at the last flush bounds it: the exact
-    // (slower) sum is taken only when that bound crosses the limit.
+    // when more is queued. While the socket has nothing left over from the last flush, the peer
+    // keeps up, and what this tick queues does not count: a burst of sends in one tick (or one large
+    // message) always goes, as with ws, and is judged once it waits. Once a backlog is left over,
+    // what this tick queued before counts too (so pong replies to a flood of pings in one read are
+    // bounded by the limit, not the limit plus a read). The socket's queue only shrinks between
+    // flushes, so its length at the last flush bounds it: the exact (slower) length is read only
+    // when that bound crosses the limit.
+    const bound = t.queuedBound;
+    if (bound === 0) return;
     const p = this.protocol;
+    const before = p.out.bytes + p.queuedBytes - added;
     const max = this.opts.maxBackpressure;
-    if (p.out.bytes + p.queuedBytes + t.queuedBound - added > max && this.bufferedAmount - added > max) {
-      this.onBackpressure();
+    if (before + bound > max) {
+      const waiting = t.writableLength;
+      if (waiting > 0 && before + waiting > max) this.onBackpressure();
     }
   }
 

@@ -10,18 +10,43 @@ interface Target extends EventEmitter {
   readonly _wasClean: boolean;
 }
 
+/** The events a listener gets, as ws makes them: instances of these classes, `target` the WebSocket. */
+class WsEvent {
+  constructor(readonly type: string, readonly target: Target) {}
+}
+// Named as ws names them (code may look at `ev.constructor.name`).
+Object.defineProperty(WsEvent, 'name', { value: 'Event' });
+class MessageEvent extends WsEvent {
+  constructor(type: string, target: Target, readonly data: unknown) {
+    super(type, target);
+  }
+}
+class CloseEvent extends WsEvent {
+  constructor(type: string, target: Target, readonly code: number, readonly reason: string, readonly wasClean: boolean) {
+    super(type, target);
+  }
+}
+class ErrorEvent extends WsEvent {
+  readonly message: string;
+  constructor(type: string, target: Target, readonly error: Error) {
+    super(type, target);
+    this.message = error.message;
+  }
+}
+
 /** addEventListener(type, listener, { once }) as WebSocket implements it. */
 export function addEventListener(target: Target, type: string, listener: Listener, opts?: { once?: boolean }): void {
-  const call = typeof listener === 'function' ? listener : (ev: any) => listener.handleEvent(ev);
+  // A function listener is called with the WebSocket as `this`, as in ws and the browser.
+  const call = typeof listener === 'function' ? (ev: WsEvent) => listener.call(target, ev) : (ev: WsEvent) => listener.handleEvent(ev);
   let wrapped: Wrapped;
   if (type === 'message') {
-    wrapped = (data: Buffer, isBinary: boolean) => call({ type, target, data: isBinary ? data : data.toString() });
+    wrapped = (data: Buffer, isBinary: boolean) => call(new MessageEvent(type, target, isBinary ? data : data.toString()));
   } else if (type === 'close') {
-    wrapped = (code: number, reason: Buffer) => call({ type, target, code, reason: reason.toString(), wasClean: target._wasClean });
+    wrapped = (code: number, reason: Buffer) => call(new CloseEvent(type, target, code, reason.toString(), target._wasClean));
   } else if (type === 'error') {
-    wrapped = (error: Error) => call({ type, target, error, message: error.message });
+    wrapped = (error: Error) => call(new ErrorEvent(type, target, error));
   } else if (type === 'open') {
-    wrapped = () => call({ type, target });
+    wrapped = () => call(new WsEvent(type, target));
   } else return;
   target._handlers ??= new Map();
   let m = target._handlers.get(type);

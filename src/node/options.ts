@@ -70,7 +70,8 @@ export function resolveConnectionOptions(o: ConnectionOptions): ResolvedConnecti
   if (!r) {
     const idleTimeout = o.idleTimeout ?? DEFAULTS.idleTimeout;
     r = Object.freeze({
-      maxPayload: o.maxPayload ?? DEFAULTS.maxPayload,
+      // 0 (as in ws): no limit but the largest length a JS number holds exactly.
+      maxPayload: o.maxPayload === 0 ? Number.MAX_SAFE_INTEGER : o.maxPayload ?? DEFAULTS.maxPayload,
       codec: resolveCodec(o.codec),
       closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
       idleTimeout,

@@ -134,19 +134,16 @@ export class WebSocketServer extends EventEmitter {
       const server = this.server;
       const onListening = () => this.emit('listening');
       const onError = (err: Error) => this.emit('error', err);
-      const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-        this.handleUpgrade(req, socket, head, (ws) => this.emit('connection', ws, req));
-      };
       server.on('listening', onListening);
       server.on('error', onError);
-      server.on('upgrade', onUpgrade);
+      const offUpgrades = routeUpgrades(server, this);
       // On an http2 server, extended CONNECT streams as well (RFC 8441).
       const offStreams = isHttp2Server(server) ? attachHttp2Server(this, server) : noop;
       this.removeListeners = () => {
         offStreams();
         server.off('listening', onListening);
         server.off('error', onError);
-        server.off('upgrade', onUpgrade);
+        offUpgrades();
       };
     }
     const hb = this.options.heartbeatInterval!;
@@ -180,7 +177,8 @@ export class WebSocketServer extends EventEmitter {
     (socket as any)[kHandled] = true;
     if (this.state !== 'running') return abortHandshake(socket, 503, 'Server is shutting down');
     const o = this.options;
-    const check = validateUpgrade(req, { path: o.path, allowedOrigins: o.allowedOrigins });
+    // shouldHandle may be overridden (as ws documents): it, not `path` alone, says what we serve.
+    const check = validateUpgrade(req, { serves: this.shouldHandle(req), allowedOrigins: o.allowedOrigins });
     if (!check.ok) {
       // As in ws: a malformed handshake goes to 'wsClientError' listeners, who answer it themselves;
       // a request refused by policy (path → 404, allowedOrigins → 403) is answered here.
@@ -369,4 +367,42 @@ export class WebSocketServer extends EventEmitter {
     this._topics.close();
     process.nextTick(() => this.emit('close'));
   }
+}
+
+type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+/** The servers attached to each HTTP server (the `server` option), in the order they were made, and the one listener routing among them. */
+const attachedServers = new WeakMap<object, { servers: WebSocketServer[]; listener: UpgradeListener }>();
+
+/**
+ * Route the HTTP server's upgrades among every WebSocketServer attached to it, through one
+ * 'upgrade' listener: the first whose shouldHandle(req) accepts a request handles it, so several
+ * servers on their own paths share one HTTP server (where each answering every upgrade would
+ * handle a socket twice). An upgrade none of them serves gets 404 from the first, unless the HTTP
+ * server has other 'upgrade' listeners (another library's endpoints): then it is left to them.
+ * Returns the detach.
+ */
+function routeUpgrades(server: EventEmitter, wss: WebSocketServer): () => void {
+  let route = attachedServers.get(server);
+  if (route === undefined) {
+    const servers: WebSocketServer[] = [];
+    const listener: UpgradeListener = (req, socket, head) => {
+      for (const w of servers) {
+        if (w.shouldHandle(req)) return w.handleUpgrade(req, socket, head, (ws) => w.emit('connection', ws, req));
+      }
+      if (server.listenerCount('upgrade') > 1 || servers.length === 0) return;
+      servers[0].handleUpgrade(req, socket, head, noop); // refused: 404 (or what else is wrong with it)
+    };
+    route = { servers, listener };
+    attachedServers.set(server, route);
+    server.on('upgrade', listener);
+  }
+  const r = route;
+  r.servers.push(wss);
+  return () => {
+    const i = r.servers.indexOf(wss);
+    if (i >= 0) r.servers.splice(i, 1);
+    if (r.servers.length > 0) return;
+    server.off('upgrade', r.listener);
+    attachedServers.delete(server);
+  };
 }

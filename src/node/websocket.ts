@@ -52,9 +52,11 @@ const HS_SHIFT = 3;
 const HS_MASK = 0x3 << HS_SHIFT;
 const BT_SHIFT = 5;
 const BT_MASK = 0x3 << BT_SHIFT;
-const BINARY_TYPES: readonly BinaryType[] = ['nodebuffer', 'arraybuffer', 'fragments'];
+const BINARY_TYPES: readonly (BinaryType | 'blob')[] = ['nodebuffer', 'arraybuffer', 'fragments', 'blob'];
 const BT_ARRAYBUFFER = 1 << BT_SHIFT;
 const BT_FRAGMENTS = 2 << BT_SHIFT;
+const BT_BLOB = 3 << BT_SHIFT;
+const READY_STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const;
 /** What few connections use: a client's url and handshake, `for await`, addEventListener. */
 interface Rare {
   url: string;
@@ -80,7 +82,7 @@ export class WebSocket extends EventEmitter {
 
   /** The subprotocol the server selected ('' when none). */
   protocol = '';
-  /** The negotiated extensions header value ('' when none). */
+  /** The names of the negotiated extensions, comma-separated as in ws ('permessage-deflate'; '' when none). */
   extensions = '';
 
   /** @internal The open connection (null while the handshake runs, and after it failed). */
@@ -92,11 +94,15 @@ export class WebSocket extends EventEmitter {
   private bits = ALIVE;
   private rare: Rare | null = null;
 
-  /** 'nodebuffer' (default), 'arraybuffer' or 'fragments'; other values are ignored, as in ws. */
+  /**
+   * 'nodebuffer' (default), 'arraybuffer', 'fragments' or 'blob' (binary messages as a Blob, as ws
+   * 8.18 has it; typed as @types/ws declares the property, which lacks 'blob'); other values are
+   * ignored, as in ws.
+   */
   get binaryType(): BinaryType {
-    return BINARY_TYPES[(this.bits & BT_MASK) >>> BT_SHIFT];
+    return BINARY_TYPES[(this.bits & BT_MASK) >>> BT_SHIFT] as BinaryType;
   }
-  set binaryType(t: BinaryType) {
+  set binaryType(t: BinaryType | 'blob') {
     const i = BINARY_TYPES.indexOf(t);
     if (i >= 0) this.bits = (this.bits & ~BT_MASK) | (i << BT_SHIFT);
   }
@@ -188,15 +194,18 @@ export class WebSocket extends EventEmitter {
   /** @internal The handshake succeeded (server or client): the connection opens. */
   _open(hs: HandshakeResult, role: 'server' | 'client', opts: ResolvedConnectionOptions): void {
     this.protocol = hs.protocol;
-    this.extensions = hs.extensions;
+    this.extensions = extensionNames(hs.extensions);
     this._conn = new Connection(this, hs, role, opts);
   }
 
   /** The client's handshake failed: 'error', then 'close' (1006) on the next tick. */
   private handshakeFailed(err: Error): void {
     this.hsState = CLOSING;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    process.nextTick(() => this._closed(CloseCode.ABNORMAL, EMPTY));
+    // On the next tick, as in ws (close() or terminate() while CONNECTING does not emit inside the call).
+    process.nextTick(() => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      this._closed(CloseCode.ABNORMAL, EMPTY);
+    });
   }
 
   /** @internal A message from the connection. */
@@ -221,12 +230,13 @@ export class WebSocket extends EventEmitter {
     return this._conn?.protocol.wasClean ?? false;
   }
 
-  private asBinary(data: Buffer): Buffer | ArrayBuffer | Buffer[] {
+  private asBinary(data: Buffer): Buffer | ArrayBuffer | Buffer[] | Blob {
     const t = this.bits & BT_MASK;
     if (t === BT_ARRAYBUFFER) {
       return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
     }
     if (t === BT_FRAGMENTS) return [data];
+    if (t === BT_BLOB) return new Blob([data as Uint8Array<ArrayBuffer>]);
     return data;
   }
 
@@ -245,13 +255,14 @@ export class WebSocket extends EventEmitter {
     if (typeof data === 'number') data = String(data);
     const c = this._conn;
     if (c === null || c.protocol.state !== OPEN) {
-      const err = new Error(`WebSocket is not open: readyState ${this.readyState}`);
+      const state = this.readyState;
+      const err = new Error(`WebSocket is not open: readyState ${state} (${READY_STATE_NAMES[state]})`);
       if (c === null && this.hsState === CONNECTING) throw err;
       if (cb) process.nextTick(cb, err);
       return;
     }
     const binary = options?.binary ?? typeof data !== 'string';
-    const buf = toBuffer(data as Data); // a SharedArrayBuffer is viewed, as in ws
+    const buf = toBuffer((data ?? undefined) as Data); // a SharedArrayBuffer is viewed, as in ws; null is empty
     const proto = c.protocol;
     if (options?.fin === false || this.fragmenting) {
       // Manual fragmentation (ws's `fin` option): first frame carries the opcode.
@@ -331,15 +342,20 @@ export class WebSocket extends EventEmitter {
 
   /** Start the closing handshake (RFC 6455 §7.1.2). */
   close(code?: number, reason?: string | Buffer): void {
+    // As in ws: CONNECTING aborts the handshake, and CLOSING / CLOSED ignore the call (and its arguments).
+    const c = this._conn;
+    if (c === null) {
+      if (this.hsState === CONNECTING) this.rare?.abort?.(new Error(CLOSED_EARLY));
+      return;
+    }
+    if (c.protocol.state !== OPEN) return;
     if (code !== undefined && (!isValidCloseCode(code) || code === CloseCode.TLS_HANDSHAKE)) {
       throw new TypeError('First argument must be a valid error code number');
     }
     // As in ws, a reason without a code is ignored (a close payload cannot carry one alone).
-    const r = reason === undefined || code === undefined ? EMPTY : typeof reason === 'string' ? Buffer.from(reason) : reason;
+    const r = reason === undefined || code === undefined ? EMPTY : typeof reason === 'string' ? Buffer.from(reason) : toBuffer(reason);
     if (r.length > MAX_CLOSE_REASON) throw new RangeError('The message must not be greater than 123 bytes');
-    const c = this._conn;
-    if (c) c.close(code, r);
-    else if (this.hsState === CONNECTING) this.rare?.abort?.(new Error(CLOSED_EARLY));
+    c.close(code, r);
   }
 
   /** Destroy the connection at once, without a closing handshake. */
@@ -474,4 +490,10 @@ export interface WebSocket {
   onmessage: ((event: W.MessageEvent) => void) | null;
   onclose: ((event: W.CloseEvent) => void) | null;
   onerror: ((event: W.ErrorEvent) => void) | null;
+}
+
+/** The extension names of a negotiated Sec-WebSocket-Extensions value, as ws's `extensions` gives them. */
+function extensionNames(header: string): string {
+  if (header === '') return '';
+  return header.split(',').map((e) => e.split(';')[0].trim()).filter((n) => n !== '').join();
 }
