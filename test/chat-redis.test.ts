@@ -91,6 +91,26 @@ describe.skipIf(!HAVE_REDIS)('wasmws serve --redis', () => {
     expect(a.proc.exitCode).toBe(0);
   }, 30_000);
 
+  it('a Redis outage is one line per worker on stderr, each naming its worker, and so is the recovery', async () => {
+    const own = await RedisServer.start();
+    const a = await serve(own.url, 2);
+    procs.push(a.proc);
+    try {
+      const tagged = (what: RegExp) => new Set([...a.out().matchAll(new RegExp(`wasmws \\(worker (\\d+), pid \\d+\\): ${what.source}`, 'g'))].map((m) => m[1]));
+      await own.stop();
+      await until(() => tagged(/Redis unavailable/).size === 2, { timeout: 10_000, what: 'one outage line from each worker' });
+      await own.start();
+      await until(() => tagged(/Redis is back/).size === 2, { timeout: 10_000, what: 'one recovery line from each worker' });
+      expect([...tagged(/Redis unavailable/)].sort()).toEqual([...tagged(/Redis is back/)].sort());
+      expect(a.out().match(/Redis unavailable/g)!.length).toBe(2); // once per worker, not per reconnect attempt
+    } finally {
+      const exited = once(a.proc, 'exit');
+      a.proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+      await own.stop();
+    }
+  }, 40_000);
+
   it('exits 1 with a one-line message when Redis is unreachable', async () => {
     const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--workers', '1', '--redis', 'redis://127.0.0.1:1'], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(proc);

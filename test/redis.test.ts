@@ -469,6 +469,74 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     }
   }, 20_000);
 
+  it('a publisher faster than a healthy Redis: what the bounds drop is reported as one error with its count, the rest arrives in order', async () => {
+    const own = await RedisServer.start();
+    const cl = createClient({ url: own.url });
+    cl.on('error', () => {});
+    await cl.connect();
+    const watch = createClient({ url: own.url });
+    watch.on('error', () => {});
+    await watch.connect();
+    const got: number[] = [];
+    await watch.subscribe('fd:t', (m) => void got.push((m as unknown as Buffer).readUInt32BE(HEADER_SIZE)), true);
+    const broker = new RedisBroker({ client: cl, prefix: 'fd:', maxQueue: 50 });
+    const errors: string[] = [];
+    broker.on('error', (e) => errors.push(e.message));
+    await broker.ready;
+    try {
+      const N = 2000;
+      for (let i = 0; i < N; i++) {
+        const b = Buffer.alloc(4);
+        b.writeUInt32BE(i);
+        broker.publish('t', b, true, true, null); // all in one tick: at most 50 in flight, 50 queued
+      }
+      expect(broker.dropped).toBe(N - 100);
+      await until(() => errors.length === 1, { timeout: 5000, what: 'the drop report' });
+      expect(errors[0]).toMatch(new RegExp(`^RedisBroker: ${N - 100} remote publishes dropped while Redis was up`));
+      await until(() => got.length === 100, { timeout: 5000, what: 'the kept publishes' });
+      expect(got).toEqual([...Array(100).keys()]); // the first 100, in order
+      await sleep(300);
+      expect(errors.length).toBe(1);
+      expect(got.length).toBe(100);
+    } finally {
+      await broker.close();
+      await cl.close().catch(() => {});
+      await watch.close().catch(() => {});
+      await own.stop();
+    }
+  }, 20_000);
+
+  it('a message larger than maxQueueBytes still reaches Redis when nothing else is held (it is not dropped unreported)', async () => {
+    const own = await RedisServer.start();
+    const cl = createClient({ url: own.url });
+    cl.on('error', () => {});
+    await cl.connect();
+    const watch = createClient({ url: own.url });
+    watch.on('error', () => {});
+    await watch.connect();
+    const sizes: number[] = [];
+    await watch.subscribe('big:t', (m) => void sizes.push((m as unknown as Buffer).length - HEADER_SIZE), true);
+    const broker = new RedisBroker({ client: cl, prefix: 'big:', maxQueueBytes: 1024 });
+    const errors: string[] = [];
+    broker.on('error', (e) => errors.push(e.message));
+    await broker.ready;
+    try {
+      broker.publish('t', Buffer.alloc(4096, 7), true, true, null);
+      broker.publish('t', Buffer.alloc(8192, 8), true, true, null); // waits for the first: the queue held nothing
+      broker.publish('t', Buffer.alloc(16), true, true, null); // past the byte bound behind the second: dropped, reported
+      await until(() => sizes.length === 2, { timeout: 5000, what: 'both large messages' });
+      expect(sizes).toEqual([4096, 8192]);
+      expect(broker.dropped).toBe(1);
+      await until(() => errors.length === 1, { timeout: 5000, what: 'the drop report' });
+      expect(errors[0]).toMatch(/^RedisBroker: 1 remote publish dropped while Redis was up/);
+    } finally {
+      await broker.close();
+      await cl.close().catch(() => {});
+      await watch.close().catch(() => {});
+      await own.stop();
+    }
+  }, 20_000);
+
   it('a command error (WRONGTYPE) is reported as such and is not an outage: the next real outage is reported', async () => {
     const own = await RedisServer.start();
     const cl = createClient({ url: own.url, socket: { reconnectStrategy: () => 50 } });

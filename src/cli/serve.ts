@@ -3,6 +3,7 @@
 // one port and the ClusterHub relays chat messages and presence between them.
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -106,9 +107,10 @@ async function connectRedis(url: string): Promise<{ client: RedisClientLike; bro
     throw new StartError(`cannot reach Redis at ${url}${e ? `: ${e.message || e.code}` : ''}`);
   }
   const broker = new RedisBroker({ client });
-  // One line per outage (the broker reports it once, and 'ready' when both connections are back).
-  broker.on('error', (err) => console.error(`wasmws: ${err.message}`));
-  broker.on('ready', () => console.error('wasmws: Redis is back'));
+  // One line per outage and node (each worker is a Redis node of its own, and says which it is).
+  const who = cluster.isWorker && cluster.worker ? ` (worker ${cluster.worker.id}, pid ${process.pid})` : '';
+  broker.on('error', (err) => console.error(`wasmws${who}: ${err.message}`));
+  broker.on('ready', () => console.error(`wasmws${who}: Redis is back`));
   await broker.ready;
   return { client, broker };
 }

@@ -14,6 +14,9 @@
 // - Redis away: local delivery goes on (at once), remote publishes wait in a bounded queue and
 //   are dropped past it (counted in `dropped`); the broker emits one 'error' per outage and
 //   'ready' when both connections are back; the subscriber re-subscribes after its reconnect.
+//   The same bounds hold publishes awaiting Redis's reply, so a publisher faster than a healthy
+//   Redis drops too: those drops are an 'error' of their own (at most one per 5 s, with a count).
+//   One message larger than maxQueueBytes goes when nothing else is held.
 // - A node subscribes to a channel only while its topic has local subscribers.
 // - History (option): every publish is also appended to a per-topic Redis stream (bounded length
 //   and age) by one Lua script, atomically with the PUBLISH, which then carries the stream id. A
@@ -55,9 +58,16 @@ export interface RedisBrokerOptions {
   localFirst?: boolean;
   /** Sharded pub/sub (SSUBSCRIBE / SPUBLISH, Redis ≥ 7) for Redis Cluster. */
   sharded?: boolean;
-  /** Publishes kept while Redis is away (default 10,000 messages)… */
+  /**
+   * Publishes kept while Redis is away or behind (default 10,000 messages; the same bound again for
+   * those sent and awaiting a reply)…
+   */
   maxQueue?: number;
-  /** …and at most this many bytes (default 16 MiB); beyond either they are dropped. */
+  /**
+   * …and at most this many bytes (default 16 MiB); beyond either they are dropped (counted in
+   * `dropped`; reported by the outage's 'error', or by an 'error' of their own while Redis is up).
+   * One message larger than this goes when nothing else is held.
+   */
   maxQueueBytes?: number;
   /** Deliver our own publish locally when its echo has not come back in this many ms (default 2000). */
   echoTimeout?: number;
@@ -110,6 +120,17 @@ export function nextSeq(prev: number): number {
 const KNOWN_FLAGS = 1 | 2 | 4;
 /** No reply for this long while publishes wait for one: Redis is stalled (reported once). */
 const STALL_MS = 1000;
+/** Drops while Redis is up are reported at most this often (with their count). */
+const DROP_REPORT_MS = 5000;
+
+/**
+ * Whether `bytes` more fit under a byte bound beside `used`. A single message larger than the bound
+ * passes when nothing else is held: the bound limits a backlog, and such a message could otherwise
+ * never reach another node.
+ */
+function fits(used: number, bytes: number, max: number): boolean {
+  return used === 0 || used + bytes <= max;
+}
 
 type Listener = (message: Buffer, channel: Buffer) => void;
 
@@ -184,7 +205,7 @@ export interface RedisBroker {
 export class RedisBroker extends EventEmitter implements Broker {
   /** This broker's node id (16 hex digits), as 'gap' events name origins. */
   readonly nodeId: string;
-  /** Publishes dropped because Redis was away and the queue was full. */
+  /** Publishes dropped because Redis was away or behind and the queue was full. */
   dropped = 0;
   /** Messages missed, as counted from sequence jumps ('gap' events). */
   missed = 0;
@@ -226,6 +247,13 @@ export class RedisBroker extends EventEmitter implements Broker {
   /** Command errors (not outages): the last time one was reported, and how many since. */
   private errorAt = 0;
   private errorsSince = 0;
+  /** Stalls reported so far; drops since the last drop report, the stall count when the first of them came, and that report's time. */
+  private stalls = 0;
+  private dropsSince = 0;
+  private dropStalls = 0;
+  private dropsExplained = false;
+  private dropReportAt = 0;
+  private dropTimer: NodeJS.Timeout | null = null;
   private echoTimer: NodeJS.Timeout | null = null;
   private readonly raw = new Map<string, Listener>();
   /** Redis answered an EVAL of the history script on the current connection (EVALSHA is safe). */
@@ -340,6 +368,8 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.echoTimer = null;
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = null;
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    this.dropTimer = null;
     this.queue = [];
     this.queueBytes = 0;
     this.client.off('error', this.onClientError);
@@ -463,14 +493,15 @@ export class RedisBroker extends EventEmitter implements Broker {
   /** Room for one more publish on the wire: Redis ready, nothing queued before it, and fewer than
    *  maxQueue / maxQueueBytes publishes awaiting a reply (a stalled Redis is an outage too). */
   private canSend(bytes: number): boolean {
-    return this.client.isReady && !this.scriptHold && this.queue.length === 0 && this.inflight < this.maxQueue && this.inflightBytes + bytes <= this.maxQueueBytes;
+    return this.client.isReady && !this.scriptHold && this.queue.length === 0 && this.inflight < this.maxQueue && fits(this.inflightBytes, bytes, this.maxQueueBytes);
   }
 
   private send(channel: string, msg: Buffer, awaitingTopic: string | null, seq: number): void {
     if (this.canSend(msg.length)) return this.write(channel, msg, awaitingTopic, seq);
     // Redis is away or not answering: keep a bounded queue (never the client's unbounded queues).
-    if (this.queue.length >= this.maxQueue || this.queueBytes + msg.length > this.maxQueueBytes) {
+    if (this.queue.length >= this.maxQueue || !fits(this.queueBytes, msg.length, this.maxQueueBytes)) {
       this.dropped++;
+      this.noteDrop();
     } else {
       this.queue.push([channel, msg]);
       this.queueBytes += msg.length;
@@ -481,6 +512,7 @@ export class RedisBroker extends EventEmitter implements Broker {
         this.stallTimer = null;
         if (this.closed || this.stalled || this.queue.length === 0 || !this.client.isReady || Date.now() - this.replyAt < STALL_MS) return;
         this.stalled = true;
+        this.stalls++;
         this.report(new Error(`Redis is not answering: ${this.inflight} publishes have waited over ${STALL_MS / 1000} s for a reply (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`));
       }, STALL_MS);
       this.stallTimer.unref();
@@ -523,7 +555,7 @@ export class RedisBroker extends EventEmitter implements Broker {
   /** Send what waits in the queue, as far as the in-flight bound allows. */
   private drain(): void {
     if (this.closed || !this.client.isReady || this.scriptHold) return;
-    while (this.queue.length > 0 && this.inflight < this.maxQueue && this.inflightBytes + this.queue[0][1].length <= this.maxQueueBytes) {
+    while (this.queue.length > 0 && this.inflight < this.maxQueue && fits(this.inflightBytes, this.queue[0][1].length, this.maxQueueBytes)) {
       const [channel, msg] = this.queue.shift()!;
       this.queueBytes -= msg.length;
       this.write(channel, msg, null, 0);
@@ -690,6 +722,34 @@ export class RedisBroker extends EventEmitter implements Broker {
       this.releaseAwaiting(topic, ch, Infinity);
       ch.downId ??= ch.lastId; // history: replay from here once back
     }
+  }
+
+  /**
+   * A publish was dropped (the queue full). Drops during an outage or a stall are what its one
+   * 'error' announced ("queued up to N, then dropped"); any others mean Redis is up but slower than
+   * the publishes, and are reported too, at most once per DROP_REPORT_MS with their count: a
+   * message that other nodes will never get is never lost silently. The check waits for the stall
+   * detection (STALL_MS) to have had its say.
+   */
+  private noteDrop(): void {
+    if (this.dropsSince++ === 0) {
+      this.dropsExplained = this.down || !this.client.isReady;
+      this.dropStalls = this.stalls;
+    }
+    if (this.dropTimer) return;
+    const wait = Math.max(STALL_MS * 1.5, DROP_REPORT_MS - (Date.now() - this.dropReportAt));
+    this.dropTimer = setTimeout(() => this.reportDrops(), wait);
+    this.dropTimer.unref();
+  }
+
+  private reportDrops(): void {
+    this.dropTimer = null;
+    const n = this.dropsSince;
+    this.dropsSince = 0;
+    // Explained by an outage or a stall that was (or is being) reported: not reported again.
+    if (this.closed || n === 0 || this.dropsExplained || this.down || this.stalled || this.dropStalls !== this.stalls) return;
+    this.dropReportAt = Date.now();
+    this.report(new Error(`RedisBroker: ${n} remote publish${n > 1 ? 'es' : ''} dropped while Redis was up: more than maxQueue (${this.maxQueue}) messages or maxQueueBytes (${this.maxQueueBytes}) bytes were waiting for Redis (other nodes will not get them; local delivery went on; broker.dropped counts them)`));
   }
 
   private outage(err: unknown): void {
