@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import WS, { WebSocketServer as WSServer } from 'ws';
 import { WebSocket, WebSocketServer, Protocol, ProtocolError, type MessageCompressor, type ProtocolSink } from '../src/index.js';
 import { Limiter, PerMessageDeflate, sharedLimiter } from '../src/deflate/deflate.js';
+import { runtimeInternals } from '../src/internals.js';
 import type { DeflateParams, PerMessageDeflateOptions } from '../src/handshake/extensions.js';
 import { acceptKey, generateKey } from '../src/handshake/upgrade.js';
 import { createCodec } from '../src/codec/index.js';
@@ -222,6 +223,26 @@ describe('PerMessageDeflate', () => {
     expect((await run(client.decompress.bind(client), Buffer.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]))).toString()).toBe('Hello');
     expect((await run(client.decompress.bind(client), Buffer.from([0xf2, 0x00, 0x11, 0x00, 0x00])))
       .toString()).toBe('Hello');
+    client.release();
+  });
+
+  it('inflates a message that ends its DEFLATE stream (BFINAL, the RFC 7692 §7.2.3.4 example) and every message after it, on both inflate paths', async () => {
+    const bfinal = Buffer.from([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]); // "Hello", BFINAL set
+    const flushed = Buffer.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]); // "Hello", §7.2.3.1 (a new stream)
+    const seq = [bfinal, flushed, bfinal, flushed, flushed];
+    const { server, client } = pair();
+    // On the spot (small messages; where zlib's sync internals may be used, else nothing is inflated there)…
+    const onTheSpot = runtimeInternals().zlibSync ? 'Hello' : undefined;
+    expect(seq.map((m) => server.decompressSync(m)?.toString())).toEqual(seq.map(() => onTheSpot));
+    // …and on the thread pool; the last two: the window carried over from the message before (§7.2.3.2).
+    const out: string[] = [];
+    for (const m of [...seq, Buffer.from([0xf2, 0x00, 0x11, 0x00, 0x00])]) out.push((await run(client.decompress.bind(client), m)).toString());
+    expect(out).toEqual(['Hello', 'Hello', 'Hello', 'Hello', 'Hello', 'Hello']);
+    // Large ones: a whole deflate stream (Z_FINISH) then a sync-flushed message of a new stream.
+    const a = Buffer.from(text(60_000, 7)), b = Buffer.from(text(50_000, 8));
+    expect(await run(client.decompress.bind(client), Buffer.concat([zlib.deflateRawSync(a), Buffer.from([0])]))).toEqual(a);
+    expect(await run(client.decompress.bind(client), deflate(b))).toEqual(b);
+    server.release();
     client.release();
   });
 
@@ -832,6 +853,42 @@ describe('edge cases', () => {
     const c = await rawConnect(port(s), 'permessage-deflate');
     c.socket.write(raw({ opcode: OP_TEXT, rsv: RSV1, payload: deflate(Buffer.from([0x61, 0xc3, 0x28])), key: KEY }));
     expect(await closeCode(c)).toBe(1007);
+    c.socket.destroy();
+    await closeServer(s);
+  });
+
+  it('a raw client flushing with BFINAL blocks (RFC 7692 §7.2.3.4) between ordinary messages: every message arrives', async () => {
+    const s = await ourServer({ perMessageDeflate: true });
+    const got: string[] = [];
+    s.on('connection', (ws) => ws.on('message', (d) => got.push(d.toString())));
+    const c = await rawConnect(port(s), 'permessage-deflate');
+    const bfinal = Buffer.from([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]);
+    const flushed = Buffer.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    const big = text(40_000, 3); // the thread-pool path
+    for (const p of [bfinal, flushed, bfinal, flushed, Buffer.concat([zlib.deflateRawSync(Buffer.from(big)), Buffer.from([0])]), flushed]) {
+      c.socket.write(raw({ opcode: OP_TEXT, rsv: RSV1, payload: p, key: KEY }));
+    }
+    await until(() => got.length === 6, { timeout: 5000, what: 'six messages' });
+    expect(got).toEqual(['Hello', 'Hello', 'Hello', 'Hello', big, 'Hello']);
+    c.socket.destroy();
+    await closeServer(s);
+  });
+
+  it('whole compressed messages read before a protocol violation are delivered, then the connection fails with 1002 (as ws)', async () => {
+    const s = await ourServer({ perMessageDeflate: true });
+    const got: string[] = [];
+    s.on('connection', (ws) => ws.on('message', (d) => got.push(d.toString())));
+    const c = await rawConnect(port(s), 'permessage-deflate');
+    const a = text(30_000, 1), b = text(30_000, 2); // large: inflated on the thread pool, the rest waits behind
+    c.socket.write(Buffer.concat([
+      raw({ opcode: OP_TEXT, rsv: RSV1, payload: deflate(Buffer.from(a)), key: KEY }),
+      raw({ opcode: OP_TEXT, rsv: RSV1, payload: deflate(Buffer.from(b)), key: KEY }),
+      raw({ opcode: OP_TEXT, payload: Buffer.from('small'), key: KEY }),
+      raw({ opcode: 0x3, payload: Buffer.alloc(0), key: KEY }), // reserved opcode
+      raw({ opcode: OP_TEXT, payload: Buffer.from('after the violation'), key: KEY }),
+    ]));
+    expect(await closeCode(c)).toBe(1002);
+    expect(got).toEqual([a, b, 'small']);
     c.socket.destroy();
     await closeServer(s);
   });

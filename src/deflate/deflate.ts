@@ -94,6 +94,9 @@ class TooLarge extends Error {}
  * window) for the next message. Throws TooLarge past `maxOut` bytes; returns null if zlib failed
  * (the stream destroys itself and emits 'error' on the next tick).
  */
+/** The last syncWrite's stream ended (its input held a final block). */
+let syncEnded = false;
+
 function syncWrite(stream: zlib.Inflate | zlib.Deflate | zlib.InflateRaw | zlib.DeflateRaw, input: Buffer, maxOut: number): Buffer | null {
   const z = stream as unknown as ZlibInternals;
   const handle = z._handle!;
@@ -129,7 +132,12 @@ function syncWrite(stream: zlib.Inflate | zlib.Deflate | zlib.InflateRaw | zlib.
     } else {
       availOut = outLeft;
     }
-    if (outLeft !== 0) break;
+    if (outLeft !== 0) {
+      // Room for output left and input not taken: the DEFLATE stream ended (a block with BFINAL
+      // set, RFC 7692 §7.2.3.4); zlib reads nothing past it.
+      syncEnded = inLeft > 0;
+      break;
+    }
     inOff += availIn - inLeft;
     availIn = inLeft;
   }
@@ -271,8 +279,7 @@ export class PerMessageDeflate implements MessageCompressor {
         if (this.inflateJob !== job) return; // failed or released meanwhile
         this.inflateJob = null;
         const out = job.chunks.length === 1 ? job.chunks[0]! : Buffer.concat(job.chunks, job.bytes);
-        // §7.2.2: with the peer's no_context_takeover it starts every message from an empty window.
-        if (this.inflateReset) inf.reset();
+        this.afterMessage(inf, inf.readableEnded);
         finish(job, null, out);
       });
     });
@@ -298,9 +305,19 @@ export class PerMessageDeflate implements MessageCompressor {
       this.dropInflater(inf);
       throw new ProtocolError('bad_deflate', 'invalid compressed data');
     }
-    // §7.2.2: with the peer's no_context_takeover it starts every message from an empty window.
-    if (this.inflateReset) inf.reset();
+    this.afterMessage(inf, syncEnded);
     return out;
+  }
+
+  /**
+   * A message was inflated. §7.2.2: with the peer's no_context_takeover the next one starts from an
+   * empty window. A message that ended its DEFLATE stream (a block with BFINAL set, which §7.2.3.4
+   * lets a sender flush with) leaves zlib deaf to further input: the next message gets a fresh
+   * inflater, as in ws (a sender that ends its stream starts the next from an empty window).
+   */
+  private afterMessage(inf: zlib.InflateRaw, streamEnded: boolean): void {
+    if (streamEnded) this.dropInflater(inf);
+    else if (this.inflateReset) inf.reset();
   }
 
   /** Deflate a small message on the spot; undefined when it must go through compress(). */

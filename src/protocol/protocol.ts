@@ -202,12 +202,18 @@ export class Protocol implements FrameSink {
    * `transient`: the chunk is the caller's scratch, written over after this call (FrameParser.parse).
    */
   receive(chunk: Uint8Array, transient = false): void {
-    if (this._failed || this._closeReceived || this.eof) return;
+    if (this._failed || this._closeReceived || this.eof || this.z?.failAfter) return;
     try {
       this.parser.parse(chunk, this, transient);
     } catch (err) {
-      // The frames before the violation were delivered already (FrameSink contract).
-      if (err instanceof ProtocolError) return this.fail(err);
+      // The frames before the violation were delivered already (FrameSink contract). Behind an
+      // inflation they wait in the backlog: the connection fails once they are delivered (as ws),
+      // so whole messages that came before a violation are never lost to it; input stops now.
+      if (err instanceof ProtocolError) {
+        if (this.inflatingNow) this.z!.failAfter = err;
+        else this.fail(err);
+        return;
+      }
       // A listener threw (application code runs inside the sink's callbacks): the parser stopped in
       // the middle of the chunk and cannot go on, so the connection fails with 1011 rather than
       // staying open and deaf, and the exception goes on up, as any listener's would.
@@ -328,6 +334,9 @@ export class Protocol implements FrameSink {
           this.sink.resumeReading?.();
         }
       }
+      const after = this.inflatingNow ? null : z.failAfter;
+      if (after !== null || err) z.failAfter = null;
+      if (after !== null) this.fail(after); // (fail() does nothing when the connection failed already)
       if (!this.inflatingNow && this.lost) this.finishClosed();
     });
   }
@@ -645,6 +654,8 @@ class Compression {
   // Inflation is asynchronous: frames that arrive meanwhile wait here, in order.
   backlog: { b0: number; payload: Buffer }[] | null = null;
   backlogBytes = 0;
+  /** A violation the parser found behind the backlog: the connection fails once the backlog is delivered. */
+  failAfter: ProtocolError | null = null;
   // Sending: while a compressed message is being deflated, later frames (data, control, close)
   // wait here so that nothing overtakes it. `sendGen` identifies the compression in flight.
   sendGen = 0;
