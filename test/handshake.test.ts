@@ -159,6 +159,12 @@ describe('validateUpgrade', () => {
     const v = fails(req({}, { method: 'POST' }), 405);
     expect(v.headers).toEqual({ Allow: 'GET' });
   });
+  it('answers 400 for an HTTP/1.1 request without Host (§4.2.1 item 2), not for HTTP/2 (:authority)', () => {
+    expect(fails(without('host'), 400).message).toBe('Missing Host header');
+    const h2 = without('host');
+    h2.httpVersion = '2.0';
+    expect(validateUpgrade(h2).ok).toBe(true);
+  });
   it('answers 400 for HTTP/1.0', () => {
     fails(req({}, { httpVersion: '1.0' }), 400);
     expect(validateUpgrade(req({}, { httpVersion: '2.0' })).ok).toBe(true);

@@ -267,6 +267,9 @@ export function validateUpgrade(req: UpgradeRequest, opts: UpgradeOptions = {}):
     const major = parseInt(req.httpVersion, 10);
     const minor = parseInt(req.httpVersion.slice(req.httpVersion.indexOf('.') + 1), 10);
     if (!(major > 1 || (major === 1 && minor >= 1))) return reject(400, 'Invalid HTTP version');
+    // §4.2.1 item 2: "A |Host| header field containing the server's authority" (HTTP/1.1 also
+    // requires it, RFC 9112 §3.2; HTTP/2 carries :authority instead).
+    if (major === 1 && header(h, 'host') === undefined) return reject(400, 'Missing Host header');
   }
   // A resource we do not serve is 404, whatever else is wrong with the request.
   if (opts.serves === false || (opts.path !== undefined && requestPath(req.url) !== opts.path)) return reject(404, 'Not found');
