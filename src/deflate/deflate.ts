@@ -57,6 +57,9 @@ function hasSyncInternals(z: unknown): boolean {
     Buffer.isBuffer(s._outBuffer) && typeof s._outOffset === 'number' && typeof s._chunkSize === 'number';
 }
 
+/** The last syncWrite's stream ended (its input held a final block). */
+let syncEnded = false;
+
 /**
  * Detected once: the internals exist AND a round trip through syncWrite matches the public zlib
  * API byte for byte (a runtime that emulates the internals differently falls back, not breaks).
@@ -94,9 +97,6 @@ class TooLarge extends Error {}
  * window) for the next message. Throws TooLarge past `maxOut` bytes; returns null if zlib failed
  * (the stream destroys itself and emits 'error' on the next tick).
  */
-/** The last syncWrite's stream ended (its input held a final block). */
-let syncEnded = false;
-
 function syncWrite(stream: zlib.Inflate | zlib.Deflate | zlib.InflateRaw | zlib.DeflateRaw, input: Buffer, maxOut: number): Buffer | null {
   const z = stream as unknown as ZlibInternals;
   const handle = z._handle!;
