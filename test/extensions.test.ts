@@ -257,6 +257,10 @@ describe('client offer and response validation', () => {
   ])('rejects a response with %s', (_, h, opts) => {
     expect(() => acceptDeflateResponseClient(h, opts as PerMessageDeflateOptions)).toThrow(Error);
   });
+  it('names a parameter the response gives without its value (not an internal `true`)', () => {
+    expect(() => acceptDeflateResponseClient('permessage-deflate; client_max_window_bits', {})).toThrow('Parameter "client_max_window_bits" needs a value');
+    expect(() => acceptDeflateResponseClient('permessage-deflate; server_max_window_bits', {})).toThrow('Parameter "server_max_window_bits" needs a value');
+  });
   it('rejects a malformed response with SyntaxError', () => {
     expect(() => acceptDeflateResponseClient('permessage-deflate;', {})).toThrow(SyntaxError);
   });

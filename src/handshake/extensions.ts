@@ -241,6 +241,11 @@ function windowBits(v: string | true): number | undefined {
  * values in range. `isOffer` allows client_max_window_bits without a value (§7.1.2.2).
  * Returns a reason string if invalid.
  */
+/** The reason for a parameter's bad value; a parameter given without one says so (not `true`). */
+function badValue(name: string, v: string | true): string {
+  return v === true ? `Parameter "${name}" needs a value` : `Invalid value for parameter "${name}": ${v}`;
+}
+
 function normalize(params: Record<string, (string | true)[]>, isOffer: boolean): DeflateConfig | string {
   const cfg: DeflateConfig = {};
   for (const k of Object.keys(params)) {
@@ -250,12 +255,12 @@ function normalize(params: Record<string, (string | true)[]>, isOffer: boolean):
     switch (k) {
       case 'server_no_context_takeover':
       case 'client_no_context_takeover':
-        if (v !== true) return `Invalid value for parameter "${k}": ${v}`;
+        if (v !== true) return badValue(k, v);
         cfg[k] = true;
         break;
       case 'server_max_window_bits': {
         const n = windowBits(v);
-        if (n === undefined) return `Invalid value for parameter "${k}": ${v}`;
+        if (n === undefined) return badValue(k, v);
         cfg.server_max_window_bits = n;
         break;
       }
@@ -265,7 +270,7 @@ function normalize(params: Record<string, (string | true)[]>, isOffer: boolean):
           break;
         }
         const n = windowBits(v);
-        if (n === undefined) return `Invalid value for parameter "${k}": ${v}`;
+        if (n === undefined) return badValue(k, v);
         cfg.client_max_window_bits = n;
         break;
       }
