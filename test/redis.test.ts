@@ -52,6 +52,39 @@ async function startNode(redisUrl: string, mode = ''): Promise<Node> {
   const { port, nodeId } = await first;
   return { proc, port, nodeId, events };
 }
+/**
+ * A broker on a Redis of its own (options `opts`, `prefix` required), the errors it reports, and a
+ * plain client subscribed to its channel for topic 't' that hands each raw message to `onWatch`;
+ * everything is stopped after `fn` (a stalled Redis is resumed first).
+ */
+async function watchedBroker(
+  opts: { prefix: string; maxQueue?: number; maxQueueBytes?: number },
+  onWatch: (message: Buffer) => void,
+  fn: (t: { own: RedisServer; cl: ReturnType<typeof createClient>; broker: RedisBroker; errors: string[] }) => Promise<void>,
+): Promise<void> {
+  const own = await RedisServer.start();
+  const cl = createClient({ url: own.url });
+  cl.on('error', () => {});
+  await cl.connect();
+  const watch = createClient({ url: own.url });
+  watch.on('error', () => {});
+  await watch.connect();
+  await watch.subscribe(`${opts.prefix}t`, (m) => onWatch(m as unknown as Buffer), true);
+  const broker = new RedisBroker({ client: cl, ...opts });
+  const errors: string[] = [];
+  broker.on('error', (e) => errors.push(e.message));
+  await broker.ready;
+  try {
+    await fn({ own, cl, broker, errors });
+  } finally {
+    own.resume();
+    await broker.close();
+    await cl.close().catch(() => {});
+    await watch.close().catch(() => {});
+    await own.stop();
+  }
+}
+
 async function stopNode(n: Node): Promise<void> {
   if (n.proc.exitCode !== null) return;
   const exited = once(n.proc, 'exit');
@@ -430,20 +463,8 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
   }, 20_000);
 
   it('a stalled Redis (SIGSTOP): publishes awaiting a reply are bounded, then queued, then dropped; all flows after SIGCONT', async () => {
-    const own = await RedisServer.start();
-    const cl = createClient({ url: own.url });
-    cl.on('error', () => {});
-    await cl.connect();
-    const watch = createClient({ url: own.url });
-    watch.on('error', () => {});
-    await watch.connect();
     let got = 0;
-    await watch.subscribe('st:t', () => void got++);
-    const broker = new RedisBroker({ client: cl, prefix: 'st:', maxQueue: 100, maxQueueBytes: 1 << 20 });
-    const errors: string[] = [];
-    broker.on('error', (e) => errors.push(e.message));
-    await broker.ready;
-    try {
+    await watchedBroker({ prefix: 'st:', maxQueue: 100, maxQueueBytes: 1 << 20 }, () => void got++, async ({ own, cl, broker, errors }) => {
       await own.stall();
       const payload = Buffer.alloc(1024, 1);
       const N = 20_000;
@@ -460,30 +481,12 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       expect(broker.queued).toBe(0);
       await until(() => got === N + 1 - broker.dropped, { timeout: 5000, what: 'a later publish' });
       expect(errors.length).toBe(1);
-    } finally {
-      own.proc?.kill('SIGCONT');
-      await broker.close();
-      await cl.close().catch(() => {});
-      await watch.close().catch(() => {});
-      await own.stop();
-    }
+    });
   }, 20_000);
 
   it('a publisher faster than a healthy Redis: what the bounds drop is reported as one error with its count, the rest arrives in order', async () => {
-    const own = await RedisServer.start();
-    const cl = createClient({ url: own.url });
-    cl.on('error', () => {});
-    await cl.connect();
-    const watch = createClient({ url: own.url });
-    watch.on('error', () => {});
-    await watch.connect();
     const got: number[] = [];
-    await watch.subscribe('fd:t', (m) => void got.push((m as unknown as Buffer).readUInt32BE(HEADER_SIZE)), true);
-    const broker = new RedisBroker({ client: cl, prefix: 'fd:', maxQueue: 50 });
-    const errors: string[] = [];
-    broker.on('error', (e) => errors.push(e.message));
-    await broker.ready;
-    try {
+    await watchedBroker({ prefix: 'fd:', maxQueue: 50 }, (m) => void got.push(m.readUInt32BE(HEADER_SIZE)), async ({ broker, errors }) => {
       const N = 2000;
       for (let i = 0; i < N; i++) {
         const b = Buffer.alloc(4);
@@ -498,29 +501,12 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       await sleep(300);
       expect(errors.length).toBe(1);
       expect(got.length).toBe(100);
-    } finally {
-      await broker.close();
-      await cl.close().catch(() => {});
-      await watch.close().catch(() => {});
-      await own.stop();
-    }
+    });
   }, 20_000);
 
   it('a message larger than maxQueueBytes still reaches Redis when nothing else is held (it is not dropped unreported)', async () => {
-    const own = await RedisServer.start();
-    const cl = createClient({ url: own.url });
-    cl.on('error', () => {});
-    await cl.connect();
-    const watch = createClient({ url: own.url });
-    watch.on('error', () => {});
-    await watch.connect();
     const sizes: number[] = [];
-    await watch.subscribe('big:t', (m) => void sizes.push((m as unknown as Buffer).length - HEADER_SIZE), true);
-    const broker = new RedisBroker({ client: cl, prefix: 'big:', maxQueueBytes: 1024 });
-    const errors: string[] = [];
-    broker.on('error', (e) => errors.push(e.message));
-    await broker.ready;
-    try {
+    await watchedBroker({ prefix: 'big:', maxQueueBytes: 1024 }, (m) => void sizes.push(m.length - HEADER_SIZE), async ({ broker, errors }) => {
       broker.publish('t', Buffer.alloc(4096, 7), true, true, null);
       broker.publish('t', Buffer.alloc(8192, 8), true, true, null); // waits for the first: the queue held nothing
       broker.publish('t', Buffer.alloc(16), true, true, null); // past the byte bound behind the second: dropped, reported
@@ -529,12 +515,7 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
       expect(broker.dropped).toBe(1);
       await until(() => errors.length === 1, { timeout: 5000, what: 'the drop report' });
       expect(errors[0]).toMatch(/^RedisBroker: 1 remote publish dropped while Redis was up/);
-    } finally {
-      await broker.close();
-      await cl.close().catch(() => {});
-      await watch.close().catch(() => {});
-      await own.stop();
-    }
+    });
   }, 20_000);
 
   it('a command error (WRONGTYPE) is reported as such and is not an outage: the next real outage is reported', async () => {

@@ -236,16 +236,16 @@ function windowBits(v: string | true): number | undefined {
   return n >= MIN_WINDOW_BITS && n <= MAX_WINDOW_BITS ? n : undefined;
 }
 
-/**
- * Validates one permessage-deflate parameter set (RFC 7692 §7.1): known names, one value each,
- * values in range. `isOffer` allows client_max_window_bits without a value (§7.1.2.2).
- * Returns a reason string if invalid.
- */
 /** The reason for a parameter's bad value; a parameter given without one says so (not `true`). */
 function badValue(name: string, v: string | true): string {
   return v === true ? `Parameter "${name}" needs a value` : `Invalid value for parameter "${name}": ${v}`;
 }
 
+/**
+ * Validates one permessage-deflate parameter set (RFC 7692 §7.1): known names, one value each,
+ * values in range. `isOffer` allows client_max_window_bits without a value (§7.1.2.2).
+ * Returns a reason string if invalid.
+ */
 function normalize(params: Record<string, (string | true)[]>, isOffer: boolean): DeflateConfig | string {
   const cfg: DeflateConfig = {};
   for (const k of Object.keys(params)) {

@@ -202,7 +202,7 @@ export class Protocol implements FrameSink {
    * `transient`: the chunk is the caller's scratch, written over after this call (FrameParser.parse).
    */
   receive(chunk: Uint8Array, transient = false): void {
-    if (this._failed || this._closeReceived || this.eof || this.z?.failAfter) return;
+    if (this._failed || this._closeReceived || this.eof) return; // (a failed parser discards input itself)
     try {
       this.parser.parse(chunk, this, transient);
     } catch (err) {
@@ -334,9 +334,11 @@ export class Protocol implements FrameSink {
           this.sink.resumeReading?.();
         }
       }
-      const after = this.inflatingNow ? null : z.failAfter;
-      if (after !== null || err) z.failAfter = null;
-      if (after !== null) this.fail(after); // (fail() does nothing when the connection failed already)
+      const after = z.failAfter;
+      if (after !== null && !this.inflatingNow) {
+        z.failAfter = null;
+        this.fail(after); // (nothing when err failed the connection already)
+      }
       if (!this.inflatingNow && this.lost) this.finishClosed();
     });
   }

@@ -120,8 +120,8 @@ export function nextSeq(prev: number): number {
 const KNOWN_FLAGS = 1 | 2 | 4;
 /** No reply for this long while publishes wait for one: Redis is stalled (reported once). */
 const STALL_MS = 1000;
-/** Drops while Redis is up are reported at most this often (with their count). */
-const DROP_REPORT_MS = 5000;
+/** Command errors, and drops while Redis is up, are reported at most this often (with their count). */
+const REPORT_EVERY_MS = 5000;
 
 /**
  * Whether `bytes` more fit under a byte bound beside `used`. A single message larger than the bound
@@ -247,10 +247,11 @@ export class RedisBroker extends EventEmitter implements Broker {
   /** Command errors (not outages): the last time one was reported, and how many since. */
   private errorAt = 0;
   private errorsSince = 0;
-  /** Stalls reported so far; drops since the last drop report, the stall count when the first of them came, and that report's time. */
-  private stalls = 0;
+  /**
+   * Drops since the last drop report; whether an outage's or a stall's 'error' covered them (it
+   * says publishes are being dropped); when the last drop report was made.
+   */
   private dropsSince = 0;
-  private dropStalls = 0;
   private dropsExplained = false;
   private dropReportAt = 0;
   private dropTimer: NodeJS.Timeout | null = null;
@@ -512,7 +513,7 @@ export class RedisBroker extends EventEmitter implements Broker {
         this.stallTimer = null;
         if (this.closed || this.stalled || this.queue.length === 0 || !this.client.isReady || Date.now() - this.replyAt < STALL_MS) return;
         this.stalled = true;
-        this.stalls++;
+        this.dropsExplained = true;
         this.report(new Error(`Redis is not answering: ${this.inflight} publishes have waited over ${STALL_MS / 1000} s for a reply (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`));
       }, STALL_MS);
       this.stallTimer.unref();
@@ -727,17 +728,14 @@ export class RedisBroker extends EventEmitter implements Broker {
   /**
    * A publish was dropped (the queue full). Drops during an outage or a stall are what its one
    * 'error' announced ("queued up to N, then dropped"); any others mean Redis is up but slower than
-   * the publishes, and are reported too, at most once per DROP_REPORT_MS with their count: a
+   * the publishes, and are reported too, at most once per REPORT_EVERY_MS with their count: a
    * message that other nodes will never get is never lost silently. The check waits for the stall
    * detection (STALL_MS) to have had its say.
    */
   private noteDrop(): void {
-    if (this.dropsSince++ === 0) {
-      this.dropsExplained = this.down || !this.client.isReady;
-      this.dropStalls = this.stalls;
-    }
+    if (this.dropsSince++ === 0) this.dropsExplained = this.down || this.stalled || !this.client.isReady;
     if (this.dropTimer) return;
-    const wait = Math.max(STALL_MS * 1.5, DROP_REPORT_MS - (Date.now() - this.dropReportAt));
+    const wait = Math.max(STALL_MS * 1.5, REPORT_EVERY_MS - (Date.now() - this.dropReportAt));
     this.dropTimer = setTimeout(() => this.reportDrops(), wait);
     this.dropTimer.unref();
   }
@@ -746,8 +744,8 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.dropTimer = null;
     const n = this.dropsSince;
     this.dropsSince = 0;
-    // Explained by an outage or a stall that was (or is being) reported: not reported again.
-    if (this.closed || n === 0 || this.dropsExplained || this.down || this.stalled || this.dropStalls !== this.stalls) return;
+    // Covered by an outage's or a stall's report (made before the drops or since): not reported again.
+    if (this.closed || n === 0 || this.dropsExplained) return;
     this.dropReportAt = Date.now();
     this.report(new Error(`RedisBroker: ${n} remote publish${n > 1 ? 'es' : ''} dropped while Redis was up: more than maxQueue (${this.maxQueue}) messages or maxQueueBytes (${this.maxQueueBytes}) bytes were waiting for Redis (other nodes will not get them; local delivery went on; broker.dropped counts them)`));
   }
@@ -757,6 +755,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.subscriberDown();
     if (this.down) return;
     this.down = true;
+    this.dropsExplained = true;
     const e = new Error(`Redis unavailable: ${(err as Error)?.message ?? String(err)} (local delivery goes on; remote publishes are queued up to ${this.maxQueue})`);
     (e as Error & { cause?: unknown }).cause = err;
     this.report(e);
@@ -769,13 +768,13 @@ export class RedisBroker extends EventEmitter implements Broker {
 
   /**
    * A command failed while the connection is up (WRONGTYPE, NOPERM, a timeout, …): not an outage,
-   * so `down` and 'ready' are untouched. Reported as 'error' at most once per 5 s (with a count).
+   * so `down` and 'ready' are untouched. Reported as 'error' at most once per REPORT_EVERY_MS (with a count).
    */
   private commandError(what: string, err: unknown): void {
     if (this.closed) return;
     this.errorsSince++;
     const now = Date.now();
-    if (now - this.errorAt < 5000) return;
+    if (now - this.errorAt < REPORT_EVERY_MS) return;
     const n = this.errorsSince;
     this.errorAt = now;
     this.errorsSince = 0;
