@@ -352,6 +352,115 @@ describe('server: heartbeat over h2', () => {
   });
 });
 
+/**
+ * A TCP relay in front of `port` whose server-to-client direction can be frozen: from then on it
+ * reads nothing more from the server (a peer that stopped reading its socket, with the TCP
+ * window shut behind it), while the other direction keeps flowing.
+ */
+async function freezableRelay(port: number) {
+  const net = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  const upstreams: import('node:net').Socket[] = [];
+  const relay = net.createServer((down) => {
+    const up = net.connect(port, '127.0.0.1');
+    upstreams.push(up);
+    sockets.push(up, down);
+    for (const s of [up, down]) s.on('error', () => {});
+    down.pipe(up);
+    up.pipe(down);
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  cleanups.push(() => {
+    for (const x of sockets) x.destroy();
+    return new Promise<void>((r) => relay.close(() => r()));
+  });
+  return {
+    origin: `https://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+    freeze: () => {
+      for (const u of upstreams) {
+        u.unpipe();
+        u.pause();
+      }
+    },
+  };
+}
+
+describe('server: a peer that stops reading its h2 connection', () => {
+  /** A WebSocket over h2 through the relay, with flow-control windows so wide that only TCP holds the server back. */
+  async function frozenPeer(opts: Parameters<typeof h2Server>[0]) {
+    const s = await h2Server(opts);
+    // Bounded: on Node 20 and 22, an http2 session whose TCP connection died while its socket had
+    // a write backlog is never released (plain node:http2 does the same; fixed in Node 24), so the
+    // server's close() callback does not come.
+    cleanups.push(() => Promise.race([s.close(), sleep(2500)]));
+    const relay = await freezableRelay(s.port);
+    const WIDE = 2 ** 31 - 1;
+    const sess = await h2Session(relay.origin, { settings: { initialWindowSize: WIDE } });
+    cleanups.push(() => sess.destroy());
+    sess.setLocalWindowSize(WIDE);
+    const conn = nextConnection(s.wss);
+    const c = await H2Client.open(sess, '/');
+    expect(c.status).toBe(200);
+    const [ws] = await conn;
+    relay.freeze();
+    return { s, ws };
+  }
+
+  /** Send 64 KiB messages until `stop()` says so or the WebSocket is no longer open (bounded). */
+  function flood(ws: WebSocket, stop: () => boolean): void {
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let n = 0;
+    const pump = () => {
+      if (ws.readyState !== ws.OPEN || stop() || ++n > 2000) return;
+      ws.send(chunk);
+      setTimeout(pump, 2);
+    };
+    pump();
+  }
+
+  it('drops it at maxBackpressure: 1008 at once and out of clients (not a reset that waits behind the unsent DATA)', async () => {
+    const { s, ws } = await frozenPeer({ maxBackpressure: 1 << 20 });
+    const closed = nextEvent<[number]>(ws, 'close', { timeout: 8000 });
+    flood(ws, () => false);
+    expect((await closed)[0]).toBe(1008);
+    expect(ws.readyState).toBe(ws.CLOSED);
+    expect(s.wss.clients.size).toBe(0);
+  });
+
+  it('terminate() closes it at once (1006), and a graceful wss.close() ends within closeTimeout', async () => {
+    const a = await frozenPeer({ maxBackpressure: 1 << 30 });
+    flood(a.ws, () => a.ws.bufferedAmount > 4 << 20);
+    await until(() => a.ws.bufferedAmount > 4 << 20 || a.ws.readyState !== a.ws.OPEN, { timeout: 8000 });
+    const closed = nextEvent<[number]>(a.ws, 'close', { timeout: 2000 });
+    a.ws.terminate();
+    expect((await closed)[0]).toBe(1006);
+    expect(a.s.wss.clients.size).toBe(0);
+
+    const b = await frozenPeer({ maxBackpressure: 1 << 30, closeTimeout: 300 });
+    flood(b.ws, () => b.ws.bufferedAmount > 4 << 20);
+    await until(() => b.ws.bufferedAmount > 4 << 20 || b.ws.readyState !== b.ws.OPEN, { timeout: 8000 });
+    const closedB = nextEvent<[number]>(b.ws, 'close', { timeout: 3000 });
+    const t0 = Date.now();
+    await new Promise<void>((resolve) => b.s.wss.close(() => resolve()));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect((await closedB)[0]).toBe(1006); // our 1001 never got through: reset after closeTimeout
+  });
+
+  it('a refusal its zero flow-control window keeps back is reset (CANCEL) after a moment, not held open', async () => {
+    const s = await setup();
+    const sess = await h2Session(s.origin, { settings: { initialWindowSize: 0 } });
+    cleanups.push(() => sess.destroy());
+    const refused = Array.from({ length: 5 }, () => new H2Client(sess.request(CONNECT('/', { 'sec-websocket-version': '8' }), { endStream: false })));
+    await until(() => refused.every((c) => c.status !== 0), { timeout: 3000 });
+    expect(refused.map((c) => c.status)).toEqual([400, 400, 400, 400, 400]);
+    await until(() => refused.every((c) => c.closed), { timeout: 4000 });
+    expect(refused.map((c) => c.rstCode)).toEqual(Array(5).fill(http2.constants.NGHTTP2_CANCEL));
+    expect(refused.every((c) => c.body.length === 0)).toBe(true); // the window never let the text through
+  });
+});
+
 describe('server: closing an h2 WebSocket', () => {
   it('client-initiated: close frame + END_STREAM both ways, no RST_STREAM', async () => {
     const { c, ws } = await open();
@@ -663,6 +772,17 @@ describe('client: new WebSocket(url, protocols, { http2: true })', () => {
       expect((await echoOnce(ws, 'fell back')).toString()).toBe('fell back');
       ws.close();
       await once(ws, 'close');
+    }
+  });
+
+  it('handshakeTimeout 0 means no deadline, for our client and our server, over h2 and over HTTP/1.1 (as in ws)', async () => {
+    // The server's verifyClient answers after 100 ms: a deadline of 0 ms would already have fired.
+    const verifyClient = (_info: unknown, cb: (ok: boolean) => void) => void setTimeout(() => cb(true), 100);
+    const s = await setup({ path: '/echo', handshakeTimeout: 0, verifyClient } as never);
+    for (const http2 of [true, false]) {
+      const ws = await client(`wss://127.0.0.1:${s.port}/echo`, undefined, { http2, handshakeTimeout: 0 });
+      expect(ws.transport).toBe(http2 ? 'h2' : 'http/1.1');
+      expect((await echoOnce(ws, 'no deadline')).toString()).toBe('no deadline');
     }
   });
 

@@ -17,6 +17,7 @@ import type { WebSocketServer, VerifyClientInfo } from './server.js';
 import type { WebSocket } from './websocket.js';
 import type { ClientOptions, HandshakeHooks } from './client.js';
 import { DEFAULTS, resolveConnectionOptions } from './options.js';
+import { resetStream } from './transport.js';
 import {
   buildExtendedConnectHeaders, h2AcceptLines, h2ErrorHeaders, h2ResponseHeaders, isExtendedConnect, requestPath,
   validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL, runVerifyClient, selectSubprotocol,
@@ -65,7 +66,7 @@ type MarkedStream = http2.ServerHttp2Stream & { [kHandled]?: true };
 export function refuseStream(stream: http2.ServerHttp2Stream, status: number, message: string, headers?: Parameters<typeof h2ErrorHeaders>[1]): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
-    stream.close(NGHTTP2_CANCEL);
+    resetStream(stream, NGHTTP2_CANCEL);
     return;
   }
   // Discard what the peer sends: a stream closes only once its readable side has been read to
@@ -79,7 +80,7 @@ export function refuseStream(stream: http2.ServerHttp2Stream, status: number, me
     return;
   }
   setTimeout(() => {
-    if (!stream.closed) stream.close(NGHTTP2_NO_ERROR);
+    resetStream(stream, NGHTTP2_NO_ERROR); // (CANCEL when the peer's window kept our answer back)
   }, REFUSE_LINGER).unref();
 }
 
@@ -128,11 +129,11 @@ export function handleH2Stream(
 
   const req = requestOf(stream, headers);
   wss.pending.add(stream);
-  const timer = setTimeout(() => {
+  const timer = o.handshakeTimeout! > 0 ? setTimeout(() => {
     wss.pending.delete(stream);
-    if (!stream.closed) stream.close(NGHTTP2_CANCEL);
-  }, o.handshakeTimeout!);
-  timer.unref();
+    resetStream(stream, NGHTTP2_CANCEL);
+  }, o.handshakeTimeout!) : undefined;
+  timer?.unref();
   const finish = () => {
     clearTimeout(timer);
     wss.pending.delete(stream);
@@ -274,9 +275,8 @@ const probing = new WeakSet<http2.Http2Session>();
  * a session that may be dead as a whole, and nothing else would notice. Ping it; no ACK within
  * `ms` destroys it (its TCP/TLS socket with it).
  */
-export function probeSession(transport: unknown, ms: number): void {
-  const session = (transport as { session?: http2.Http2Session } | null)?.session;
-  if (!session || session.destroyed || session.closed || probing.has(session)) return;
+export function probeSession(session: http2.Http2Session, ms: number): void {
+  if (session.destroyed || session.closed || probing.has(session)) return;
   probing.add(session);
   const timer = setTimeout(() => {
     probing.delete(session);
@@ -472,7 +472,8 @@ export function startHttp2Client(url: URL, protocols: string[], opts: ClientOpti
   };
   let done = false;
   let stream: http2.ClientHttp2Stream | null = null;
-  const timer = setTimeout(() => fail(new Error('Opening handshake has timed out')), opts.handshakeTimeout ?? DEFAULTS.clientHandshakeTimeout);
+  const deadline = opts.handshakeTimeout ?? DEFAULTS.clientHandshakeTimeout; // 0 (as in ws): none
+  const timer = deadline > 0 ? setTimeout(() => fail(new Error('Opening handshake has timed out')), deadline) : undefined;
   const settleHandshake = () => {
     done = true;
     clearTimeout(timer);
@@ -481,9 +482,9 @@ export function startHttp2Client(url: URL, protocols: string[], opts: ClientOpti
   const fail = (err: Error): void => {
     if (done) return;
     settleHandshake();
-    if (stream && !stream.closed) {
+    if (stream && !stream.destroyed) {
       stream.resume(); // unread DATA (an error body) would keep the stream, and our session, open
-      stream.close(NGHTTP2_CANCEL);
+      resetStream(stream, NGHTTP2_CANCEL);
     }
     drop();
     hooks.failed(err);

@@ -14,7 +14,7 @@ import type { PerMessageDeflateOptions } from '../handshake/extensions.js';
 import { negotiateServer } from '../deflate/deflate.js';
 import { fanOut, Topics, type PublishOptions } from '../pubsub/topics.js';
 import type { Broker } from '../pubsub/broker.js';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { attachHttp2Server, handleH2Stream, probeSession, refuseStream, isHttp2Server, type Http2AnyServer, type Http2WebSocketRequest } from './http2.js';
 
 export interface VerifyClientInfo {
@@ -44,7 +44,7 @@ export interface ServerOptions extends ConnectionOptions {
   clientTracking?: boolean;
   /** Origins allowed to connect (403 for others); a list or a predicate. Absent Origin (non-browser) passes. */
   allowedOrigins?: string[] | ((origin: string | undefined) => boolean);
-  /** Close a socket whose handshake has not completed in this many ms (default 10 s). */
+  /** Close a socket whose handshake has not completed in this many ms (default 10 s; 0: no deadline). */
   handshakeTimeout?: number;
   /** Ping every client this often (ms) and terminate one that has sent nothing since the last ping. 0 = off. */
   heartbeatInterval?: number;
@@ -199,11 +199,11 @@ export class WebSocketServer extends EventEmitter {
     }
 
     this.pending.add(socket);
-    const timer = setTimeout(() => {
+    const timer = o.handshakeTimeout! > 0 ? setTimeout(() => {
       this.pending.delete(socket);
       socket.destroy();
-    }, o.handshakeTimeout!);
-    timer.unref();
+    }, o.handshakeTimeout!) : undefined;
+    timer?.unref();
     const finish = () => {
       clearTimeout(timer);
       this.pending.delete(socket);
@@ -282,10 +282,11 @@ export class WebSocketServer extends EventEmitter {
     for (const ws of this.conns) {
       if (ws.readyState !== OPEN) continue;
       if (!ws.isAlive) {
-        const stream = ws.transport === 'h2' ? ws._socket : null;
+        // (The session is read first: a reset stream no longer knows it.)
+        const session = ws.transport === 'h2' ? (ws._socket as { session?: Http2Session } | null)?.session : undefined;
         ws.terminate();
         // Over h2 the reset went into a session that may be just as silent: probe it.
-        if (stream) probeSession(stream, this.options.heartbeatInterval!);
+        if (session) probeSession(session, this.options.heartbeatInterval!);
         continue;
       }
       ws.isAlive = false;

@@ -773,11 +773,27 @@ export class Transport {
 
   /**
    * Drop the transport now. An HTTP/2 stream is reset with CANCEL (RFC 9113 §8.7: "the stream is
-   * no longer needed"); Node's destroy() would send NO_ERROR, which reads as a normal end.
+   * no longer needed"); Node's destroy() alone would send NO_ERROR, which reads as a normal end.
    */
   destroy(): void {
-    const s = this.socket as Duplex & { close?: (code: number) => void };
-    if (this.isH2 && !s.destroyed && s.close) s.close(H2_CANCEL);
-    else s.destroy();
+    if (this.isH2) resetStream(this.socket as H2Stream, H2_CANCEL);
+    else this.socket.destroy();
   }
+}
+
+/** What resetStream needs of an HTTP/2 stream (Node's Http2Stream). */
+export type H2Stream = Duplex & { close(code: number): void; readonly closed: boolean };
+
+/**
+ * Reset an HTTP/2 stream now: RST_STREAM with `code` (CANCEL instead of NO_ERROR while our side of
+ * the response has not all left: it is not complete), and the stream destroyed at once. close()
+ * alone waits: its RST_STREAM NO_ERROR goes after the DATA still queued, and the stream closes only
+ * once nghttp2 has sent the reset, which never happens while the peer reads nothing (a zero flow
+ * control window, or a TCP window that stays shut): the stream, its buffered bytes and the
+ * WebSocket on it would be held for good.
+ */
+export function resetStream(s: H2Stream, code: number): void {
+  if (s.destroyed) return;
+  if (!s.closed) s.close(code === 0 && !s.writableFinished ? H2_CANCEL : code);
+  s.destroy();
 }
