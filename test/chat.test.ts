@@ -6,6 +6,7 @@ import { parseChat, LIMITS } from '../src/cli/chat.js';
 import { DEFAULTS } from '../src/cli/args.js';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { sleep } from './helpers.js';
 
 type Msg = { type: string; [k: string]: any };
 
@@ -138,6 +139,27 @@ describe('chat room over sockets', () => {
     await a.fresh(presenceIs(['ada']), 'presence after bob left');
     a.ws.close();
     await a.closed;
+  });
+
+  it('coalesces presence: 40 clients joining and leaving in a loop send the list at most every 200 ms, and the last list arrives', async () => {
+    const watcher = await client();
+    const before = watcher.got.length;
+    const t0 = Date.now();
+    for (let round = 0; round < 4; round++) {
+      const churn = await Promise.all(Array.from({ length: 10 }, () => client()));
+      churn.forEach((c, i) => c.send({ type: 'join', name: `churn${round}-${i}` }));
+      await sleep(20);
+      for (const c of churn) c.ws.close();
+      await Promise.all(churn.map((c) => c.closed));
+    }
+    await watcher.fresh(presenceIs([]), 'the empty list once every churner left');
+    const elapsed = Date.now() - t0;
+    const lists = watcher.got.slice(before).filter((m) => m.type === 'presence').length;
+    // Uncoalesced: 80 lists (one per join and per leave).
+    expect(lists).toBeGreaterThanOrEqual(1);
+    expect(lists).toBeLessThanOrEqual(Math.ceil(elapsed / 200) + 1);
+    expect(lists).toBeLessThan(40);
+    watcher.ws.close();
   });
 
   it('answers bad input with an error frame and stays connected', async () => {

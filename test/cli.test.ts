@@ -182,6 +182,43 @@ describe('wasmws CLI', () => {
     expect((await within(s.exited, { timeout: 5000, what: 'process exit' })).code).toBe(0);
   });
 
+  it('slow or oversized request headers get 408 / 431 within --header-timeout; --max-backpressure drops a client that reads nothing', async () => {
+    const s = await serve(['--port', '0', '--workers', '1', '--header-timeout', '400', '--max-backpressure', '65536']);
+    /** What the server answers to `bytes` (and when it closed), for a client that sends nothing more. */
+    const answer = (bytes: string) => new Promise<{ status: string; ms: number }>((resolve) => {
+      const t0 = Date.now();
+      const c = net.connect(s.port, '127.0.0.1', () => c.write(bytes));
+      let got = '';
+      c.on('data', (d) => (got += d));
+      c.on('error', () => {});
+      c.on('close', () => resolve({ status: got.split('\r\n')[0], ms: Date.now() - t0 }));
+    });
+    const [slow, silent, huge] = await Promise.all([
+      answer('GET /chat HTTP/1.1\r\nHost: x\r\n'), // headers never finished
+      answer(''),
+      answer(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    ]);
+    expect(slow.status).toBe('HTTP/1.1 408 Request Timeout');
+    expect(silent.status).toBe('HTTP/1.1 408 Request Timeout');
+    for (const r of [slow, silent]) expect(r.ms).toBeGreaterThanOrEqual(350), expect(r.ms).toBeLessThan(3000);
+    expect(huge.status).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+
+    // A client of /echo that reads nothing while it sends: dropped once 64 KiB wait for it.
+    const deaf = new WebSocket(`ws://${s.base}/echo`);
+    await new Promise((r, j) => deaf.once('open', r).once('error', j));
+    (deaf as unknown as { _socket: net.Socket })._socket?.pause?.();
+    deaf.pause();
+    const closed = new Promise<number>((r) => deaf.once('close', (code: number) => r(code)));
+    const chunk = Buffer.alloc(32 * 1024, 1);
+    for (let i = 0; i < 400 && deaf.readyState === deaf.OPEN; i++) {
+      deaf.send(chunk);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(await within(closed, { timeout: 10_000, what: 'the deaf client dropped' })).toBe(1006);
+    s.proc.kill('SIGTERM');
+    expect((await within(s.exited, { timeout: 5000, what: 'process exit' })).code).toBe(0);
+  });
+
   it('--workers 2: every client gets every message, presence and counts aggregated, a dead worker is replaced', async () => {
     const s = await serve(['--port', '0', '--workers', '2', '--heartbeat', '0']);
     expect(s.out()).toMatch(/2 workers \(node:cluster\)/);

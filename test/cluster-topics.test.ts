@@ -109,6 +109,29 @@ describe('ClusterBroker with forked workers', () => {
     for (const c of clients) c.ws.close();
   });
 
+  it('a client publishing faster than IPC carries is held back (TCP), not queued in the worker: every message arrives, in order', async () => {
+    const [a, b] = await spread('/?t=flood', 1);
+    const N = 600;
+    const body = 'x'.repeat(64 * 1024);
+    // All at once: the client's socket and the kernel pace it; the worker reads as fast as it lets itself.
+    for (let i = 0; i < N; i++) a.ws.send(`pub:flood:${i} ${body}`);
+    const floods = (c: Client) => c.got.filter((m) => !m.startsWith('{'));
+    await until(() => floods(a).length >= N && floods(b).length >= N, { timeout: 60_000, what: 'every flood message on both workers' });
+    for (const c of [a, b]) {
+      const got = floods(c);
+      expect(got.length).toBe(N);
+      expect(got.every((m, i) => m.startsWith(`${i} `) && m.length === body.length + String(i).length + 1)).toBe(true);
+    }
+    // 37.5 MiB went through the publisher's worker; what waited for its IPC channel stayed near
+    // the 4 MiB high-water mark (without flow control, most of the flood: it reads faster than IPC carries).
+    a.ws.send('stats');
+    const stats = await poll(() => a.got.find((m) => m.startsWith('{"maxBacklog"')), { timeout: 5000, what: 'stats' });
+    const { maxBacklog } = JSON.parse(stats);
+    expect(maxBacklog).toBeGreaterThan(1 << 20);
+    expect(maxBacklog).toBeLessThan(12 << 20);
+    for (const c of [a, b]) c.ws.close();
+  });
+
   it('a worker is subscribed at the primary only to topics it has subscribers for; a killed worker loses them', async () => {
     const clients = await spread('/', 1);
     const [a, b] = clients;

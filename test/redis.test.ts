@@ -504,6 +504,33 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     });
   }, 20_000);
 
+  it('a client publishing from its message handler while Redis is slow is held back (TCP), not dropped: every message arrives, in order', async () => {
+    const got: number[] = [];
+    await watchedBroker({ prefix: 'fc:', maxQueue: 200 }, (m) => void got.push(m.readUInt32BE(HEADER_SIZE)), async ({ own, broker, errors }) => {
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      wss.on('connection', (ws) => ws.on('message', (d) => wss.publish('t', d as Buffer)));
+      await once(wss, 'listening');
+      try {
+        const c = await client(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}`);
+        await own.stall(); // Redis answers nothing for a while: what waits for it would pass maxQueue
+        const N = 2000;
+        for (let i = 0; i < N; i += 10) {
+          for (let j = i; j < i + 10; j++) c.ws.send(Buffer.from([j >>> 24, (j >>> 16) & 255, (j >>> 8) & 255, j & 255]));
+          await sleep(1);
+        }
+        await sleep(300);
+        own.resume();
+        await until(() => got.length >= N, { timeout: 15_000, what: 'every publish through Redis' });
+        expect(got).toEqual([...Array(N).keys()]);
+        expect(broker.dropped).toBe(0);
+        expect(errors).toEqual([]);
+        c.ws.close();
+      } finally {
+        await stopServer(wss);
+      }
+    });
+  }, 30_000);
+
   it('a message larger than maxQueueBytes still reaches Redis when nothing else is held (it is not dropped unreported)', async () => {
     const sizes: number[] = [];
     await watchedBroker({ prefix: 'big:', maxQueueBytes: 1024 }, (m) => void sizes.push(m.length - HEADER_SIZE), async ({ broker, errors }) => {

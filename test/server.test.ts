@@ -230,6 +230,45 @@ describe('connection lifecycle', () => {
     c.terminate();
   });
 
+  it('heartbeat and idleTimeout do not judge a connection whose reading is paused (its pongs wait unread), and do once it resumes', async () => {
+    const hb = await server({ heartbeatInterval: 100 });
+    const conn = nextEvent<[WebSocket]>(hb.wss, 'connection');
+    const c = new WS(hb.url); // ws answers every ping
+    await once(c, 'open');
+    const [ws] = await conn;
+    let closed = false;
+    ws.on('close', () => (closed = true));
+    ws.pause();
+    await sleep(1000); // ten heartbeats
+    expect(closed).toBe(false);
+    ws.resume();
+    // A for-await consumer that is behind (64 messages) pauses reading too, here for about a second.
+    for (let i = 0; i < 100; i++) c.send(String(i));
+    let seen = 0;
+    for await (const m of ws) {
+      expect(String(m)).toBe(String(seen));
+      if (++seen === 100) break;
+      await sleep(15);
+    }
+    expect(closed).toBe(false);
+    expect(c.readyState).toBe(WS.OPEN);
+    c.terminate();
+
+    const idle = await server({ idleTimeout: 300 });
+    const conn2 = nextEvent<[WebSocket]>(idle.wss, 'connection');
+    const d = new WS(idle.url);
+    await once(d, 'open');
+    const [ws2] = await conn2;
+    let closed2 = false;
+    d.on('close', () => (closed2 = true));
+    ws2.pause();
+    await sleep(1000); // three idle timeouts
+    expect(closed2).toBe(false);
+    const closing = nextEvent<[number]>(d, 'close', { timeout: 5000, what: 'the idle close' });
+    ws2.resume();
+    expect((await closing)[0]).toBe(1001);
+  });
+
   it('closes an idle connection with 1001 after idleTimeout', async () => {
     const { url } = await server({ idleTimeout: 200 });
     const c = new WS(url);

@@ -235,3 +235,66 @@ describe('topics: frame-once delivery', () => {
     for (const f of fast) f.ws.close();
   });
 });
+
+describe('topics: flow control from the broker (Broker#congested)', () => {
+  /** A broker that records publishes and is congested while `congested` says so. */
+  function gateBroker() {
+    const b = {
+      published: [] as string[],
+      congested: false,
+      /** Congested once this many were published. */
+      limit: Infinity,
+      waiters: [] as (() => void)[],
+      attach() {},
+      detach() {},
+      subscribe() {},
+      unsubscribe() {},
+      publish(_t: string, payload: Buffer) {
+        b.published.push(payload.toString());
+        if (b.published.length === b.limit) b.congested = true;
+        return 0;
+      },
+      onceDrained(fn: () => void) {
+        if (!b.congested) fn();
+        else b.waiters.push(fn);
+      },
+      drain() {
+        b.congested = false;
+        for (const fn of b.waiters.splice(0)) fn();
+      },
+    };
+    return b;
+  }
+
+  it('a connection publishing from its message handler stops at once (also the rest of its read), then goes on in order', async () => {
+    const broker = gateBroker();
+    broker.limit = 3;
+    const { wss, port } = await startServer({ broker } as never);
+    open.push(wss);
+    wss.on('connection', (ws) => {
+      ws.on('message', (d) => wss.publish('t', d as Buffer));
+    });
+    const { RawClient, raw } = await import('./helpers.js');
+    const K = [0x11, 0x22, 0x33, 0x44];
+    const c = await RawClient.connect(port);
+    // 50 messages and a ping in one write: one read.
+    const frames = Array.from({ length: 50 }, (_, i) => raw({ opcode: 1, payload: Buffer.from(`m${i}`), key: K }));
+    frames.splice(25, 0, raw({ opcode: 9, payload: Buffer.from('p'), key: K }));
+    c.send(Buffer.concat(frames));
+    await sleep(200);
+    expect(broker.published).toEqual(['m0', 'm1', 'm2']);
+    expect(c.frames.filter((f) => f.opcode === 10)).toEqual([]); // the ping waits behind them, in order
+    // Drained: the held frames go on; the broker congests again at 10, and drains again.
+    broker.limit = 10;
+    broker.drain();
+    expect(broker.published.length).toBe(10);
+    broker.drain();
+    await until(() => broker.published.length === 50 && c.frames.some((f) => f.opcode === 10), { timeout: 3000, what: 'the rest' });
+    expect(broker.published).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
+    expect(c.frames.find((f) => f.opcode === 10)!.payload.toString()).toBe('p');
+    // Reading goes on after the drain: a later message is published at once.
+    c.send(raw({ opcode: 1, payload: Buffer.from('later'), key: K }));
+    await until(() => broker.published.includes('later'), { timeout: 3000, what: 'a later message' });
+    c.socket.destroy();
+  });
+});

@@ -15,6 +15,10 @@ export interface ServeOptions {
   /** Extra allowed origins; ['*'] allows any. The page's own origin is always allowed. */
   origins: string[];
   maxPayload: number;
+  /** Bytes that may wait for a slow client before it is dropped (1008). */
+  maxBackpressure: number;
+  /** Request headers (and a TLS handshake) must arrive within this many ms: 408 after. */
+  headerTimeout: number;
   /** Ping interval in ms; 0 = off. */
   heartbeat: number;
   codec: CodecBackend;
@@ -38,6 +42,9 @@ export const DEFAULTS = {
   path: '/chat',
   // Large enough for conformance suites' 16 MiB messages on /echo; the chat room limits texts itself.
   maxPayload: 64 * 1024 * 1024,
+  // A few MiB (the Security section's advice for public servers), not the library's 64 MiB.
+  maxBackpressure: 4 * 1024 * 1024,
+  headerTimeout: 10_000,
   heartbeat: 30_000,
   codec: 'auto' as CodecBackend,
   deflate: false,
@@ -56,6 +63,12 @@ Options:
       --origin <url>       also accept WebSocket upgrades from this Origin (repeatable; "*" = any).
                            The page's own origin and clients sending no Origin are always accepted.
       --max-payload <n>    largest message accepted, in bytes (default: ${DEFAULTS.maxPayload})
+      --max-backpressure <n>
+                           bytes that may wait for a slow client before it is dropped with 1008
+                           (default: ${DEFAULTS.maxBackpressure})
+      --header-timeout <ms>
+                           request headers (and a TLS handshake) must arrive within this; 408 after
+                           (default: ${DEFAULTS.headerTimeout})
       --heartbeat <ms>     ping clients this often and drop silent ones; 0 = off (default: ${DEFAULTS.heartbeat})
       --codec <name>       frame codec: auto, wasm or ts (default: auto; WASMWS_CODEC overrides auto)
       --deflate            accept permessage-deflate (RFC 7692) offers (default: off; ~250 KiB per
@@ -104,6 +117,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         path: { type: 'string' },
         origin: { type: 'string', multiple: true },
         'max-payload': { type: 'string' },
+        'max-backpressure': { type: 'string' },
+        'header-timeout': { type: 'string' },
         heartbeat: { type: 'string' },
         codec: { type: 'string' },
         deflate: { type: 'boolean' },
@@ -117,7 +132,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     });
   } catch (err) {
     // parseArgs' messages are clear but long; keep their first sentence.
-    const msg = String((err as Error).message).split('. ')[0].replace(/\.$/, '');
+    const msg = String((err as Error).message).split('\n')[0].split('. ')[0].replace(/\.$/, '');
     throw new UsageError(msg);
   }
   const v = parsed.values;
@@ -149,6 +164,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   }
 
   const maxPayload = v['max-payload'] === undefined ? DEFAULTS.maxPayload : int('max-payload', v['max-payload'], 1, 2 ** 31 - 1);
+  const maxBackpressure = v['max-backpressure'] === undefined ? DEFAULTS.maxBackpressure : int('max-backpressure', v['max-backpressure'], 1024, 2 ** 53 - 1);
+  const headerTimeout = v['header-timeout'] === undefined ? DEFAULTS.headerTimeout : int('header-timeout', v['header-timeout'], 100, 2 ** 31 - 1);
   const heartbeat = v.heartbeat === undefined ? DEFAULTS.heartbeat : int('heartbeat', v.heartbeat, 0, 2 ** 31 - 1);
   const codec = (v.codec ?? DEFAULTS.codec) as CodecBackend;
   if (codec !== 'auto' && codec !== 'wasm' && codec !== 'ts') throw new UsageError(`--codec must be auto, wasm or ts (got "${codec}")`);
@@ -164,7 +181,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) throw new UsageError(`--redis must be a URL like redis://127.0.0.1:6379 (got "${redis}")`);
   }
   const presenceTtl = v['presence-ttl'] === undefined ? DEFAULTS.presenceTtl : int('presence-ttl', v['presence-ttl'], 300, 2 ** 31 - 1);
-  const options: ServeOptions = { port, host, workers, path, origins, maxPayload, heartbeat, codec, deflate, redis, presenceTtl };
+  const options: ServeOptions = { port, host, workers, path, origins, maxPayload, maxBackpressure, headerTimeout, heartbeat, codec, deflate, redis, presenceTtl };
   const [cert, key] = [v['tls-cert'], v['tls-key']];
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together (a PEM certificate and its private key)');
   if (cert !== undefined && key !== undefined) {

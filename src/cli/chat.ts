@@ -64,6 +64,9 @@ export function parseChat(raw: string): ChatIn | string {
   return typeof o.type === 'string' ? `unknown message type "${o.type.slice(0, 32)}"` : 'missing "type"';
 }
 
+/** The user list goes out at most this often (ms); a change within it goes out when it ends. */
+const PRESENCE_EVERY_MS = 200;
+
 /** Where the names of joined users meet: one list per worker or node, 'change' with all lists. */
 export interface ChatPresence {
   set(names: string[]): void;
@@ -98,14 +101,34 @@ export class ChatRoom {
     this.people = 'share' in presence ? new HubPresence(presence) : presence;
     this.people.on('change', (lists: string[][]) => {
       const users = lists.flat().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      const next = JSON.stringify({ type: 'presence', users } satisfies ChatOut);
       this.users = users;
-      if (next === this.presence) return;
-      this.presence = next;
-      wss.broadcast(this.presence);
+      this.presence = JSON.stringify({ type: 'presence', users } satisfies ChatOut);
+      this.announce();
     });
     wss.on('connection', (ws: WebSocket) => this.handle(ws));
     this.publishUsers();
+  }
+
+  /** The presence last broadcast, and the timer of the next broadcast. */
+  private announced = this.presence;
+  private announcing: NodeJS.Timeout | null = null;
+
+  /**
+   * Broadcast the user list when it changed, at most once per PRESENCE_EVERY_MS: every join and
+   * leave sends the whole list to everyone, so a client that connects, joins and leaves in a loop
+   * would otherwise make the server send (users × list) bytes per cycle.
+   */
+  private announce(): void {
+    if (this.announcing !== null) return;
+    if (this.presence !== this.announced) {
+      this.announced = this.presence;
+      this.wss.broadcast(this.presence);
+    }
+    this.announcing = setTimeout(() => {
+      this.announcing = null;
+      if (this.presence !== this.announced) this.announce();
+    }, PRESENCE_EVERY_MS);
+    this.announcing.unref();
   }
 
   /** Everyone online on every worker, sorted. */

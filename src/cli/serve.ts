@@ -6,7 +6,7 @@ import * as http2 from 'node:http2';
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type ServerOptions, type VerifyClientInfo } from '../node/server.js';
 import type { WebSocket } from '../node/websocket.js';
 import { requestPath, buildErrorResponse, isExtendedConnect } from '../handshake/upgrade.js';
@@ -121,6 +121,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   const common: ServerOptions = {
     noServer: true,
     maxPayload: o.maxPayload,
+    maxBackpressure: o.maxBackpressure,
     heartbeatInterval: o.heartbeat,
     codec: o.codec,
     perMessageDeflate: o.deflate,
@@ -178,7 +179,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found\n');
   };
-  const server = o.tls ? tlsServer(o.tls, onRequest) : http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, onRequest);
+  const server = o.tls ? tlsServer(o.tls, o.headerTimeout, onRequest) : http.createServer(slowRequests(o.headerTimeout), onRequest);
   const h2sessions = new Set<http2.ServerHttp2Session>();
   if (!(server instanceof http.Server)) {
     const h2 = server as http2.Http2SecureServer;
@@ -214,8 +215,12 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
-  (server as http.Server).on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  (server as http.Server).on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // Node's own statuses (what it answers when nobody listens): slow headers 408, too large 431.
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    if (socket.writable && (socket as Partial<Socket>).bytesWritten === 0) {
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
     socket.destroy();
   });
 
@@ -267,7 +272,16 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
 }
 
 /** The --tls-cert/--tls-key server: h2 (advertising extended CONNECT, RFC 8441 §3) with HTTP/1.1 on the same port (ALPN). */
-function tlsServer(files: { cert: string; key: string }, onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void): http2.Http2SecureServer {
+/**
+ * Slowloris: a request whose headers have not all come within `ms` (--header-timeout) gets 408
+ * (Node checks every connectionsCheckingInterval, 30 s by default: a socket could hold on for 40 s
+ * with a 10 s limit), a whole request at most 3 × that; a TLS handshake at most `ms` (tls's default
+ * is 120 s).
+ */
+const slowRequests = (ms: number) =>
+  ({ headersTimeout: ms, requestTimeout: 3 * ms, connectionsCheckingInterval: Math.max(50, Math.min(1000, ms >> 2)) }) as http.ServerOptions;
+
+function tlsServer(files: { cert: string; key: string }, headerTimeout: number, onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void): http2.Http2SecureServer {
   const read = (flag: string, file: string): Buffer => {
     try {
       return readFileSync(file);
@@ -279,7 +293,7 @@ function tlsServer(files: { cert: string; key: string }, onRequest: (req: http.I
   const key = read('--tls-key', files.key);
   try {
     return http2.createSecureServer(
-      { cert, key, allowHTTP1: true, settings: { enableConnectProtocol: true } },
+      { cert, key, allowHTTP1: true, settings: { enableConnectProtocol: true }, handshakeTimeout: headerTimeout, ...slowRequests(headerTimeout) } as http2.SecureServerOptions,
       onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
   } catch (err) {

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { Protocol, State, type MessageCompressor, type ProtocolSink } from '../protocol/protocol.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { CloseCode } from '../protocol/constants.js';
-import { Pause, Transport, type TransportEvents } from './transport.js';
+import { ANY_PAUSE, Pause, Transport, type TransportEvents } from './transport.js';
 import type { ResolvedConnectionOptions } from './options.js';
 import type { WheelEntry } from './timer-wheel.js';
 import type { WebSocket } from './websocket.js';
@@ -34,6 +34,50 @@ export interface HandshakeResult {
 
 function start(c: Connection, head: Buffer): void {
   c.start(head);
+}
+
+/** The connection whose received bytes are being processed (its 'message' handlers run inside), else null. */
+let receiving: Connection | null = null;
+
+/**
+ * @internal Stop reading from the connection whose message is being handled right now (the one
+ * that made the application publish), until releaseHold: a broker that cannot keep up holds its
+ * publishers back as TCP would (their bytes wait in the kernel). Null outside a message handler.
+ */
+function holdReceiving(): Connection | null {
+  const c = receiving;
+  // The rest of the read being parsed waits too (the protocol holds its frames), not only later reads.
+  if (c === null || !c.protocol.holdFrames()) return null;
+  c.transport.setPause(Pause.BROKER, true);
+  return c;
+}
+
+/**
+ * @internal The connection being read (if any, and not held already) is held until `onceDrained`
+ * calls back: for a broker or a channel that is behind.
+ */
+export function holdWhileBehind(onceDrained: (fn: () => void) => void): void {
+  const c = holdReceiving();
+  if (c !== null) onceDrained(() => releaseHold(c));
+}
+
+/** @internal Undo holdReceiving: the held frames are handled (one may hold it again), then reading goes on. */
+function releaseHold(c: Connection): void {
+  const outer = receiving;
+  receiving = c; // a publish from a held frame can hold it again
+  let again = false;
+  try {
+    again = c.protocol.releaseFrames();
+  } catch (err) {
+    // A 'message' listener threw: as when it throws while a read is handled (Protocol.receive).
+    c.protocol.fail('internal');
+    process.nextTick(() => {
+      throw err;
+    });
+  } finally {
+    receiving = outer;
+  }
+  if (!again) c.transport.setPause(Pause.BROKER, false);
 }
 
 /** @internal One open WebSocket connection (created by WebSocket when its handshake completes). */
@@ -112,7 +156,21 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
     this.ws.isAlive = true;
     const w = this.opts.idleWheel;
     if (w) this.activeTick = w.tick;
-    this.protocol.receive(chunk, transient);
+    const outer = receiving; // (a handler may feed another connection: an in-memory pair)
+    receiving = this;
+    try {
+      this.protocol.receive(chunk, transient);
+    } finally {
+      receiving = outer;
+    }
+  }
+
+  /**
+   * Reading is paused (ws.pause(), a `for await` consumer behind, a backlog behind an inflation,
+   * a broker behind): whatever the peer sent since waits unread, so silence proves nothing.
+   */
+  get readingPaused(): boolean {
+    return this.transport.isPausedBy(ANY_PAUSE);
   }
 
   /** @internal */
@@ -133,7 +191,10 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
 
   /** @internal Nothing was received or sent for idleTimeout. */
   onWheelTimeout(): void {
-    if (this.protocol.state === State.OPEN) this.close(CloseCode.GOING_AWAY, IDLE_REASON);
+    const w = this.opts.idleWheel!;
+    // Not idle while we do not read: watched again from now (what it sent waits unread).
+    if (this.protocol.state === State.OPEN && this.readingPaused) w.add(this, this.opts.idleTimeout);
+    else if (this.protocol.state === State.OPEN) this.close(CloseCode.GOING_AWAY, IDLE_REASON);
     else this.protocol.abort('close_timeout');
   }
 

@@ -281,6 +281,12 @@ export class WebSocketServer extends EventEmitter {
   private beat(): void {
     for (const ws of this.conns) {
       if (ws.readyState !== OPEN) continue;
+      if (ws._conn?.readingPaused) {
+        // Its pongs would wait unread: not judged (nor pinged) until reading resumes, and then
+        // given a whole interval.
+        ws.isAlive = true;
+        continue;
+      }
       if (!ws.isAlive) {
         // (The session is read first: a reset stream no longer knows it.)
         const session = ws.transport === 'h2' ? (ws._socket as { session?: Http2Session } | null)?.session : undefined;

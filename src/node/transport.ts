@@ -39,7 +39,11 @@ export const Pause = {
   PROTOCOL: 2,
   /** A `for await` consumer is behind. */
   ITERATOR: 4,
+  /** The connection publishes faster than its server's broker carries messages away (src/node/connection.ts, holdReceiving). */
+  BROKER: 8,
 } as const;
+/** Every Pause bit. */
+export const ANY_PAUSE = Pause.APP | Pause.PROTOCOL | Pause.ITERATOR | Pause.BROKER;
 
 /**
  * Pieces queued in one tick are joined into one buffer when they total at most COALESCE_MAX bytes

@@ -179,6 +179,9 @@ export class Protocol implements FrameSink {
   private set readingPaused(v: boolean) { this.flags = v ? this.flags | 0x1000 : this.flags & ~0x1000; }
   private get compressing(): boolean { return (this.flags & 0x2000) !== 0; }
   private set compressing(v: boolean) { this.flags = v ? this.flags | 0x2000 : this.flags & ~0x2000; }
+  /** Frames wait in HELD (holdFrames) instead of being handled. */
+  get holding(): boolean { return (this.flags & 0x4000) !== 0; }
+  private set holding(v: boolean) { this.flags = v ? this.flags | 0x4000 : this.flags & ~0x4000; }
 
   constructor(sink: ProtocolSink, opts: ProtocolOptions) {
     this.sink = sink;
@@ -229,6 +232,7 @@ export class Protocol implements FrameSink {
   receiveEof(): void {
     if (this.eof) return;
     this.eof = true;
+    this.releaseFrames(); // what came before the end first (nothing holds it again now)
     if (this._state === State.OPEN) this._state = State.CLOSING;
     this.endAfterQueued();
   }
@@ -241,12 +245,50 @@ export class Protocol implements FrameSink {
     if (this.lost) return;
     this.lost = true;
     if (this._state === State.OPEN) this._state = State.CLOSING;
+    this.releaseFrames(); // what was read is delivered (nothing holds it again now)
     if (!this.inflatingNow) this.finishClosed();
+  }
+
+  /**
+   * @internal From now on, frames wait in order instead of being handled (a broker behind: the
+   * connection publishes faster than it carries, src/node/connection.ts), also the rest of the
+   * read being parsed; the transport stops reading meanwhile, so they are at most about one read.
+   * False when holding already, or when the input ended.
+   */
+  holdFrames(): boolean {
+    if (this.holding || this.eof || this.lost || this._failed || this._closeReceived) return false;
+    this.holding = true;
+    HELD.set(this, []);
+    return true;
+  }
+
+  /**
+   * @internal Handle the held frames, in order. One of them may make the connection hold again
+   * (holdFrames): the rest then waits again. Returns whether it holds.
+   */
+  releaseFrames(): boolean {
+    if (!this.holding) return false;
+    const q = HELD.get(this)!;
+    HELD.delete(this);
+    this.holding = false;
+    for (let i = 0; i < q.length; i += 2) {
+      this.onFrame(q[i] as number, q[i + 1] as Buffer);
+      if (this.holding) {
+        const rest = HELD.get(this)!;
+        for (let j = i + 2; j < q.length; j++) rest.push(q[j]);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** @internal FrameSink: one frame from the parser. */
   onFrame(b0: number, payload: Buffer): void {
     if (this._failed || this._closeReceived) return;
+    if (this.holding) {
+      HELD.get(this)!.push(b0, payload);
+      return;
+    }
     if (!this.inflatingNow) return this.handleFrame(b0, payload);
     const z = this.z!; // inflating: compression is on
     (z.backlog ??= []).push({ b0, payload });
@@ -443,6 +485,10 @@ export class Protocol implements FrameSink {
 
   private dropInput(): void {
     this.fragments = null;
+    if (this.holding) {
+      this.holding = false;
+      HELD.delete(this);
+    }
     this.z?.dropBacklog();
   }
 
@@ -686,3 +732,5 @@ const BACKLOG_HIGH_WATER = 1024 * 1024;
 const BACKLOG_LOW_WATER = 256 * 1024;
 /** Bookkeeping cost counted per backlogged frame, so a flood of empty frames also pauses reading. */
 const FRAME_OVERHEAD = 64;
+/** Frames of holding protocols (holdFrames), as [b0, payload, b0, payload, …]: no field per connection for a rare state. */
+const HELD = new WeakMap<Protocol, (number | Buffer)[]>();

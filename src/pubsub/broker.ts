@@ -37,6 +37,15 @@ export interface Broker {
    * local recipients (at the time of the call).
    */
   publish(topic: string, payload: Buffer, binary: boolean, compress: boolean, except: WebSocket | null): number;
+  /**
+   * Optional flow control: true while the broker holds more than it should (its channel to the
+   * other processes is behind). The server then stops reading from a connection that publishes
+   * from its 'message' handler, until `onceDrained`'s callback runs, so a fast publisher is held
+   * back by TCP instead of filling memory.
+   */
+  readonly congested?: boolean;
+  /** Call `fn` once the broker is no longer congested (at once if it is not). */
+  onceDrained?(fn: () => void): void;
 }
 
 /** The default broker: this process only, delivered at once. */

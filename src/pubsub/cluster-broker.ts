@@ -115,8 +115,17 @@ export class ClusterBroker implements Broker {
     if (here && this.localFirst) sink!.deliver(topic, payload, binary, compress, except);
     // A copy: the caller may reuse its buffer before the message comes back.
     else if (here) this.awaiting.set(s, { topic, payload: Buffer.from(payload), flags, except });
-    this.hub._send({ [TAG]: 1, t: 'tpub', ns: this.name, topic, d: pack(payload), f: flags, s });
+    this.hub._send({ [TAG]: 1, t: 'tpub', ns: this.name, topic, d: pack(payload), f: flags, s }, payload.length);
     return local;
+  }
+
+  /** The IPC channel to the primary is behind (Broker#congested: the server holds back publishers). */
+  get congested(): boolean {
+    return this.hub._congested;
+  }
+
+  onceDrained(fn: () => void): void {
+    this.hub._onceDrained(fn);
   }
 
   /** @internal A message from the primary. */

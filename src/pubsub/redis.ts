@@ -207,6 +207,8 @@ export class RedisBroker extends EventEmitter implements Broker {
   readonly nodeId: string;
   /** Publishes dropped because Redis was away or behind and the queue was full. */
   dropped = 0;
+  /** Waiting for the queue to fall under a quarter (see congested); null: nobody. */
+  private drainWaiters: (() => void)[] | null = null;
   /** Messages missed, as counted from sequence jumps ('gap' events). */
   missed = 0;
   /** Messages received that this node cannot read (another format version, unknown flags): dropped. */
@@ -373,6 +375,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.dropTimer = null;
     this.queue = [];
     this.queueBytes = 0;
+    this.wakeDrained(true);
     this.client.off('error', this.onClientError);
     this.client.off('ready', this.onClientReady);
     const sub = this.subscriber;
@@ -491,6 +494,34 @@ export class RedisBroker extends EventEmitter implements Broker {
     for (const [channel, l] of this.applied) this.subscribed(channel, l);
   }
 
+  /**
+   * Flow control (Broker#congested): while Redis is up, more than half of maxQueue or
+   * maxQueueBytes waits for it (in flight and queued). The server then holds back connections that
+   * publish from their 'message' handler until under a quarter, so a fast publisher waits in TCP
+   * instead of having its messages dropped. During an outage nothing is held: local delivery goes on.
+   */
+  get congested(): boolean {
+    return !this.closed && !this.down && this.client.isReady && this.waitingOver(2);
+  }
+
+  onceDrained(fn: () => void): void {
+    if (!this.congested) return fn();
+    (this.drainWaiters ??= []).push(fn);
+  }
+
+  /** More than 1/`part` of maxQueue or maxQueueBytes waits (in flight and queued). */
+  private waitingOver(part: number): boolean {
+    return this.inflight + this.queue.length > this.maxQueue / part || this.inflightBytes + this.queueBytes > this.maxQueueBytes / part;
+  }
+
+  /** Wake the drain waiters: below a quarter, or at once (an outage, close). */
+  private wakeDrained(now: boolean): void {
+    const w = this.drainWaiters;
+    if (w === null || (!now && this.waitingOver(4))) return;
+    this.drainWaiters = null;
+    for (const fn of w) fn();
+  }
+
   /** Room for one more publish on the wire: Redis ready, nothing queued before it, and fewer than
    *  maxQueue / maxQueueBytes publishes awaiting a reply (a stalled Redis is an outage too). */
   private canSend(bytes: number): boolean {
@@ -551,6 +582,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.inflightBytes -= bytes;
     if (this.inflight === 0) this.scriptHold = false;
     this.drain();
+    this.wakeDrained(false);
   }
 
   /** Send what waits in the queue, as far as the in-flight bound allows. */
@@ -753,6 +785,7 @@ export class RedisBroker extends EventEmitter implements Broker {
   private outage(err: unknown): void {
     if (this.closed) return;
     this.subscriberDown();
+    this.wakeDrained(true); // (not held during an outage)
     if (this.down) return;
     this.down = true;
     this.dropsExplained = true;

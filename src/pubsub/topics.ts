@@ -13,6 +13,7 @@ import type { WebSocket } from '../node/websocket.js';
 import { FanOut } from '../protocol/fanout.js';
 import { toBuffer, type Data } from '../protocol/data.js';
 import { LocalBroker, type Broker, type BrokerSink } from './broker.js';
+import { holdWhileBehind } from '../node/connection.js';
 
 /** WebSocket.OPEN (a value import of websocket.ts would be circular). */
 const OPEN = 1;
@@ -110,7 +111,11 @@ export class Topics implements BrokerSink {
   publish(topic: string, data: Data, opts: PublishOptions | undefined, except: WebSocket | null): number {
     checkTopic(topic);
     const binary = opts?.binary ?? typeof data !== 'string';
-    return this.broker.publish(topic, toBuffer(data), binary, opts?.compress !== false, except);
+    const broker = this.broker;
+    const n = broker.publish(topic, toBuffer(data), binary, opts?.compress !== false, except);
+    // Behind: the connection whose message made this publish stops reading until it drains.
+    if (broker.congested) holdWhileBehind((fn) => broker.onceDrained!(fn));
+    return n;
   }
 
   /** BrokerSink: the broker hands a message to our subscribers. */
