@@ -48,7 +48,7 @@ describe('wasmws serve --tls-cert --tls-key', () => {
   it('serves the page, /chat and /echo over h2 and HTTP/1.1 on one port; says so in the banner', async () => {
     ensureDist(join(root, 'dist', 'esm', 'cli', 'main.js'));
     const { certFile, keyFile } = testCert();
-    const r = run(['serve', '-p', '0', '-w', '1', '--heartbeat', '0', '--tls-cert', certFile, '--tls-key', keyFile]);
+    const r = run(['serve', '-p', '0', '-w', '1', '--heartbeat', '0', '--header-timeout', '500', '--tls-cert', certFile, '--tls-key', keyFile]);
     const port = await new Promise<number>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no banner within 15 s\n${r.out()}\n${r.err()}`)), 15_000);
       r.proc.stdout!.on('data', () => {
@@ -86,6 +86,26 @@ describe('wasmws serve --tls-cert --tls-key', () => {
     }
     const chat = await open(`wss://127.0.0.1:${port}/chat`, { http2: true });
     expect([chat.transport, chat.protocol]).toEqual(['h2', 'chat']);
+
+    // HTTP/1.1 over TLS whose headers never end: 408 within --header-timeout (Node's HTTP/2 server
+    // sets 60 s for its HTTP/1.1 side unless told otherwise), and a TLS handshake never begun is dropped.
+    const tls = await import('node:tls');
+    const slow = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    slow.on('error', () => {});
+    await once(slow, 'secureConnect');
+    const t0 = Date.now();
+    slow.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    let answer = '';
+    slow.on('data', (d) => (answer += d));
+    await once(slow, 'close');
+    expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const net = await import('node:net');
+    const silent = net.connect(port, '127.0.0.1');
+    silent.on('error', () => {});
+    const s0 = Date.now();
+    await once(silent, 'close');
+    expect(Date.now() - s0).toBeLessThan(5000);
 
     // SIGTERM: 1001 to every WebSocket, h2 and HTTP/1.1 alike, then exit 0.
     const codes = Promise.all([h2ws, h1ws, chat].map((ws) => once(ws, 'close').then(([code]) => code)));

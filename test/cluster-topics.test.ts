@@ -33,6 +33,7 @@ describe('ClusterBroker with forked workers', () => {
   let lines: Interface;
   let port = 0;
   const replies: Record<string, unknown>[] = [];
+  const warnings: string[] = [];
   const ask = async (cmd: string): Promise<Record<string, unknown>> => {
     const n = replies.length;
     proc.stdin!.write(cmd + '\n');
@@ -55,6 +56,7 @@ describe('ClusterBroker with forked workers', () => {
     lines.on('line', (l) => {
       const o = JSON.parse(l);
       if (o.port) port = o.port;
+      else if (o.warning) warnings.push(o.warning);
       else replies.push(o);
     });
     await until(() => port > 0, { timeout: 15_000, what: 'cluster start' });
@@ -131,6 +133,26 @@ describe('ClusterBroker with forked workers', () => {
     expect(maxBacklog).toBeLessThan(12 << 20);
     for (const c of [a, b]) c.ws.close();
   });
+
+  it('a worker that stops reading IPC (SIGSTOP) holds the others only for a while: then they go on, a warning says why, and it gets everything once it reads again', async () => {
+    const [a, b] = await spread('/?t=stuck', 1);
+    await ask(`stop ${b.worker}`);
+    try {
+      const N = 300;
+      const body = 'y'.repeat(64 * 1024);
+      for (let i = 0; i < N; i++) a.ws.send(`pub:stuck:${i} ${body}`);
+      const floods = (c: Client) => c.got.filter((m) => !m.startsWith('{'));
+      // 18.8 MiB for b's worker is over the 4 MiB mark: everyone waits, then (5 s) no longer for it.
+      await until(() => floods(a).length >= N, { timeout: 30_000, what: "the publisher's worker going on" });
+      expect(warnings.some((w) => w.includes(`worker ${b.worker} has not read its IPC channel`))).toBe(true);
+      expect(floods(a).every((m, i) => m.startsWith(`${i} `))).toBe(true);
+    } finally {
+      await ask(`cont ${b.worker}`);
+    }
+    await until(() => b.got.filter((m) => !m.startsWith('{')).length >= 300, { timeout: 30_000, what: 'the stopped worker catching up' });
+    expect(b.got.filter((m) => !m.startsWith('{')).every((m, i) => m.startsWith(`${i} `))).toBe(true);
+    for (const c of [a, b]) c.ws.close();
+  }, 60_000);
 
   it('a worker is subscribed at the primary only to topics it has subscribers for; a killed worker loses them', async () => {
     const clients = await spread('/', 1);

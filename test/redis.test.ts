@@ -531,6 +531,31 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     });
   }, 30_000);
 
+  it('a stall past a second is an outage for flow control: held publishers are let go (local traffic goes on), the drops reported', async () => {
+    await watchedBroker({ prefix: 'fs:', maxQueue: 200 }, () => {}, async ({ own, broker, errors }) => {
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      let handled = 0;
+      wss.on('connection', (ws) => ws.on('message', (d) => {
+        handled++;
+        wss.publish('t', d as Buffer);
+      }));
+      await once(wss, 'listening');
+      try {
+        const c = await client(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}`);
+        await own.stall();
+        for (let i = 0; i < 1000; i++) c.ws.send(Buffer.from([i >>> 8, i & 255]));
+        await until(() => errors.length === 1, { timeout: 5000, what: 'the stall report' });
+        expect(errors[0]).toMatch(/not answering/);
+        await until(() => handled === 1000, { timeout: 5000, what: 'every message handled once the stall was declared' });
+        expect(broker.dropped).toBeGreaterThanOrEqual(1000 - 400);
+        own.resume();
+        c.ws.close();
+      } finally {
+        await stopServer(wss);
+      }
+    });
+  }, 30_000);
+
   it('a message larger than maxQueueBytes still reaches Redis when nothing else is held (it is not dropped unreported)', async () => {
     const sizes: number[] = [];
     await watchedBroker({ prefix: 'big:', maxQueueBytes: 1024 }, (m) => void sizes.push(m.length - HEADER_SIZE), async ({ broker, errors }) => {

@@ -297,4 +297,44 @@ describe('topics: flow control from the broker (Broker#congested)', () => {
     await until(() => broker.published.includes('later'), { timeout: 3000, what: 'a later message' });
     c.socket.destroy();
   });
+
+  it('a violation read after held frames waits for them: the whole messages before it are published, then 1002', async () => {
+    const broker = gateBroker();
+    broker.limit = 1;
+    const { wss, port } = await startServer({ broker } as never);
+    open.push(wss);
+    wss.on('connection', (ws) => ws.on('message', (d) => wss.publish('t', d as Buffer)));
+    const { RawClient, raw } = await import('./helpers.js');
+    const K = [0x11, 0x22, 0x33, 0x44];
+    const c = await RawClient.connect(port);
+    const frames = Array.from({ length: 5 }, (_, i) => raw({ opcode: 1, payload: Buffer.from(`m${i}`), key: K }));
+    frames.push(raw({ opcode: 3, payload: Buffer.from('?'), key: K })); // reserved opcode
+    c.send(Buffer.concat(frames));
+    await sleep(150);
+    expect(broker.published).toEqual(['m0']);
+    expect(c.closeFrame()).toBeUndefined();
+    broker.drain();
+    await c.until(() => c.closeFrame() !== undefined, { what: 'the close frame' });
+    expect(broker.published).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect(c.closeFrame()![0]).toBe(1002);
+    c.socket.destroy();
+  });
+
+  it('closing a held connection reads on: the closing handshake completes (1001 both ways), not after closeTimeout', async () => {
+    const broker = gateBroker();
+    broker.limit = 1;
+    const { wss, url } = await startServer({ broker, closeTimeout: 5000 } as never);
+    wss.on('connection', (ws) => ws.on('message', (d) => wss.publish('t', d as Buffer)));
+    const c = await client(url);
+    for (let i = 0; i < 20; i++) c.ws.send(`m${i}`);
+    await until(() => broker.published.length === 1, { timeout: 3000, what: 'the first publish' });
+    await sleep(100);
+    expect(broker.published.length).toBe(1); // held
+    const closed = new Promise<number>((r) => c.ws.once('close', (code) => r(code)));
+    const t0 = Date.now();
+    await new Promise<void>((r) => wss.close(() => r()));
+    expect(await closed).toBe(1001);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(broker.published.length).toBe(20); // what it had sent before the close was handled
+  });
 });

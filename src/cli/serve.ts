@@ -292,10 +292,14 @@ function tlsServer(files: { cert: string; key: string }, headerTimeout: number, 
   const cert = read('--tls-cert', files.cert);
   const key = read('--tls-key', files.key);
   try {
-    return http2.createSecureServer(
-      { cert, key, allowHTTP1: true, settings: { enableConnectProtocol: true }, handshakeTimeout: headerTimeout, ...slowRequests(headerTimeout) } as http2.SecureServerOptions,
+    const server = http2.createSecureServer(
+      { cert, key, allowHTTP1: true, settings: { enableConnectProtocol: true }, handshakeTimeout: headerTimeout } as http2.SecureServerOptions,
       onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
+    // With allowHTTP1 the constructor sets its own HTTP/1.1 limits (60 s, 300 s, every 30 s),
+    // whatever the options say; they are read again when it starts listening.
+    Object.assign(server, slowRequests(headerTimeout));
+    return server;
   } catch (err) {
     throw new StartError(`cannot use --tls-cert ${files.cert} / --tls-key ${files.key}: ${(err as Error).message}`);
   }
@@ -350,6 +354,7 @@ export async function runServe(o: ServeOptions, log: (line: string) => void = co
       if (!stopping) log(`wasmws: worker ${w.id} (pid ${w.process.pid}) exited (${signal ?? code})`);
     });
     handle.events.on('respawn', (w) => log(`wasmws: started worker ${w.id} to replace it`));
+    handle.events.on('warning', (err: Error) => log(err.message));
   }
   return handle;
 }

@@ -20,6 +20,7 @@ import type { WebSocketServer } from '../node/server.js';
 import type { WebSocket } from '../node/websocket.js';
 import { toBuffer, type Data } from '../protocol/data.js';
 import { ADVANCED_IPC_ENV, isTopicMsg, PrimaryTopics, type ClusterBroker, type TopicMsg } from '../pubsub/cluster-broker.js';
+import { callEach } from '../pubsub/broker.js';
 import { holdWhileBehind } from '../node/connection.js';
 
 /** Marks our IPC messages so that they do not collide with the application's own. */
@@ -51,6 +52,10 @@ type Msg =
 const IPC_HIGH_WATER = 4 << 20;
 const IPC_LOW_WATER = 1 << 20;
 const IPC_OVERHEAD = 128;
+/** A worker over the mark that read nothing for this long no longer holds the others (ms)… */
+const IPC_STUCK_MS = 5000;
+/** …and past this many bytes waiting for it, its messages are dropped (reported on the handle's events as 'warning'). */
+const IPC_STUCK_MAX = 64 << 20;
 
 const ignore = () => {};
 /** Payload bytes of a message, for IPC flow control. */
@@ -104,6 +109,8 @@ export class ClusterHub extends EventEmitter {
   /** The primary asked workers to hold publishers (its channels to workers are behind). */
   private primaryHold = false;
   private readonly onDisconnect = () => this.drained(true);
+  /** Listening to the primary (false after close()). */
+  private listening = true;
 
   /** `shutdownTimeout`: default bound of each shutdown handler, ms (default 10 s; serveCluster passes its own). */
   constructor(opts: { shutdownTimeout?: number } = {}) {
@@ -219,6 +226,8 @@ export class ClusterHub extends EventEmitter {
     if (!this.clustered) return;
     process.off('message', this.onIpc);
     process.off('disconnect', this.onDisconnect);
+    this.listening = false;
+    this.primaryHold = false;
     this.drained(true);
   }
 
@@ -275,7 +284,8 @@ export class ClusterHub extends EventEmitter {
 
   /** @internal More is waiting to go to the primary than it should (see IPC_HIGH_WATER). */
   get _congested(): boolean {
-    return this.backlogBytes > IPC_HIGH_WATER || this.primaryHold;
+    // Nothing to wait for once the channel is gone (or the hub closed): its callbacks never come.
+    return this.clustered && this.listening && process.connected === true && (this.backlogBytes > IPC_HIGH_WATER || this.primaryHold);
   }
 
   /** A publish or broadcast from a 'message' handler while IPC is behind: that connection waits (as ClusterBroker's). */
@@ -297,20 +307,20 @@ export class ClusterHub extends EventEmitter {
   private send(m: Msg, bytes = 0): void {
     if (!process.connected) return;
     const n = bytes + IPC_OVERHEAD;
-    this.backlogBytes += n;
     // The callback comes once the write completed, or failed (a channel that closed cancels its queue).
     process.send!(m, undefined, undefined, () => {
       this.backlogBytes -= n;
       this.drained(false);
     });
+    this.backlogBytes += n; // (after: a message that cannot be serialized throws, and is not counted)
   }
 
   /** Wake the drain waiters once the backlog is low (or at once: the channel is gone). */
   private drained(now: boolean): void {
     const w = this.drainWaiters;
-    if (w === null || (!now && (this.backlogBytes > IPC_LOW_WATER || this.primaryHold))) return;
+    if (w === null || (!now && this._congested && (this.backlogBytes > IPC_LOW_WATER || this.primaryHold))) return;
     this.drainWaiters = null;
-    for (const fn of w) fn();
+    callEach(w);
   }
 }
 
@@ -343,7 +353,7 @@ export interface ClusterHandle {
   hub: ClusterHub | null;
   /** Graceful stop: close 1001 to every client of every worker, then resolve. */
   shutdown(): Promise<void>;
-  /** Primary: emits 'exit' (worker, code, signal) and 'respawn' (worker). */
+  /** Primary: emits 'exit' (worker, code, signal), 'respawn' (worker) and 'warning' (Error: a worker that stopped reading its IPC channel). */
   events: EventEmitter;
   /** Primary: ids of the workers subscribed at the primary to `topic` of ClusterBroker `name`. */
   topicWorkers?: (topic: string, name?: string) => number[];
@@ -412,28 +422,63 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
 
   // IPC flow control towards the workers (see IPC_HIGH_WATER): bytes sent to each and not yet written.
   const backlog = new Map<number, number>();
+  // Workers that have read nothing for IPC_STUCK_MS while over the mark (stopped, spinning): they no
+  // longer hold everyone's publishers; past IPC_STUCK_MAX, messages to them are dropped and reported.
+  const stuck = new Map<number, number>(); // id → messages dropped
   let holding = false;
+  let holdSince = 0;
+  let stuckCheck: NodeJS.Timeout | null = null;
   const tellHold = (on: boolean) => {
     holding = on;
+    holdSince = Date.now();
     for (const w of live.values()) if (w.isConnected()) w.send({ [TAG]: 1, t: 'hold', on } satisfies Msg, undefined, undefined, ignore);
+    if (on && stuckCheck === null) {
+      stuckCheck = setTimeout(checkStuck, IPC_STUCK_MS);
+      stuckCheck.unref();
+    }
+  };
+  const checkStuck = () => {
+    stuckCheck = null;
+    if (!holding) return;
+    if (Date.now() - holdSince >= IPC_STUCK_MS) {
+      for (const [id, v] of backlog) {
+        if (v <= IPC_LOW_WATER || stuck.has(id)) continue;
+        stuck.set(id, 0);
+        events.emit('warning', new Error(`wasmws: worker ${id} has not read its IPC channel for ${IPC_STUCK_MS / 1000} s (${v} bytes waiting): the other workers no longer wait for it; past ${IPC_STUCK_MAX} bytes its messages are dropped`));
+      }
+    }
+    maybeRelease();
+    if (holding) {
+      stuckCheck = setTimeout(checkStuck, IPC_STUCK_MS);
+      stuckCheck.unref();
+    }
   };
   const maybeRelease = () => {
     if (!holding) return;
-    for (const v of backlog.values()) if (v > IPC_LOW_WATER) return;
+    for (const [id, v] of backlog) if (v > IPC_LOW_WATER && !stuck.has(id)) return;
     tellHold(false);
   };
   const sendTo = (w: Worker, m: Msg) => {
     if (!w.isConnected()) return;
     const n = wireBytes(m) + IPC_OVERHEAD;
     const id = w.id;
-    const now = (backlog.get(id) ?? 0) + n;
-    backlog.set(id, now);
+    const dropped = stuck.get(id);
+    if (dropped !== undefined && (backlog.get(id) ?? 0) > IPC_STUCK_MAX) {
+      if (dropped === 0) events.emit('warning', new Error(`wasmws: worker ${id} is stuck: dropping messages to it (more than ${IPC_STUCK_MAX} bytes wait for it)`));
+      stuck.set(id, dropped + 1);
+      return;
+    }
     w.send(m, undefined, undefined, () => {
       const left = backlog.get(id);
       if (left === undefined) return; // it exited
       backlog.set(id, left - n);
-      if (left - n <= IPC_LOW_WATER) maybeRelease();
+      if (left - n <= IPC_LOW_WATER) {
+        stuck.delete(id); // reading again
+        maybeRelease();
+      }
     });
+    const now = (backlog.get(id) ?? 0) + n;
+    backlog.set(id, now);
     if (!holding && now > IPC_HIGH_WATER) tellHold(true);
   };
   const sendAll = (m: Msg, skip?: number) => {
@@ -516,6 +561,7 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
     w.on('exit', (code, signal) => {
       live.delete(w.id);
       backlog.delete(w.id);
+      stuck.delete(w.id);
       maybeRelease();
       listened.delete(w.id);
       topics.drop(w.id);

@@ -58,7 +58,13 @@ function holdReceiving(): Connection | null {
  */
 export function holdWhileBehind(onceDrained: (fn: () => void) => void): void {
   const c = holdReceiving();
-  if (c !== null) onceDrained(() => releaseHold(c));
+  if (c === null) return;
+  try {
+    onceDrained(() => releaseHold(c));
+  } catch (err) {
+    releaseHold(c); // nobody would ever let it go
+    throw err;
+  }
 }
 
 /** @internal Undo holdReceiving: the held frames are handled (one may hold it again), then reading goes on. */
@@ -139,6 +145,8 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
     if (this.protocol.state !== State.OPEN) return;
     this.protocol.close(code, reason);
     this.armCloseTimer();
+    // Held back for a broker: the peer's close frame must be read, so reading goes on now.
+    if (this.protocol.holding || this.transport.isPausedBy(Pause.BROKER)) releaseHold(this);
   }
 
   /** Drop the connection now, without a closing handshake. */
@@ -207,7 +215,15 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
 
   /** @internal */
   onMessage(data: Buffer, isBinary: boolean): void {
-    this.ws._message(data, isBinary);
+    if (receiving === this) return this.ws._message(data, isBinary);
+    // Outside a read: a message inflated on the thread pool (its handler may publish, and be held).
+    const outer = receiving;
+    receiving = this;
+    try {
+      this.ws._message(data, isBinary);
+    } finally {
+      receiving = outer;
+    }
   }
 
   /** @internal */

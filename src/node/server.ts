@@ -282,9 +282,10 @@ export class WebSocketServer extends EventEmitter {
     for (const ws of this.conns) {
       if (ws.readyState !== OPEN) continue;
       if (ws._conn?.readingPaused) {
-        // Its pongs would wait unread: not judged (nor pinged) until reading resumes, and then
-        // given a whole interval.
+        // Its pongs would wait unread: not judged until reading resumes, and then given a whole
+        // interval. Still pinged: towards a peer that died, the unanswered bytes make TCP give up.
         ws.isAlive = true;
+        ws.ping();
         continue;
       }
       if (!ws.isAlive) {

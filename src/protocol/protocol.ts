@@ -213,7 +213,9 @@ export class Protocol implements FrameSink {
       // inflation they wait in the backlog: the connection fails once they are delivered (as ws),
       // so whole messages that came before a violation are never lost to it; input stops now.
       if (err instanceof ProtocolError) {
-        if (this.inflatingNow) this.z!.failAfter = err;
+        // Frames held before it (holdFrames) are whole messages too: they go first.
+        if (this.holding) HELD_FAIL.set(this, err);
+        else if (this.inflatingNow) this.z!.failAfter = err;
         else this.fail(err);
         return;
       }
@@ -232,7 +234,7 @@ export class Protocol implements FrameSink {
   receiveEof(): void {
     if (this.eof) return;
     this.eof = true;
-    this.releaseFrames(); // what came before the end first (nothing holds it again now)
+    if (!this.releaseAtEnd()) return; // what came before the end first (nothing holds it again now)
     if (this._state === State.OPEN) this._state = State.CLOSING;
     this.endAfterQueued();
   }
@@ -245,7 +247,7 @@ export class Protocol implements FrameSink {
     if (this.lost) return;
     this.lost = true;
     if (this._state === State.OPEN) this._state = State.CLOSING;
-    this.releaseFrames(); // what was read is delivered (nothing holds it again now)
+    this.releaseAtEnd(); // what was read is delivered (nothing holds it again now)
     if (!this.inflatingNow) this.finishClosed();
   }
 
@@ -256,7 +258,7 @@ export class Protocol implements FrameSink {
    * False when holding already, or when the input ended.
    */
   holdFrames(): boolean {
-    if (this.holding || this.eof || this.lost || this._failed || this._closeReceived) return false;
+    if (this.holding || this._state !== State.OPEN || this.eof || this.lost || this._failed || this._closeReceived) return false;
     this.holding = true;
     HELD.set(this, []);
     return true;
@@ -279,7 +281,35 @@ export class Protocol implements FrameSink {
         return true;
       }
     }
+    // A violation read after them: the connection fails now that they are delivered.
+    const err = HELD_FAIL.get(this);
+    if (err !== undefined) {
+      HELD_FAIL.delete(this);
+      if (this.inflatingNow) this.z!.failAfter = err;
+      else this.fail(err);
+    }
     return false;
+  }
+
+  /**
+   * The input ended (EOF, or the transport closed): the held frames are handled now. A listener
+   * that throws fails the connection (1011, as in receive) and the exception goes on up on the next
+   * tick, so that the end is still processed; false then.
+   */
+  private releaseAtEnd(): boolean {
+    try {
+      this.releaseFrames();
+      return true;
+    } catch (err) {
+      HELD.delete(this);
+      HELD_FAIL.delete(this);
+      this.holding = false;
+      if (!this.lost) this.fail('internal');
+      process.nextTick(() => {
+        throw err;
+      });
+      return false;
+    }
   }
 
   /** @internal FrameSink: one frame from the parser. */
@@ -488,6 +518,7 @@ export class Protocol implements FrameSink {
     if (this.holding) {
       this.holding = false;
       HELD.delete(this);
+      HELD_FAIL.delete(this);
     }
     this.z?.dropBacklog();
   }
@@ -734,3 +765,5 @@ const BACKLOG_LOW_WATER = 256 * 1024;
 const FRAME_OVERHEAD = 64;
 /** Frames of holding protocols (holdFrames), as [b0, payload, b0, payload, …]: no field per connection for a rare state. */
 const HELD = new WeakMap<Protocol, (number | Buffer)[]>();
+/** The violation a holding protocol read after its held frames: it fails once they are delivered. */
+const HELD_FAIL = new WeakMap<Protocol, ProtocolError>();

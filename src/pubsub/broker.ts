@@ -70,6 +70,22 @@ export class LocalBroker implements Broker {
 }
 
 /**
+ * @internal Call every drain waiter (Broker#onceDrained); one that throws does not keep the others
+ * waiting (the exception goes on up on the next tick, as a listener's would).
+ */
+export function callEach(fns: (() => void)[]): void {
+  for (const fn of fns) {
+    try {
+      fn();
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+}
+
+/**
  * Attach/detach bookkeeping shared by the brokers: one sink at a time, a second attach is an error.
  * @internal
  */

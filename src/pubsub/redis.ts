@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import type { WebSocket } from '../node/websocket.js';
-import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
+import { attachOnce, callEach, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
 
 /** What we call on a `redis` (node-redis v5+) client; structural, so `redis` stays optional. */
 export interface RedisClientLike {
@@ -498,15 +498,17 @@ export class RedisBroker extends EventEmitter implements Broker {
    * Flow control (Broker#congested): while Redis is up, more than half of maxQueue or
    * maxQueueBytes waits for it (in flight and queued). The server then holds back connections that
    * publish from their 'message' handler until under a quarter, so a fast publisher waits in TCP
-   * instead of having its messages dropped. During an outage nothing is held: local delivery goes on.
+   * instead of having its messages dropped. During an outage, or a stall (no reply for STALL_MS),
+   * nothing is held: local delivery goes on, as the outage's 'error' says.
    */
   get congested(): boolean {
-    return !this.closed && !this.down && this.client.isReady && this.waitingOver(2);
+    return !this.closed && !this.down && !this.stalled && this.client.isReady && this.waitingOver(2);
   }
 
   onceDrained(fn: () => void): void {
     if (!this.congested) return fn();
     (this.drainWaiters ??= []).push(fn);
+    this.watchStall(); // held publishers wait for replies: a Redis that stops answering must let them go
   }
 
   /** More than 1/`part` of maxQueue or maxQueueBytes waits (in flight and queued). */
@@ -514,12 +516,13 @@ export class RedisBroker extends EventEmitter implements Broker {
     return this.inflight + this.queue.length > this.maxQueue / part || this.inflightBytes + this.queueBytes > this.maxQueueBytes / part;
   }
 
-  /** Wake the drain waiters: below a quarter, or at once (an outage, close). */
+  /** Wake the drain waiters: below a quarter, no longer congested at all, or at once (an outage, close). */
   private wakeDrained(now: boolean): void {
     const w = this.drainWaiters;
-    if (w === null || (!now && this.waitingOver(4))) return;
+    const holdOn = !this.closed && !this.down && !this.stalled && this.client.isReady && this.waitingOver(4);
+    if (w === null || (!now && holdOn)) return;
     this.drainWaiters = null;
-    for (const fn of w) fn();
+    callEach(w);
   }
 
   /** Room for one more publish on the wire: Redis ready, nothing queued before it, and fewer than
@@ -538,17 +541,26 @@ export class RedisBroker extends EventEmitter implements Broker {
       this.queue.push([channel, msg]);
       this.queueBytes += msg.length;
     }
-    // A backlog that is being answered is not a stall: report one when no reply came for a second.
-    if (this.client.isReady && !this.stalled && !this.stallTimer) {
-      this.stallTimer = setTimeout(() => {
-        this.stallTimer = null;
-        if (this.closed || this.stalled || this.queue.length === 0 || !this.client.isReady || Date.now() - this.replyAt < STALL_MS) return;
-        this.stalled = true;
-        this.dropsExplained = true;
-        this.report(new Error(`Redis is not answering: ${this.inflight} publishes have waited over ${STALL_MS / 1000} s for a reply (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`));
-      }, STALL_MS);
-      this.stallTimer.unref();
-    }
+    this.watchStall();
+  }
+
+  /**
+   * A backlog that is being answered is not a stall: report one when no reply came for STALL_MS
+   * while publishes wait (queued, or in flight while publishers are held back).
+   */
+  private watchStall(delay = STALL_MS): void {
+    if (!this.client.isReady || this.stalled || this.stallTimer || this.closed) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.closed || this.stalled || this.inflight + this.queue.length === 0 || !this.client.isReady) return;
+      const quiet = Date.now() - this.replyAt;
+      if (quiet < STALL_MS) return this.watchStall(STALL_MS - quiet);
+      this.stalled = true;
+      this.dropsExplained = true;
+      this.wakeDrained(true);
+      this.report(new Error(`Redis is not answering: ${this.inflight} publishes have waited over ${STALL_MS / 1000} s for a reply (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`));
+    }, delay);
+    this.stallTimer.unref();
   }
 
   private write(channel: string, msg: Buffer, awaitingTopic: string | null, seq: number): void {
