@@ -556,6 +556,38 @@ describe.skipIf(!HAVE_REDIS)('RedisBroker with a real redis-server', () => {
     });
   }, 30_000);
 
+  it('after a stall, replies end it: publishers are held again and drops stop, though they never stopped publishing', async () => {
+    await watchedBroker({ prefix: 'fe:' }, () => {}, async ({ own, broker, errors }) => {
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', broker });
+      wss.on('connection', (ws) => ws.on('message', (d) => wss.publish('t', d as Buffer)));
+      await once(wss, 'listening');
+      let stop = false;
+      try {
+        const c = await client(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}`);
+        const msg = Buffer.alloc(200, 7);
+        const t0 = Date.now();
+        (function pump() {
+          if (stop || c.ws.readyState !== c.ws.OPEN || Date.now() - t0 > 15_000) return;
+          while (c.ws.bufferedAmount < 64 * 1024) c.ws.send(msg);
+          setTimeout(pump, 1);
+        })();
+        await sleep(300);
+        await own.stall();
+        await until(() => errors.some((e) => /not answering/.test(e)), { timeout: 5000, what: 'the stall report' });
+        // The stall let publishers go: the queue's bounds drop (as the stall's report says).
+        await until(() => broker.dropped > 0, { timeout: 8000, what: 'drops during the stall' });
+        own.resume();
+        await sleep(1500); // replies come again
+        const a = broker.dropped;
+        await sleep(1500);
+        expect(broker.dropped).toBe(a); // held again, no more drops
+      } finally {
+        stop = true;
+        await stopServer(wss);
+      }
+    });
+  }, 30_000);
+
   it('a message larger than maxQueueBytes still reaches Redis when nothing else is held (it is not dropped unreported)', async () => {
     const sizes: number[] = [];
     await watchedBroker({ prefix: 'big:', maxQueueBytes: 1024 }, (m) => void sizes.push(m.length - HEADER_SIZE), async ({ broker, errors }) => {

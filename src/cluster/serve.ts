@@ -425,12 +425,12 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
   // Workers that have read nothing for IPC_STUCK_MS while over the mark (stopped, spinning): they no
   // longer hold everyone's publishers; past IPC_STUCK_MAX, messages to them are dropped and reported.
   const stuck = new Map<number, number>(); // id → messages dropped
+  /** When a write to each worker last completed (or its backlog began). */
+  const progress = new Map<number, number>();
   let holding = false;
-  let holdSince = 0;
   let stuckCheck: NodeJS.Timeout | null = null;
   const tellHold = (on: boolean) => {
     holding = on;
-    holdSince = Date.now();
     for (const w of live.values()) if (w.isConnected()) w.send({ [TAG]: 1, t: 'hold', on } satisfies Msg, undefined, undefined, ignore);
     if (on && stuckCheck === null) {
       stuckCheck = setTimeout(checkStuck, IPC_STUCK_MS);
@@ -440,16 +440,17 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
   const checkStuck = () => {
     stuckCheck = null;
     if (!holding) return;
-    if (Date.now() - holdSince >= IPC_STUCK_MS) {
-      for (const [id, v] of backlog) {
-        if (v <= IPC_LOW_WATER || stuck.has(id)) continue;
-        stuck.set(id, 0);
-        events.emit('warning', new Error(`wasmws: worker ${id} has not read its IPC channel for ${IPC_STUCK_MS / 1000} s (${v} bytes waiting): the other workers no longer wait for it; past ${IPC_STUCK_MAX} bytes its messages are dropped`));
-      }
+    const now = Date.now();
+    for (const [id, v] of backlog) {
+      // Stuck: over the mark, and not one write to it completed for IPC_STUCK_MS (a busy worker
+      // that reads, however slowly, is waited for).
+      if (v <= IPC_LOW_WATER || stuck.has(id) || now - (progress.get(id) ?? now) < IPC_STUCK_MS) continue;
+      stuck.set(id, 0);
+      events.emit('warning', new Error(`wasmws: worker ${id} has not read its IPC channel for ${IPC_STUCK_MS / 1000} s (${v} bytes waiting): the other workers no longer wait for it; past ${IPC_STUCK_MAX} bytes its messages are dropped`));
     }
     maybeRelease();
     if (holding) {
-      stuckCheck = setTimeout(checkStuck, IPC_STUCK_MS);
+      stuckCheck = setTimeout(checkStuck, IPC_STUCK_MS / 5); // (a worker may get stuck at any time)
       stuckCheck.unref();
     }
   };
@@ -472,12 +473,15 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
       const left = backlog.get(id);
       if (left === undefined) return; // it exited
       backlog.set(id, left - n);
+      progress.set(id, Date.now());
       if (left - n <= IPC_LOW_WATER) {
         stuck.delete(id); // reading again
         maybeRelease();
       }
     });
-    const now = (backlog.get(id) ?? 0) + n;
+    const before = backlog.get(id) ?? 0;
+    if (before <= IPC_LOW_WATER) progress.set(id, Date.now()); // a backlog begins: its clock starts
+    const now = before + n;
     backlog.set(id, now);
     if (!holding && now > IPC_HIGH_WATER) tellHold(true);
   };
@@ -562,6 +566,7 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
       live.delete(w.id);
       backlog.delete(w.id);
       stuck.delete(w.id);
+      progress.delete(w.id);
       maybeRelease();
       listened.delete(w.id);
       topics.drop(w.id);

@@ -44,8 +44,8 @@ let receiving: Connection | null = null;
  * that made the application publish), until releaseHold: a broker that cannot keep up holds its
  * publishers back as TCP would (their bytes wait in the kernel). Null outside a message handler.
  */
-function holdReceiving(): Connection | null {
-  const c = receiving;
+function holdReceiving(publisher: Connection | null): Connection | null {
+  const c = receiving ?? publisher;
   // The rest of the read being parsed waits too (the protocol holds its frames), not only later reads.
   if (c === null || !c.protocol.holdFrames()) return null;
   c.transport.setPause(Pause.BROKER, true);
@@ -53,11 +53,12 @@ function holdReceiving(): Connection | null {
 }
 
 /**
- * @internal The connection being read (if any, and not held already) is held until `onceDrained`
- * calls back: for a broker or a channel that is behind.
+ * @internal The connection being read (if any, and not held already; else `publisher`, the socket
+ * of a ws.publish from outside a handler, a `for await` loop's) is held until `onceDrained` calls
+ * back: for a broker or a channel that is behind.
  */
-export function holdWhileBehind(onceDrained: (fn: () => void) => void): void {
-  const c = holdReceiving();
+export function holdWhileBehind(onceDrained: (fn: () => void) => void, publisher: Connection | null = null): void {
+  const c = holdReceiving(publisher);
   if (c === null) return;
   try {
     onceDrained(() => releaseHold(c));
@@ -145,8 +146,6 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
     if (this.protocol.state !== State.OPEN) return;
     this.protocol.close(code, reason);
     this.armCloseTimer();
-    // Held back for a broker: the peer's close frame must be read, so reading goes on now.
-    if (this.protocol.holding || this.transport.isPausedBy(Pause.BROKER)) releaseHold(this);
   }
 
   /** Drop the connection now, without a closing handshake. */

@@ -258,7 +258,9 @@ export class Protocol implements FrameSink {
    * False when holding already, or when the input ended.
    */
   holdFrames(): boolean {
-    if (this.holding || this._state !== State.OPEN || this.eof || this.lost || this._failed || this._closeReceived) return false;
+    // (Also while CLOSING: what the peer sends before its close frame is still delivered, and a
+    // closing flood must stay as bounded as an open one; closeTimeout bounds the wait.)
+    if (this.holding || this._state === State.CLOSED || this.eof || this.lost || this._failed || this._closeReceived) return false;
     this.holding = true;
     HELD.set(this, []);
     return true;

@@ -590,6 +590,9 @@ export class RedisBroker extends EventEmitter implements Broker {
 
   private settled(bytes: number): void {
     this.replyAt = Date.now();
+    // Redis answers: a stall is over (flow control holds publishers again, instead of the queue
+    // staying full and dropping for as long as they keep publishing).
+    this.stalled = false;
     this.inflight--;
     this.inflightBytes -= bytes;
     if (this.inflight === 0) this.scriptHold = false;
@@ -823,7 +826,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     const n = this.errorsSince;
     this.errorAt = now;
     this.errorsSince = 0;
-    const e = new Error(`Redis command failed: ${what}: ${(err as Error)?.message ?? String(err)}${n > 1 ? ` (${n} failures since the last report)` : ''}`);
+    const e = new Error(`Redis command failed: ${what}: ${(err as Error)?.message || (err as Error)?.name || String(err)}${n > 1 ? ` (${n} failures since the last report)` : ''}`);
     (e as Error & { cause?: unknown }).cause = err;
     this.report(e);
   }

@@ -114,7 +114,7 @@ export class Topics implements BrokerSink {
     const broker = this.broker;
     const n = broker.publish(topic, toBuffer(data), binary, opts?.compress !== false, except);
     // Behind: the connection whose message made this publish stops reading until it drains.
-    if (broker.congested && broker.onceDrained) holdWhileBehind((fn) => broker.onceDrained!(fn));
+    if (broker.congested && broker.onceDrained) holdWhileBehind((fn) => broker.onceDrained!(fn), except?._conn ?? null);
     return n;
   }
 
