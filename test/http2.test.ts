@@ -104,6 +104,18 @@ describe('server: the extended CONNECT handshake', () => {
     });
   }
 
+  it('refuses an extended CONNECT that ends its stream (END_STREAM on the HEADERS) with 400, and serves the next', async () => {
+    const s = await setup();
+    const sess = await session(s.origin);
+    let connected = 0;
+    s.wss.on('connection', () => connected++);
+    const c = new H2Client(sess.request(CONNECT('/'), { endStream: true }));
+    await c.until(() => c.status !== 0 || c.closed);
+    expect(c.status).toBe(400);
+    expect((await H2Client.open(sess, '/')).status).toBe(200);
+    await until(() => connected === 1, { timeout: 2000, what: 'the next stream' });
+  });
+
   it('resets a stream whose verifyClient never answers, after handshakeTimeout', async () => {
     const s = await setup({ handshakeTimeout: 150, verifyClient: (_info: unknown, _cb: unknown) => {} });
     const sess = await session(s.origin);

@@ -113,6 +113,9 @@ export function handleH2Stream(
   // exists and no 'connect' one (nodejs/node#36977); servers we attach to get a 'connect' guard.
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   if (wss.state !== 'running') return refuseStream(stream, 503, 'Server is shutting down');
+  // END_STREAM on the request's HEADERS: the peer can send no WebSocket frame on it (it would open,
+  // then end at once with 1006).
+  if (stream.endAfterHeaders) return refuseStream(stream, 400, 'An extended CONNECT must leave its stream open (END_STREAM was set)');
   const o = wss.options;
   const check = validateExtendedConnect(headers, { path: o.path, allowedOrigins: o.allowedOrigins });
   if (!check.ok) return refuseStream(stream, check.status, check.message, check.headers);
