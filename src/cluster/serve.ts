@@ -108,7 +108,7 @@ export class ClusterHub extends EventEmitter {
   private drainWaiters: (() => void)[] | null = null;
   /** The primary asked workers to hold publishers (its channels to workers are behind). */
   private primaryHold = false;
-  private readonly onDisconnect = () => this.drained(true);
+  private readonly onDisconnect = () => this.drained();
   /** Listening to the primary (false after close()). */
   private listening = true;
 
@@ -228,7 +228,7 @@ export class ClusterHub extends EventEmitter {
     process.off('disconnect', this.onDisconnect);
     this.listening = false;
     this.primaryHold = false;
-    this.drained(true);
+    this.drained();
   }
 
   private reportConnections(): void {
@@ -268,7 +268,7 @@ export class ClusterHub extends EventEmitter {
     else if (m.t === 'tmsg') this._topicBrokers.get(m.ns)?._receive(m);
     else if (m.t === 'hold') {
       this.primaryHold = m.on;
-      this.drained(false);
+      this.drained();
     }
   }
 
@@ -284,8 +284,12 @@ export class ClusterHub extends EventEmitter {
 
   /** @internal More is waiting to go to the primary than it should (see IPC_HIGH_WATER). */
   get _congested(): boolean {
-    // Nothing to wait for once the channel is gone (or the hub closed): its callbacks never come.
-    return this.clustered && this.listening && process.connected === true && (this.backlogBytes > IPC_HIGH_WATER || this.primaryHold);
+    return this.channelUp && (this.backlogBytes > IPC_HIGH_WATER || this.primaryHold);
+  }
+
+  /** Nothing is worth waiting for once the channel is gone (or the hub closed): its callbacks never come. */
+  private get channelUp(): boolean {
+    return this.clustered && this.listening && process.connected === true;
   }
 
   /** A publish or broadcast from a 'message' handler while IPC is behind: that connection waits (as ClusterBroker's). */
@@ -310,15 +314,15 @@ export class ClusterHub extends EventEmitter {
     // The callback comes once the write completed, or failed (a channel that closed cancels its queue).
     process.send!(m, undefined, undefined, () => {
       this.backlogBytes -= n;
-      this.drained(false);
+      this.drained();
     });
     this.backlogBytes += n; // (after: a message that cannot be serialized throws, and is not counted)
   }
 
-  /** Wake the drain waiters once the backlog is low (or at once: the channel is gone). */
-  private drained(now: boolean): void {
+  /** Wake the drain waiters once the backlog is under the low-water mark and the primary holds nothing (or the channel is gone). */
+  private drained(): void {
     const w = this.drainWaiters;
-    if (w === null || (!now && this._congested && (this.backlogBytes > IPC_LOW_WATER || this.primaryHold))) return;
+    if (w === null || (this.channelUp && (this.backlogBytes > IPC_LOW_WATER || this.primaryHold))) return;
     this.drainWaiters = null;
     callEach(w);
   }
@@ -420,13 +424,11 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
   const listened = new Set<number>();
   let deaths: number[] = [];
 
-  // IPC flow control towards the workers (see IPC_HIGH_WATER): bytes sent to each and not yet written.
-  const backlog = new Map<number, number>();
-  // Workers that have read nothing for IPC_STUCK_MS while over the mark (stopped, spinning): they no
-  // longer hold everyone's publishers; past IPC_STUCK_MAX, messages to them are dropped and reported.
-  const stuck = new Map<number, number>(); // id → messages dropped
-  /** When a write to each worker last completed (or its backlog began). */
-  const progress = new Map<number, number>();
+  // IPC flow control towards the workers (see IPC_HIGH_WATER), per worker: bytes sent and not yet
+  // written; when a write to it last completed (or its backlog began); and, once it is stuck (read
+  // nothing for IPC_STUCK_MS while over the mark: stopped, spinning; it no longer holds everyone's
+  // publishers), how many messages to it were dropped past IPC_STUCK_MAX (null: not stuck).
+  const flow = new Map<number, { bytes: number; progress: number; dropped: number | null }>();
   let holding = false;
   let stuckCheck: NodeJS.Timeout | null = null;
   const tellHold = (on: boolean) => {
@@ -441,12 +443,12 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
     stuckCheck = null;
     if (!holding) return;
     const now = Date.now();
-    for (const [id, v] of backlog) {
+    for (const [id, f] of flow) {
       // Stuck: over the mark, and not one write to it completed for IPC_STUCK_MS (a busy worker
       // that reads, however slowly, is waited for).
-      if (v <= IPC_LOW_WATER || stuck.has(id) || now - (progress.get(id) ?? now) < IPC_STUCK_MS) continue;
-      stuck.set(id, 0);
-      events.emit('warning', new Error(`wasmws: worker ${id} has not read its IPC channel for ${IPC_STUCK_MS / 1000} s (${v} bytes waiting): the other workers no longer wait for it; past ${IPC_STUCK_MAX} bytes its messages are dropped`));
+      if (f.bytes <= IPC_LOW_WATER || f.dropped !== null || now - f.progress < IPC_STUCK_MS) continue;
+      f.dropped = 0;
+      events.emit('warning', new Error(`wasmws: worker ${id} has not read its IPC channel for ${IPC_STUCK_MS / 1000} s (${f.bytes} bytes waiting): the other workers no longer wait for it; past ${IPC_STUCK_MAX} bytes its messages are dropped`));
     }
     maybeRelease();
     if (holding) {
@@ -456,34 +458,34 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
   };
   const maybeRelease = () => {
     if (!holding) return;
-    for (const [id, v] of backlog) if (v > IPC_LOW_WATER && !stuck.has(id)) return;
+    for (const f of flow.values()) if (f.bytes > IPC_LOW_WATER && f.dropped === null) return;
     tellHold(false);
+  };
+  const flowOf = (id: number) => {
+    let f = flow.get(id);
+    if (f === undefined) flow.set(id, (f = { bytes: 0, progress: 0, dropped: null }));
+    return f;
   };
   const sendTo = (w: Worker, m: Msg) => {
     if (!w.isConnected()) return;
     const n = wireBytes(m) + IPC_OVERHEAD;
-    const id = w.id;
-    const dropped = stuck.get(id);
-    if (dropped !== undefined && (backlog.get(id) ?? 0) > IPC_STUCK_MAX) {
-      if (dropped === 0) events.emit('warning', new Error(`wasmws: worker ${id} is stuck: dropping messages to it (more than ${IPC_STUCK_MAX} bytes wait for it)`));
-      stuck.set(id, dropped + 1);
+    const fl = flowOf(w.id);
+    if (fl.dropped !== null && fl.bytes > IPC_STUCK_MAX) {
+      if (fl.dropped++ === 0) events.emit('warning', new Error(`wasmws: worker ${w.id} is stuck: dropping messages to it (more than ${IPC_STUCK_MAX} bytes wait for it)`));
       return;
     }
     w.send(m, undefined, undefined, () => {
-      const left = backlog.get(id);
-      if (left === undefined) return; // it exited
-      backlog.set(id, left - n);
-      progress.set(id, Date.now());
-      if (left - n <= IPC_LOW_WATER) {
-        stuck.delete(id); // reading again
+      if (flow.get(w.id) !== fl) return; // it exited
+      fl.bytes -= n;
+      fl.progress = Date.now();
+      if (fl.bytes <= IPC_LOW_WATER) {
+        fl.dropped = null; // reading again
         maybeRelease();
       }
     });
-    const before = backlog.get(id) ?? 0;
-    if (before <= IPC_LOW_WATER) progress.set(id, Date.now()); // a backlog begins: its clock starts
-    const now = before + n;
-    backlog.set(id, now);
-    if (!holding && now > IPC_HIGH_WATER) tellHold(true);
+    if (fl.bytes <= IPC_LOW_WATER) fl.progress = Date.now(); // a backlog begins: its clock starts
+    fl.bytes += n;
+    if (!holding && fl.bytes > IPC_HIGH_WATER) tellHold(true);
   };
   const sendAll = (m: Msg, skip?: number) => {
     for (const [id, w] of live) if (id !== skip) sendTo(w, m);
@@ -564,9 +566,7 @@ export async function serveCluster(opts: ClusterOptions): Promise<ClusterHandle>
     });
     w.on('exit', (code, signal) => {
       live.delete(w.id);
-      backlog.delete(w.id);
-      stuck.delete(w.id);
-      progress.delete(w.id);
+      flow.delete(w.id);
       maybeRelease();
       listened.delete(w.id);
       topics.drop(w.id);

@@ -72,18 +72,8 @@ export function holdWhileBehind(onceDrained: (fn: () => void) => void, publisher
 function releaseHold(c: Connection): void {
   const outer = receiving;
   receiving = c; // a publish from a held frame can hold it again
-  let again = false;
-  try {
-    again = c.protocol.releaseFrames();
-  } catch (err) {
-    // A 'message' listener threw: as when it throws while a read is handled (Protocol.receive).
-    c.protocol.fail('internal');
-    process.nextTick(() => {
-      throw err;
-    });
-  } finally {
-    receiving = outer;
-  }
+  const again = c.protocol.releaseFrames();
+  receiving = outer;
   if (!again) c.transport.setPause(Pause.BROKER, false);
 }
 

@@ -212,13 +212,7 @@ export class Protocol implements FrameSink {
       // The frames before the violation were delivered already (FrameSink contract). Behind an
       // inflation they wait in the backlog: the connection fails once they are delivered (as ws),
       // so whole messages that came before a violation are never lost to it; input stops now.
-      if (err instanceof ProtocolError) {
-        // Frames held before it (holdFrames) are whole messages too: they go first.
-        if (this.holding) HELD_FAIL.set(this, err);
-        else if (this.inflatingNow) this.z!.failAfter = err;
-        else this.fail(err);
-        return;
-      }
+      if (err instanceof ProtocolError) return this.failAfterQueued(err);
       // A listener threw (application code runs inside the sink's callbacks): the parser stopped in
       // the middle of the chunk and cannot go on, so the connection fails with 1011 rather than
       // staying open and deaf, and the exception goes on up, as any listener's would.
@@ -234,7 +228,7 @@ export class Protocol implements FrameSink {
   receiveEof(): void {
     if (this.eof) return;
     this.eof = true;
-    if (!this.releaseAtEnd()) return; // what came before the end first (nothing holds it again now)
+    this.releaseFrames(); // what came before the end first (nothing holds it again now)
     if (this._state === State.OPEN) this._state = State.CLOSING;
     this.endAfterQueued();
   }
@@ -247,7 +241,7 @@ export class Protocol implements FrameSink {
     if (this.lost) return;
     this.lost = true;
     if (this._state === State.OPEN) this._state = State.CLOSING;
-    this.releaseAtEnd(); // what was read is delivered (nothing holds it again now)
+    this.releaseFrames(); // what was read is delivered (nothing holds it again now)
     if (!this.inflatingNow) this.finishClosed();
   }
 
@@ -262,63 +256,57 @@ export class Protocol implements FrameSink {
     // closing flood must stay as bounded as an open one; closeTimeout bounds the wait.)
     if (this.holding || this._state === State.CLOSED || this.eof || this.lost || this._failed || this._closeReceived) return false;
     this.holding = true;
-    HELD.set(this, []);
+    HELD.set(this, { frames: [], fail: null });
     return true;
   }
 
   /**
    * @internal Handle the held frames, in order. One of them may make the connection hold again
-   * (holdFrames): the rest then waits again. Returns whether it holds.
+   * (holdFrames): the rest then waits again. Returns whether it holds. A listener that throws fails
+   * the connection (1011, as in receive) and the exception goes on up on the next tick.
    */
   releaseFrames(): boolean {
     if (!this.holding) return false;
-    const q = HELD.get(this)!;
+    const held = HELD.get(this)!;
     HELD.delete(this);
     this.holding = false;
-    for (let i = 0; i < q.length; i += 2) {
-      this.onFrame(q[i] as number, q[i + 1] as Buffer);
-      if (this.holding) {
-        const rest = HELD.get(this)!;
-        for (let j = i + 2; j < q.length; j++) rest.push(q[j]);
-        return true;
-      }
-    }
-    // A violation read after them: the connection fails now that they are delivered.
-    const err = HELD_FAIL.get(this);
-    if (err !== undefined) {
-      HELD_FAIL.delete(this);
-      if (this.inflatingNow) this.z!.failAfter = err;
-      else this.fail(err);
-    }
-    return false;
-  }
-
-  /**
-   * The input ended (EOF, or the transport closed): the held frames are handled now. A listener
-   * that throws fails the connection (1011, as in receive) and the exception goes on up on the next
-   * tick, so that the end is still processed; false then.
-   */
-  private releaseAtEnd(): boolean {
+    const q = held.frames;
     try {
-      this.releaseFrames();
-      return true;
+      for (let i = 0; i < q.length; i += 2) {
+        this.onFrame(q[i] as number, q[i + 1] as Buffer);
+        if (this.holding) {
+          const again = HELD.get(this)!;
+          for (let j = i + 2; j < q.length; j++) again.frames.push(q[j]);
+          again.fail = held.fail;
+          return true;
+        }
+      }
     } catch (err) {
-      HELD.delete(this);
-      HELD_FAIL.delete(this);
-      this.holding = false;
       if (!this.lost) this.fail('internal');
       process.nextTick(() => {
         throw err;
       });
       return false;
     }
+    if (held.fail !== null) this.failAfterQueued(held.fail); // a violation read after them
+    return false;
+  }
+
+  /**
+   * A violation the parser found: the connection fails once the whole messages read before it are
+   * delivered (held frames, a backlog behind an inflation: as ws, none is lost to it), else now.
+   */
+  private failAfterQueued(err: ProtocolError): void {
+    if (this.holding) HELD.get(this)!.fail = err;
+    else if (this.inflatingNow) this.z!.failAfter = err;
+    else this.fail(err);
   }
 
   /** @internal FrameSink: one frame from the parser. */
   onFrame(b0: number, payload: Buffer): void {
     if (this._failed || this._closeReceived) return;
     if (this.holding) {
-      HELD.get(this)!.push(b0, payload);
+      HELD.get(this)!.frames.push(b0, payload);
       return;
     }
     if (!this.inflatingNow) return this.handleFrame(b0, payload);
@@ -411,7 +399,7 @@ export class Protocol implements FrameSink {
       const after = z.failAfter;
       if (after !== null && !this.inflatingNow) {
         z.failAfter = null;
-        this.fail(after); // (nothing when err failed the connection already)
+        this.failAfterQueued(after); // (nothing when err failed the connection already)
       }
       if (!this.inflatingNow && this.lost) this.finishClosed();
     });
@@ -520,7 +508,6 @@ export class Protocol implements FrameSink {
     if (this.holding) {
       this.holding = false;
       HELD.delete(this);
-      HELD_FAIL.delete(this);
     }
     this.z?.dropBacklog();
   }
@@ -765,7 +752,8 @@ const BACKLOG_HIGH_WATER = 1024 * 1024;
 const BACKLOG_LOW_WATER = 256 * 1024;
 /** Bookkeeping cost counted per backlogged frame, so a flood of empty frames also pauses reading. */
 const FRAME_OVERHEAD = 64;
-/** Frames of holding protocols (holdFrames), as [b0, payload, b0, payload, …]: no field per connection for a rare state. */
-const HELD = new WeakMap<Protocol, (number | Buffer)[]>();
-/** The violation a holding protocol read after its held frames: it fails once they are delivered. */
-const HELD_FAIL = new WeakMap<Protocol, ProtocolError>();
+/**
+ * What holding protocols keep (holdFrames): their frames as [b0, payload, b0, payload, …], and a
+ * violation read after them. A map, not a field per connection, for a rare state.
+ */
+const HELD = new WeakMap<Protocol, { frames: (number | Buffer)[]; fail: ProtocolError | null }>();

@@ -375,7 +375,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.dropTimer = null;
     this.queue = [];
     this.queueBytes = 0;
-    this.wakeDrained(true);
+    this.wakeDrained();
     this.client.off('error', this.onClientError);
     this.client.off('ready', this.onClientReady);
     const sub = this.subscriber;
@@ -502,7 +502,12 @@ export class RedisBroker extends EventEmitter implements Broker {
    * nothing is held: local delivery goes on, as the outage's 'error' says.
    */
   get congested(): boolean {
-    return !this.closed && !this.down && !this.stalled && this.client.isReady && this.waitingOver(2);
+    return this.holdsPublishers && this.waitingOver(2);
+  }
+
+  /** Flow control applies: Redis is up and answering (not closed, down or stalled). */
+  private get holdsPublishers(): boolean {
+    return !this.closed && !this.down && !this.stalled && this.client.isReady;
   }
 
   onceDrained(fn: () => void): void {
@@ -516,11 +521,10 @@ export class RedisBroker extends EventEmitter implements Broker {
     return this.inflight + this.queue.length > this.maxQueue / part || this.inflightBytes + this.queueBytes > this.maxQueueBytes / part;
   }
 
-  /** Wake the drain waiters: below a quarter, no longer congested at all, or at once (an outage, close). */
-  private wakeDrained(now: boolean): void {
+  /** Wake the drain waiters: below a quarter, or flow control no longer applies (an outage, a stall, close). */
+  private wakeDrained(): void {
     const w = this.drainWaiters;
-    const holdOn = !this.closed && !this.down && !this.stalled && this.client.isReady && this.waitingOver(4);
-    if (w === null || (!now && holdOn)) return;
+    if (w === null || (this.holdsPublishers && this.waitingOver(4))) return;
     this.drainWaiters = null;
     callEach(w);
   }
@@ -557,7 +561,7 @@ export class RedisBroker extends EventEmitter implements Broker {
       if (quiet < STALL_MS) return this.watchStall(STALL_MS - quiet);
       this.stalled = true;
       this.dropsExplained = true;
-      this.wakeDrained(true);
+      this.wakeDrained();
       this.report(new Error(`Redis is not answering: ${this.inflight} publishes have waited over ${STALL_MS / 1000} s for a reply (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`));
     }, delay);
     this.stallTimer.unref();
@@ -597,7 +601,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.inflightBytes -= bytes;
     if (this.inflight === 0) this.scriptHold = false;
     this.drain();
-    this.wakeDrained(false);
+    this.wakeDrained();
   }
 
   /** Send what waits in the queue, as far as the in-flight bound allows. */
@@ -800,9 +804,9 @@ export class RedisBroker extends EventEmitter implements Broker {
   private outage(err: unknown): void {
     if (this.closed) return;
     this.subscriberDown();
-    this.wakeDrained(true); // (not held during an outage)
     if (this.down) return;
     this.down = true;
+    this.wakeDrained(); // (nothing is held during an outage)
     this.dropsExplained = true;
     const e = new Error(`Redis unavailable: ${(err as Error)?.message ?? String(err)} (local delivery goes on; remote publishes are queued up to ${this.maxQueue})`);
     (e as Error & { cause?: unknown }).cause = err;
