@@ -168,6 +168,37 @@ describe('wasmws CLI', () => {
     noStack(s.err());
   });
 
+  it('/echo applies TCP backpressure: a client that sends without reading waits in the kernel, and gets every echo once it reads', async () => {
+    const s = await serve(['--port', '0', '--workers', '1']);
+    const ws = new WebSocket(`ws://${s.base}/echo`);
+    await new Promise((r, j) => ws.once('open', r).once('error', j));
+    ws.pause(); // reads nothing for now
+    const N = 96;
+    const MiB = 1024 * 1024;
+    const got: number[] = [];
+    let bad = 0;
+    const all = new Promise<void>((resolve) => ws.on('message', (d: Buffer) => {
+      if (d.length !== MiB || d[0] !== got.length % 256 || d[MiB - 1] !== got.length % 256) bad++;
+      got.push(d[0]);
+      if (got.length === N) resolve();
+    }));
+    const closed = new Promise<number>((r) => ws.once('close', (code: number) => r(code)));
+    for (let i = 0; i < N; i++) ws.send(Buffer.alloc(MiB, i));
+    await new Promise((r) => setTimeout(r, 2000));
+    // What the server took is bounded by the kernel's socket buffers both ways plus its 1 MiB mark
+    // (tens of MiB at most on loopback); an echo without backpressure reads all 96 MiB, holds what it
+    // cannot write (up to --max-backpressure, 64 MiB) and then drops the client.
+    expect(ws.readyState).toBe(ws.OPEN);
+    expect(ws.bufferedAmount).toBeGreaterThan(48 * MiB);
+    ws.resume();
+    await within(all, { timeout: 30_000, what: 'every echo' });
+    expect(bad).toBe(0);
+    ws.close(1000);
+    expect(await within(closed, { timeout: 5000, what: 'close' })).toBe(1000);
+    s.proc.kill('SIGTERM');
+    expect((await within(s.exited, { timeout: 5000, what: 'process exit' })).code).toBe(0);
+  });
+
   it('--deflate negotiates permessage-deflate on /echo and echoes compressed messages', async () => {
     const s = await serve(['--port', '0', '--deflate']);
     expect(s.out()).toContain('permessage-deflate on');

@@ -115,6 +115,28 @@ async function connectRedis(url: string): Promise<{ client: RedisClientLike; bro
   return { client, broker };
 }
 
+/** Echoes wait for the client past this many bytes: its reading pauses until they are written. */
+const ECHO_HIGH_WATER = 1024 * 1024;
+
+/**
+ * /echo with TCP backpressure: once more than ECHO_HIGH_WATER waits to be written to the client,
+ * reading from it pauses until the echo that crossed the mark has been written, so a client that
+ * sends without reading waits in its own kernel buffers instead of in this process (a naive echo
+ * holds up to --max-backpressure per connection, and then drops it with 1008).
+ */
+function echoWithBackpressure(ws: WebSocket): void {
+  let waiting = 0;
+  const written = (): void => {
+    if (--waiting === 0) ws.resume();
+  };
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (ws.bufferedAmount + data.length <= ECHO_HIGH_WATER) return ws.send(data, { binary: isBinary });
+    waiting++;
+    ws.pause();
+    ws.send(data, { binary: isBinary }, written);
+  });
+}
+
 /** Start the http server, the chat room and the echo endpoint in this process. */
 export async function startServer(o: ServeOptions, hub: ClusterHub = new ClusterHub()): Promise<App> {
   const handler = staticFiles(findPublicDir(), o.path);
@@ -138,9 +160,7 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   hub.attach(chat, 'chat');
   hub.attach(echo, 'echo');
   const room = new ChatRoom(chat, presence);
-  echo.on('connection', (ws: WebSocket) => {
-    ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
-  });
+  echo.on('connection', echoWithBackpressure);
   const backend = createCodec({ backend: o.codec }).backend;
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {

@@ -90,11 +90,14 @@ type SocketLike = Duplex & {
  * each turn accepts one), STEADY_BUDGET_MS otherwise. Short turns cost throughput (each turn has
  * its own epoll round and holding round-robin; 1 ms turns all the time cost 11–13% at 1 KiB × 64,
  * side by side with holding off), so they are paid only while they buy accepts; the steady budget
- * still bounds how long busy connections can keep the first new one waiting.
+ * still bounds how long busy connections can keep the first new one waiting. In a storm an upgrade
+ * completes every turn or two, so 100 ms without one means it is over (with a whole second of
+ * short turns after the last one, an echo measured right after its connections opened was
+ * 0.92–0.95× of this, on a noisy VM; bench/accept.mjs is unchanged).
  */
 const ACCEPT_BUDGET_MS = 1;
 const STEADY_BUDGET_MS = 8;
-const ACCEPTING_MS = 1000;
+const ACCEPTING_MS = 100;
 let budgetMs = STEADY_BUDGET_MS;
 let lastIncoming = -Infinity;
 
