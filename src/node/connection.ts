@@ -275,6 +275,21 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
     }
   }
 
+  /**
+   * @internal A pong was queued for a ping. A peer that pings without reading (a ping flood) would
+   * have us hold every pong for it, up to maxBackpressure, and then be dropped; past
+   * REPLY_HIGH_WATER bytes waiting for it, its socket stops being read instead, until what is
+   * queued now has been written (TCP backpressure, as the peer's own kernel buffers then fill).
+   * Every ping is still answered, in order. The heartbeat still sees the silence: a peer that
+   * reads nothing for a whole interval is dropped as dead.
+   */
+  onAutoReply(): void {
+    const t = this.transport;
+    if (t.isPausedBy(Pause.REPLIES) || this.bufferedAmount <= REPLY_HIGH_WATER) return;
+    t.setPause(Pause.REPLIES, true);
+    t.schedule(() => t.setPause(Pause.REPLIES, false));
+  }
+
   /** @internal Flow control from the protocol (a backlog behind an inflation); independent of pause(). */
   pauseReading(): void {
     this.transport.setPause(Pause.PROTOCOL, true);
@@ -313,4 +328,6 @@ function closeTimeout(c: Connection): void {
 }
 
 const IDLE_REASON = Buffer.from('idle timeout');
+/** Bytes waiting for a peer past which its pings are not read until their pongs are written (onAutoReply). */
+const REPLY_HIGH_WATER = 64 * 1024;
 const BACKPRESSURE_REASON = 'backpressure limit exceeded';

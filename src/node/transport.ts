@@ -41,8 +41,17 @@ export const Pause = {
   ITERATOR: 4,
   /** The connection publishes faster than its server's broker carries messages away (src/node/connection.ts, holdReceiving). */
   BROKER: 8,
+  /**
+   * Our automatic replies (pongs) wait for a peer that does not read them: it stops being read
+   * until they are written (src/node/connection.ts, onAutoReply).
+   */
+  REPLIES: 16,
 } as const;
-/** Every Pause bit. */
+/**
+ * The pauses that are our side's (or the application's) choice: while one holds, the peer's
+ * silence proves nothing (heartbeat, idle timeout). REPLIES is not one of them: it holds only while
+ * the peer reads nothing of what we send it.
+ */
 export const ANY_PAUSE = Pause.APP | Pause.PROTOCOL | Pause.ITERATOR | Pause.BROKER;
 
 /**

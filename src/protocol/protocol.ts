@@ -75,6 +75,11 @@ export interface ProtocolSink {
    */
   pauseReading?(): void;
   resumeReading?(): void;
+  /**
+   * Optional: an automatic reply (a pong) was queued, which the peer did not ask the application
+   * for: the transport may stop reading while such replies pile up unread (a ping flood).
+   */
+  onAutoReply?(): void;
 }
 
 export interface ProtocolOptions {
@@ -348,7 +353,10 @@ export class Protocol implements FrameSink {
     } else if (op === Opcode.CONTINUATION) {
       this.addFragment(payload, (b0 & 0x80) !== 0);
     } else if (op === Opcode.PING) {
-      if (this.autoPong && !this.closeSent) this.pong(payload);
+      if (this.autoPong && !this.closeSent) {
+        this.pong(payload);
+        this.sink.onAutoReply?.();
+      }
       this.sink.onPing(payload);
     } else if (op === Opcode.PONG) {
       this.sink.onPong(payload);
