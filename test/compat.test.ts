@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import * as ours from '../src/index.js';
 import { FrameParser } from '../src/protocol/parser.js';
-import { nextEvent } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { ensureDist, nextEvent } from './helpers.js';
 import { LIBS, sameAsWs, sleep, withServer, type Lib } from './side-by-side.js';
 
 const require = createRequire(import.meta.url);
@@ -258,12 +259,12 @@ describe('client options', () => {
 // Found by a differential audit against ws 8 (each scenario run with ws, then with us; the records
 // must be equal): what a program written for ws relies on.
 describe('as ws behaves (differential)', () => {
-  it('maxPayload: 0 means no limit, on the server and on the client', async () => {
-    await sameAsWs((lib) => withServer(lib, { maxPayload: 0 }, async (url, wss) => {
+  it.each([0, -1])('maxPayload: %i means no limit, on the server and on the client (a message above both defaults, 100 MiB)', async (maxPayload) => {
+    await sameAsWs((lib) => withServer(lib, { maxPayload }, async (url, wss) => {
       wss.on('connection', (s: any) => s.on('message', (d: Buffer, bin: boolean) => s.send(d, { binary: bin })));
-      const c = new lib.WebSocket(url, { maxPayload: 0 });
+      const c = new lib.WebSocket(url, { maxPayload });
       await nextEvent(c, 'open');
-      c.send(Buffer.alloc(200_000, 7));
+      c.send(Buffer.alloc(100 * 1024 * 1024 + 1, 7));
       const [d] = await nextEvent<[Buffer]>(c, 'message');
       c.close();
       return { length: d.length };
@@ -408,5 +409,28 @@ describe('as ws behaves (differential)', () => {
         server.close();
       }
     });
+  });
+});
+
+describe('client listeners that throw (test/fixtures/throwing-listeners.mjs, in a child: the exception is uncaught)', () => {
+  const fixture = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'fixtures', 'throwing-listeners.mjs');
+  const dist = join(fixture, '..', '..', '..', 'dist', 'esm', 'index.js');
+  const run = (lib: string, kase: string) => {
+    ensureDist(dist);
+    const r = spawnSync(process.execPath, [fixture, lib, kase], { encoding: 'utf8', timeout: 15_000 });
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { seen: string[]; closed: { code: number; ms: number } | null; readyState: number };
+  };
+  it("an 'open' listener that throws: the exception is uncaught, and the client still reads (the message, the server's close), as ws", () => {
+    const wsOut = run(join(require.resolve('ws'), '..', 'wrapper.mjs'), 'open');
+    const out = run(dist, 'open');
+    expect(out.seen).toEqual(['open', 'uncaught:open listener bug', 'message hi', 'server got close 1000']);
+    expect(out.seen).toEqual(wsOut.seen);
+    expect([out.closed?.code, out.readyState]).toEqual([1000, 3]);
+  });
+  it("a 'message' listener throwing on a message that came with the 101: 1011, and the server's answer is read (no wait for closeTimeout)", () => {
+    const out = run(dist, 'head');
+    expect(out.seen).toEqual(['open', 'message hi', 'uncaught:message listener bug', 'server got close 1011']);
+    expect(out.closed?.code).toBe(1011);
+    expect(out.closed!.ms).toBeLessThan(3000); // closeTimeout is 30 s
   });
 });

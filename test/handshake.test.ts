@@ -310,6 +310,11 @@ describe('validateAcceptResponse', () => {
   });
   it('fails on a missing Upgrade or Connection token', () => {
     expect(validateAcceptResponse(good({ upgrade: 'h2c' }), KEY, []).ok).toBe(false);
+    // §4.1 item 2: the value must be "websocket" (any case), not a list that holds it.
+    for (const upgrade of ['websocket, h2c', 'h2c, websocket', 'websocket,']) {
+      expect(validateAcceptResponse(good({ upgrade }), KEY, [])).toEqual({ ok: false, message: 'Invalid Upgrade header' });
+    }
+    expect(validateAcceptResponse(good({ upgrade: 'WebSocket' }), KEY, []).ok).toBe(true);
     expect(validateAcceptResponse(good({ connection: 'close' }), KEY, []).ok).toBe(false);
   });
   it('fails on a wrong or duplicated Sec-WebSocket-Accept', () => {

@@ -52,6 +52,8 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
   it('a message listener that throws: the exception goes up, the connection fails with 1011 and later input is discarded', () => {
     const { rec, p } = make();
     let thrown = 0;
+    const errors: string[] = [];
+    rec.onError = (err: Error) => { errors.push(err.message); };
     const onMessage = rec.onMessage.bind(rec);
     rec.onMessage = (data: Buffer, isBinary: boolean) => {
       onMessage(data, isBinary);
@@ -67,7 +69,8 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
     expect(rec.events.filter((e) => e[0] === 'message')).toEqual([['message', 'boom', false]]);
     expect([p.state, p.failed, p.closeCode]).toEqual([State.CLOSING, true, 1011]);
     const [close] = rec.sent();
-    expect([close.opcode, close.payload.readUInt16BE(0)]).toEqual([8, 1011]);
+    expect([close.opcode, close.payload.readUInt16BE(0), close.payload.length]).toEqual([8, 1011, 2]); // no detail for the peer
+    expect(errors).toEqual(['an application listener threw (1011 sent to the peer)']); // but a message for us
   });
 
   it('answers a ping with a pong carrying the same payload', () => {
@@ -90,6 +93,22 @@ describe.each(BACKENDS)('Protocol (%s codec)', (_n, codec) => {
     p.connectionLost();
     expect(rec.events.at(-1)).toEqual(['closed', 4000, 'done', true]);
     expect(p.state).toBe(State.CLOSED);
+  });
+
+  it.each([
+    ['a reserved opcode', raw({ opcode: 3, payload: Buffer.alloc(0), key: K })],
+    ['an unmasked frame', raw({ opcode: 1, payload: Buffer.from('x') })],
+    ['a 64-bit length with its top bit set', Buffer.from([0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4])],
+    ['invalid UTF-8 text', raw({ opcode: 1, payload: Buffer.from([0xc3, 0x28]), key: K })],
+  ])('bytes behind the peer\'s close in the same read (%s) are discarded, not judged: a clean 1000', (_what, trailer) => {
+    const { rec, p } = make();
+    p.receive(Buffer.concat([raw({ opcode: 8, payload: encodeClosePayload(1000, ''), key: K }), trailer]));
+    expect(rec.events).toEqual([['end']]); // no error
+    expect([p.failed, p.closeCode]).toEqual([false, 1000]);
+    const frames = rec.sent();
+    expect(frames.map((f) => [f.opcode, f.payload.readUInt16BE(0)])).toEqual([[8, 1000]]);
+    p.connectionLost();
+    expect(rec.events.at(-1)).toEqual(['closed', 1000, '', true]);
   });
 
   it('answers an empty close with an empty close and reports 1005', () => {

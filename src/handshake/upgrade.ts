@@ -411,7 +411,9 @@ export function validateAcceptResponse(
 ): { ok: true; protocol: string; extensions?: string } | { ok: false; message: string } {
   const h = res.headers;
   if (res.statusCode !== 101) return { ok: false, message: `Unexpected server response: ${res.statusCode}` };
-  if (!hasToken(header(h, 'upgrade'), 'websocket')) return { ok: false, message: 'Invalid Upgrade header' };
+  // §4.1 item 2: the value itself must be "websocket" (not a list holding it), unlike a request's
+  // Upgrade, which §4.2.1 lets be any list with the token (as HTTP allows).
+  if (header(h, 'upgrade')?.trim().toLowerCase() !== 'websocket') return { ok: false, message: 'Invalid Upgrade header' };
   if (!hasToken(header(h, 'connection'), 'upgrade')) return { ok: false, message: 'Invalid Connection header' };
   if (header(h, 'sec-websocket-accept') !== acceptKey(key)) {
     return { ok: false, message: 'Invalid Sec-WebSocket-Accept header' };

@@ -119,9 +119,18 @@ export class Connection implements ProtocolSink, TransportEvents, WheelEntry {
 
   /** @internal */
   start(head: Buffer): void {
-    if (this.protocol.state !== State.CLOSED) this.ws.emit('open');
-    if (head.length > 0) this.onData(head);
-    this.transport.startReading();
+    // An 'open' or 'message' listener that throws: the exception goes on up, and the connection
+    // still reads (what came with the handshake, then the socket), or it would never see the peer's
+    // close nor its end, and stay open and deaf.
+    try {
+      if (this.protocol.state !== State.CLOSED) this.ws.emit('open');
+    } finally {
+      try {
+        if (head.length > 0) this.onData(head);
+      } finally {
+        this.transport.startReading();
+      }
+    }
   }
 
   /** Bytes queued and not yet handed to the kernel. */

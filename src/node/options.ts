@@ -70,8 +70,9 @@ export function resolveConnectionOptions(o: ConnectionOptions): ResolvedConnecti
   if (!r) {
     const idleTimeout = o.idleTimeout ?? DEFAULTS.idleTimeout;
     r = Object.freeze({
-      // 0 (as in ws): no limit but the largest length a JS number holds exactly.
-      maxPayload: o.maxPayload === 0 ? Number.MAX_SAFE_INTEGER : o.maxPayload ?? DEFAULTS.maxPayload,
+      // 0, or anything not above 0 (as in ws, which limits only when maxPayload > 0): no limit but
+      // the largest length a JS number holds exactly.
+      maxPayload: o.maxPayload === undefined ? DEFAULTS.maxPayload : o.maxPayload > 0 ? o.maxPayload : Number.MAX_SAFE_INTEGER,
       codec: resolveCodec(o.codec),
       closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
       idleTimeout,

@@ -51,6 +51,9 @@ export const State = { OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 export type State = (typeof State)[keyof typeof State];
 
 /** Where the protocol delivers what it decoded, and the bytes it wants sent. */
+/** The local error of a connection failed because an application listener threw (the exception itself goes on up). */
+const LISTENER_THREW = 'an application listener threw (1011 sent to the peer)';
+
 export interface ProtocolSink {
   onMessage(data: Buffer, isBinary: boolean): void;
   onPing(data: Buffer): void;
@@ -221,7 +224,7 @@ export class Protocol implements FrameSink {
       // A listener threw (application code runs inside the sink's callbacks): the parser stopped in
       // the middle of the chunk and cannot go on, so the connection fails with 1011 rather than
       // staying open and deaf, and the exception goes on up, as any listener's would.
-      this.fail('internal');
+      this.fail('internal', LISTENER_THREW);
       throw err;
     }
   }
@@ -287,7 +290,7 @@ export class Protocol implements FrameSink {
         }
       }
     } catch (err) {
-      if (!this.lost) this.fail('internal');
+      if (!this.lost) this.fail('internal', LISTENER_THREW);
       process.nextTick(() => {
         throw err;
       });
@@ -302,6 +305,9 @@ export class Protocol implements FrameSink {
    * delivered (held frames, a backlog behind an inflation: as ws, none is lost to it), else now.
    */
   private failAfterQueued(err: ProtocolError): void {
+    // Read after the peer's close frame (in the same read, behind it): discarded, as all input
+    // after the close is (§5.5.1: the peer sends nothing more; what it sends anyway is not ours to judge).
+    if (this._closeReceived) return;
     if (this.holding) HELD.get(this)!.fail = err;
     else if (this.inflatingNow) this.z!.failAfter = err;
     else this.fail(err);
@@ -484,7 +490,9 @@ export class Protocol implements FrameSink {
     // Failing: drop what waits to be sent (and the compression in flight) so the close frame goes now.
     this.abortSends(new Error('WebSocket connection failed'));
     const code = err instanceof ProtocolError ? err.code : ERRORS.internal;
-    if (!this._closeSent) this.sendClose(code, err instanceof ProtocolError ? err.message.slice(0, MAX_CLOSE_REASON) : '');
+    // The peer learns what it did wrong, never what went wrong on our side (1011 with no detail).
+    const detail = err instanceof ProtocolError && err.kind !== 'internal' ? err.message.slice(0, MAX_CLOSE_REASON) : '';
+    if (!this._closeSent) this.sendClose(code, detail);
     this._closeCode = code;
     this._closeReason = EMPTY;
     this.endAfterQueued();
