@@ -213,6 +213,30 @@ describe('wasmws CLI', () => {
     expect((await within(s.exited, { timeout: 5000, what: 'process exit' })).code).toBe(0);
   });
 
+  it('/chat refuses a message over 16 KiB with 1009 (a chat message is under 7 KiB); /echo still takes --max-payload', async () => {
+    const s = await serve(['--port', '0', '--workers', '1']);
+    const chat = new ChatClient(`ws://${s.base}/chat`);
+    await chat.opened;
+    const big = JSON.stringify({ type: 'join', name: 'x'.repeat(20 * 1024) }); // 20 KiB, one frame
+    chat.ws.send(big);
+    expect(await within(chat.closed, { timeout: 5000, what: 'chat close' })).toBe(1009);
+    // The largest valid message still goes through: 1,000 characters that JSON escapes at 6 bytes each.
+    const ok = new ChatClient(`ws://${s.base}/chat`);
+    await ok.opened;
+    ok.ws.send(JSON.stringify({ type: 'join', name: 'ada' }));
+    const wire = `{"type":"message","text":"${'\\u20ac'.repeat(1000)}"}`; // 6,032 bytes: '€' × 1,000, escaped
+    ok.ws.send(wire);
+    const got = await poll(() => ok.messages()[0], { timeout: 5000, what: 'the escaped message' });
+    expect(got.text).toBe('€'.repeat(1000));
+    const echo = new WebSocket(`ws://${s.base}/echo`);
+    await new Promise((r, j) => echo.once('open', r).once('error', j));
+    const reply = new Promise<number>((r) => echo.once('message', (d: Buffer) => r(d.length)));
+    echo.send(Buffer.alloc(1024 * 1024, 7));
+    expect(await within(reply, { timeout: 5000, what: '1 MiB echo' })).toBe(1024 * 1024);
+    s.proc.kill('SIGTERM');
+    expect((await within(s.exited, { timeout: 5000, what: 'process exit' })).code).toBe(0);
+  });
+
   it('slow or oversized request headers get 408 / 431 within --header-timeout; --max-backpressure drops a client that reads nothing', async () => {
     const s = await serve(['--port', '0', '--workers', '1', '--header-timeout', '400', '--max-backpressure', '65536']);
     /** What the server answers to `bytes` (and when it closed), for a client that sends nothing more. */

@@ -115,6 +115,12 @@ async function connectRedis(url: string): Promise<{ client: RedisClientLike; bro
   return { client, broker };
 }
 
+/**
+ * The largest /chat message: a join or a message of 1,000 characters, each escaped in JSON as
+ * \uXXXX at worst (6 bytes), is under 7 KiB.
+ */
+const CHAT_MAX_PAYLOAD = 16 * 1024;
+
 /** Echoes wait for the client past this many bytes: its reading pauses until they are written. */
 const ECHO_HIGH_WATER = 1024 * 1024;
 
@@ -155,7 +161,11 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   const broker: Broker = redis ? redis.broker : new ClusterBroker(hub, { name: 'chat' });
   const presence: ChatPresence = redis ? new RedisPresence(redis.broker, { name: 'chat', ttl: o.presenceTtl }) : new HubPresence(hub);
   // A client that offers no subprotocol (wscat, curl) is still served; one offering "chat" gets it.
-  const chat = new WebSocketServer({ ...common, broker, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
+  // A chat message is at most a few KiB (src/cli/chat.ts: names ≤ 32, texts ≤ 1000 characters): a
+  // larger one is refused from its header (1009), before it is buffered, inflated or parsed.
+  const chat = new WebSocketServer({
+    ...common, maxPayload: Math.min(CHAT_MAX_PAYLOAD, o.maxPayload), broker, handleProtocols: (p) => (p.has('chat') ? 'chat' : false),
+  });
   const echo = new WebSocketServer({ ...common });
   hub.attach(chat, 'chat');
   hub.attach(echo, 'echo');
