@@ -13,7 +13,7 @@ import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from '../src/index.js';
 import { ProtocolError } from '../src/protocol/errors.js';
-import { RawClient, nextEvent, raw, rng, sleep, startRoutedServer, startServer, stopServer, until, upgradeRequest, waitUpTo } from './helpers.js';
+import { RawClient, nextEvent, raw, rng, sleep, startRoutedServer, startServer, stopServer, until, upgradeRequest, waitUpTo, within } from './helpers.js';
 
 // ── measurement ─────────────────────────────────────────────────────────────────────────────
 
@@ -381,6 +381,73 @@ describe('ping flood from a peer that never reads', () => {
     expect(await echo(good)).toBeLessThan(1000);
     expect(good.readyState).toBe(WS.OPEN);
     good.terminate();
+  });
+});
+
+describe('a peer that reads nothing, on a connection the application paused until its answer is written', () => {
+  /** An echo that stops reading while an answer waits (as the CLI's /echo does). */
+  async function pausingEcho(heartbeatInterval: number) {
+    const s = await startServer({ heartbeatInterval });
+    servers.push(s.wss);
+    s.wss.on('connection', (ws: WebSocket) => ws.on('message', (d: Buffer, isBinary: boolean) => {
+      ws.pause();
+      ws.send(d, { binary: isBinary }, () => ws.resume());
+    }));
+    return s;
+  }
+  const MSG = 32 * MiB; // more than the kernel's socket buffers both ways hold
+
+  it('the heartbeat drops it once nothing it was sent has moved for an interval (the answer is not held for good)', async () => {
+    const INTERVAL = 250;
+    const { wss, port } = await pausingEcho(INTERVAL);
+    const conn = nextConnection(wss);
+    const bad = await attacker(port);
+    bad.socket.pause(); // reads nothing
+    const ws = await conn.ws;
+    let closedAt = 0;
+    void conn.code.then(() => { closedAt = Date.now(); }, () => {});
+    const got = new Promise((r) => ws.once('message', r));
+    bad.send(raw({ opcode: 2, payload: Buffer.alloc(MSG, 1), key: K }));
+    await within(got, { timeout: 10_000, what: 'the 32 MiB message' });
+    const t0 = Date.now();
+    expect(await conn.code).toBe(1006); // terminated
+    expect(closedAt - t0).toBeLessThan(6 * INTERVAL);
+  });
+
+  it('a slow reader whose answer keeps moving is not dropped, and gets all of it', async () => {
+    const INTERVAL = 250;
+    const { wss, port } = await pausingEcho(INTERVAL);
+    const conn = nextConnection(wss);
+    const slow = await attacker(port);
+    slow.socket.pause();
+    const ws = await conn.ws;
+    let closed = false;
+    ws.on('close', () => { closed = true; });
+    const got = new Promise((r) => ws.once('message', r));
+    slow.send(raw({ opcode: 2, payload: Buffer.alloc(MSG, 2), key: K }));
+    await within(got, { timeout: 10_000, what: 'the 32 MiB message' });
+    // Reads 512 KiB every 40 ms for the first 24 MiB (about 7 intervals, while the server still
+    // writes, paused), then the rest (what the kernels buffer) at once. Bounded: 20 s.
+    let read = 0;
+    let allowed = 0;
+    slow.socket.on('data', (d: Buffer) => {
+      read += d.length;
+      if (read >= allowed) slow.socket.pause();
+    });
+    const t0 = Date.now();
+    const echoed = () => slow.frames.some((f) => f.opcode === 2);
+    while (!echoed() && !slow.closed && Date.now() - t0 < 20_000) {
+      allowed = read < 24 * MiB ? read + 512 * 1024 : Infinity;
+      slow.socket.resume();
+      await sleep(40);
+    }
+    // (Once it is written the server reads again, and its heartbeat judges the peer as ever: this
+    // one answers no ping, so it is dropped a beat or two later.)
+    const closedWhenEchoed = closed;
+    expect(Date.now() - t0).toBeGreaterThan(4 * INTERVAL); // it was slow: several beats saw it paused
+    expect(closedWhenEchoed).toBe(false);
+    const f = slow.frames.find((x) => x.opcode === 2)!;
+    expect([f.payload.length, f.payload[0], f.payload[MSG - 1]]).toEqual([MSG, 2, 2]);
   });
 });
 

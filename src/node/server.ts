@@ -281,9 +281,12 @@ export class WebSocketServer extends EventEmitter {
   private beat(): void {
     for (const ws of this.conns) {
       if (ws.readyState !== OPEN) continue;
-      if (ws._conn?.readingPaused) {
-        // Its pongs would wait unread: not judged until reading resumes, and then given a whole
-        // interval. Still pinged: towards a peer that died, the unanswered bytes make TCP give up.
+      // Its pongs would wait unread: not judged while reading is paused (and then given a whole
+      // interval), unless what waits for the peer has not moved since the last beat: a peer that
+      // reads nothing is judged as silent whatever we do (an echo paused until its answer is
+      // written would otherwise hold that answer, and the connection, for good). Still pinged:
+      // towards a peer that died, the unanswered bytes make TCP give up.
+      if (ws._conn?.readingPaused && ws._conn.transport.outputMoved()) {
         ws.isAlive = true;
         ws.ping();
         continue;

@@ -469,6 +469,8 @@ export class Transport {
   kept: Buffer[] | null = null;
   /** Raw writes libuv has not completed yet. */
   private rawPending = 0;
+  /** outputMoved()'s marks, while it watches (null otherwise: an idle connection holds no object). */
+  private probe: { queued: number; dispatched: number } | null = null;
   /** @internal Reads and writes go through the socket's handle (raw I/O, above). */
   get raw(): boolean { return (this.bits & RAW) !== 0; }
   /** @internal Raw, and someone asks reading to pause: the handle does not read. */
@@ -622,6 +624,29 @@ export class Transport {
     return true;
   }
 
+  /**
+   * @internal Did the peer take any of our bytes since the last call? False only when bytes wait
+   * for it now and none of those that waited then, nor of those handed to the socket since, has
+   * left: the socket's queue shrinks only as the kernel takes bytes (as the peer reads). True when
+   * nothing waits, and on the first call (it starts watching then).
+   */
+  outputMoved(): boolean {
+    const q = this.writableLength;
+    const p = this.probe;
+    if (q === 0) {
+      this.probe = null;
+      return true;
+    }
+    if (p === null) {
+      this.probe = { queued: q, dispatched: 0 };
+      return true;
+    }
+    const moved = p.queued + p.dispatched > q;
+    p.queued = q;
+    p.dispatched = 0;
+    return moved;
+  }
+
   /** An upper bound of writableLength that costs nothing: its value at the last flush. */
   get queuedBound(): number {
     return this.queuedAtFlush;
@@ -664,6 +689,7 @@ export class Transport {
       if (done) done(new Error(NOT_OPEN));
       return;
     }
+    if (this.probe !== null) this.probe.dispatched += bytes;
     const n = bufs.length;
     let data: Buffer | Buffer[] = n === 1 ? bufs[0] : bufs;
     // Many small pieces (broadcast frames, pongs): one copy is cheaper than a long writev.
