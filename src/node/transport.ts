@@ -80,7 +80,7 @@ type SocketLike = Duplex & {
 // milliseconds under load, and so new connections are accepted at tens per second.
 //
 // So a turn processes about one budget (below) of socket data (while connections arrive; in steady
-// turns small reads are not held: STEADY_HOLD_MIN). Data is always processed as it is read
+// turns only connections whose peer is behind are held: holdsInSteadyTurns). Data is always processed as it is read
 // (while it is in the CPU's cache); what is bounded is which sockets are read. When a turn's data
 // has taken longer than the budget, or while other connections wait their turn, a connection
 // whose chunk was just processed joins a queue (is held): a chunk it reads meanwhile is kept, and
@@ -109,16 +109,20 @@ const ACCEPT_BUDGET_MS = 1;
 const STEADY_BUDGET_MS = 8;
 const ACCEPTING_MS = 100;
 /**
- * In steady turns (no upgrade for ACCEPTING_MS) only reads of at least this many bytes are held
- * back; a smaller one is processed as it is read, and its connection reads on. Holding costs per
- * read (the kept copy, and the wasm scan's copy in and back when it is processed later; the queue;
- * a readStop/readStart), which small reads do not pay back: at 1 KiB × 1,000 connections (~8 KiB
- * a read), 60% of reads were kept in steady turns, and processing them at once is 1.19× (16 B ×
- * 1,000: 1.13×; bench/ab.mjs, README). Large reads keep being held: not holding them cost 9–13%
- * at 64 KiB × 64. A steady turn is thus bounded by the budget plus one small read per busy
- * connection, and an upgrade that comes makes turns short again (noteIncoming).
+ * In steady turns (no upgrade for ACCEPTING_MS) a connection is held back only while its peer is
+ * behind: the last flush left bytes waiting in its socket (Transport.queuedBound). Any other read
+ * is processed as it is read, and its connection reads on. Holding costs per read (the kept copy,
+ * the wasm scan's copy in and back when it is processed later, the queue, a readStop/readStart),
+ * which pays only where reading on would pile up answers the peer is not taking (64 KiB × 64:
+ * never holding was 0.76–0.91× of this). Side by side (bench/ab.mjs) against holding every read
+ * after the budget: 1 KiB × 1,000 1.19× (60% of its ~8 KiB reads had been kept), 16 B × 1,000
+ * 1.13×; against holding every read of 32 KiB or more: 64 KiB × 1,000 1.34×, 64 KiB × 1 1.17×.
+ * A steady turn is thus bounded by the budget plus one read per busy connection that keeps up, and
+ * an upgrade that comes makes turns short again (noteIncoming).
  */
-const STEADY_HOLD_MIN = 32 * 1024;
+function holdsInSteadyTurns(t: Transport): boolean {
+  return t.queuedBound > 0;
+}
 let budgetMs = STEADY_BUDGET_MS;
 let lastIncoming = -Infinity;
 
@@ -261,9 +265,9 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     windowStart = t0;
     relaxBudget(t0);
     scheduleTurnEnd();
-  } else if (t0 - windowStart > budgetMs && (budgetMs === ACCEPT_BUDGET_MS || chunk.length >= STEADY_HOLD_MIN)) {
+  } else if (t0 - windowStart > budgetMs && (budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t))) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held
-    // (in a steady turn, a small read is processed now: STEADY_HOLD_MIN).
+    // (in a steady turn only when its peer is behind: holdsInSteadyTurns).
     keep(t, chunk, transient);
     t.hold();
     return;
@@ -277,8 +281,8 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     t.flush(); // also when a 'message' listener threw: nothing may wait for a tick never queued
   }
   // Others wait for their turn, or this turn has had its budget: this one waits now (in a steady
-  // turn, only after a large read: STEADY_HOLD_MIN).
-  const holds = budgetMs === ACCEPT_BUDGET_MS || chunk.length >= STEADY_HOLD_MIN;
+  // turn, only when its peer is behind: holdsInSteadyTurns).
+  const holds = budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t);
   if (holds && (heldHead < held.length || performance.now() - windowStart > budgetMs)) t.hold();
 }
 function onEnd(this: BoundSocket): void {
