@@ -50,10 +50,10 @@ export interface MessageCompressor {
 export const State = { OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 export type State = (typeof State)[keyof typeof State];
 
-/** Where the protocol delivers what it decoded, and the bytes it wants sent. */
 /** The local error of a connection failed because an application listener threw (the exception itself goes on up). */
 const LISTENER_THREW = 'an application listener threw (1011 sent to the peer)';
 
+/** Where the protocol delivers what it decoded, and the bytes it wants sent. */
 export interface ProtocolSink {
   onMessage(data: Buffer, isBinary: boolean): void;
   onPing(data: Buffer): void;
