@@ -22,6 +22,7 @@
 // WASMWS_INTERNALS=off forces every fallback (the test suites run the same cases both ways).
 
 import { envFlag, envOff, readEnv } from './env.js';
+import { Buffer } from 'node:buffer';
 
 /** Whether private runtime APIs may be used at all (WASMWS_INTERNALS=off says no). */
 export const INTERNALS_ALLOWED: boolean = !envOff('WASMWS_INTERNALS'); // unreadable (Deno without --allow-env): detection decides

@@ -22,6 +22,7 @@ import { toBuffer, type Data } from '../protocol/data.js';
 import { ADVANCED_IPC_ENV, isTopicMsg, PrimaryTopics, type ClusterBroker, type TopicMsg } from '../pubsub/cluster-broker.js';
 import { callEach } from '../pubsub/broker.js';
 import { holdWhileBehind } from '../node/connection.js';
+import { Buffer } from 'node:buffer';
 
 /** Marks our IPC messages so that they do not collide with the application's own. */
 const TAG = '__wasmws';

@@ -20,6 +20,7 @@ import { mask as tsMask, rotateKey, scanFrames, tsKernelRanges, unmask as tsUnma
 import { RUNTIME } from './runtime.js';
 import { MODULE_LOCATION } from './location.js';
 import { envFlag } from '../env.js';
+import { Buffer } from 'node:buffer';
 
 /** WASMWS_NO_BUFFERUTIL is set (to anything but '' or '0'). */
 const noBufferutil = (): boolean => envFlag('WASMWS_NO_BUFFERUTIL');

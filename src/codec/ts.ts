@@ -17,6 +17,7 @@ import {
   SCAN_PARTIAL_HEADER, SCAN_PARTIAL_PAYLOAD, TABLE_CAPACITY,
 } from './layout.js';
 import { TS_KERNEL } from './select.js';
+import { Buffer } from 'node:buffer';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const HAS_BIG64 = typeof BigUint64Array === 'function' && typeof BigInt === 'function';

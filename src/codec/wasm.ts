@@ -12,6 +12,7 @@ import {
   RESULT_TOUCHED, ROW_WORDS, TABLE_CAPACITY, TABLE_PTR,
 } from './layout.js';
 import { mask as tsMask, tsKernelRanges, unmask as tsUnmask, TsCodec } from './ts.js';
+import { Buffer } from 'node:buffer';
 
 /** The typed view of the module's exports (assembly/index.ts). */
 export interface CodecExports {

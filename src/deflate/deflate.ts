@@ -16,6 +16,7 @@ import {
   acceptDeflateResponseClient, buildDeflateOffer, negotiateDeflateServer, zlibWindowBits,
   type DeflateParams, type PerMessageDeflateOptions,
 } from '../handshake/extensions.js';
+import { Buffer } from 'node:buffer';
 
 /** RFC 7692 §7.2.1: the tail every Z_SYNC_FLUSH leaves, removed on send and restored on receive. */
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);

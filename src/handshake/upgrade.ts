@@ -5,6 +5,7 @@
 // ReDoS in Sec-WebSocket-Protocol parsing).
 import { createHash, randomBytes } from 'node:crypto';
 import { WS_GUID } from '../protocol/constants.js';
+import { Buffer } from 'node:buffer';
 
 /** A header map as Node gives it (lower-case keys) or as a sans-I/O caller passes it (any case). */
 export type HeaderMap = Record<string, string | string[] | undefined>;

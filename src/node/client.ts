@@ -17,6 +17,7 @@ import type { HandshakeResult } from './connection.js';
 import type { ClientHttp2Session } from 'node:http2';
 import { startHttp2Client } from './http2.js';
 import type { CertMeta, FinishRequestCallback } from '../ws-types.js';
+import { Buffer } from 'node:buffer';
 
 /**
  * Options of `new WebSocket(url, protocols, options)`. Every option http(s).request and TLS take

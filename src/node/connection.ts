@@ -14,6 +14,7 @@ import { ANY_PAUSE, Pause, Transport, type TransportEvents } from './transport.j
 import type { ResolvedConnectionOptions } from './options.js';
 import type { WheelEntry } from './timer-wheel.js';
 import type { WebSocket } from './websocket.js';
+import { Buffer } from 'node:buffer';
 
 type Cb = (err?: Error | null) => void;
 

@@ -23,6 +23,7 @@ import {
   validateExtendedConnect, validateExtendedConnectResponse, H2_WEBSOCKET_PROTOCOL, runVerifyClient, selectSubprotocol,
 } from '../handshake/upgrade.js';
 import { acceptClient, clientOffer, negotiateServer } from '../deflate/deflate.js';
+import { Buffer } from 'node:buffer';
 
 /** An http2 server (TLS or cleartext) a WebSocketServer can serve streams of. */
 export type Http2AnyServer = http2.Http2SecureServer | http2.Http2Server;

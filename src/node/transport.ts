@@ -13,6 +13,7 @@ import { getSystemErrorName } from 'node:util';
 import { INTERNALS_ALLOWED, BufferView, readBufferPlain, sharedReadBuffer, streamWrap } from '../internals.js';
 import { wasmReadBuffer } from '../codec/wasm.js';
 import { READ_SIZE } from '../codec/layout.js';
+import { Buffer } from 'node:buffer';
 
 type Cb = (err?: Error | null) => void;
 

@@ -18,6 +18,7 @@ import { MessageIterator } from './iterator.js';
 import { addEventListener, defineEventHandlers, removeEventListener } from './event-target.js';
 import { topicsOf, type Topics, type PublishOptions } from '../pubsub/topics.js';
 import type * as W from '../ws-types.js';
+import { Buffer } from 'node:buffer';
 
 export type { Data };
 export type { ConnectionOptions } from './options.js';

@@ -6,6 +6,7 @@
 // allocated from a length the peer declared).
 
 import { allocIncoming } from './inpool.js';
+import { Buffer } from 'node:buffer';
 
 const MIN_CAPACITY = 4096;
 

@@ -1,6 +1,8 @@
 // The one conversion of user data to bytes, for every send path (send, broadcast, publish, the
 // cluster hub): a Buffer[] is the concatenation of its pieces, as in ws.
 
+import { Buffer } from 'node:buffer';
+
 /** What a message may be given as (ws's `Data`). */
 export type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Buffer[];
 

@@ -1,6 +1,6 @@
 // Frame encoding (RFC 6455 §5.2) and close-frame payloads (§5.5.1, §7.4).
 import { randomFillSync } from 'node:crypto';
-import { isUtf8 } from 'node:buffer';
+import { isUtf8, Buffer } from 'node:buffer';
 import { CloseCode, LEN16_MARK, LEN16_MAX, LEN64_MARK, LEN7_MAX, MASK_KEY_SIZE, MAX_CLOSE_REASON, MAX_HEADER, Opcode } from './constants.js';
 import { fail } from './errors.js';
 import { createCodec, type Codec } from '../codec/index.js';

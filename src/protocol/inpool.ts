@@ -7,6 +7,7 @@
 // its 64 KiB block, as a `ws` payload pins the read it came in (Node's read buffers are up to 64 KiB).
 
 import { BufferView } from '../internals.js';
+import { Buffer } from 'node:buffer';
 
 const BLOCK_SIZE = 64 * 1024;
 /**

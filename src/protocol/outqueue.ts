@@ -15,6 +15,7 @@
 // when it is done with it (the socket's own write(): TLS, HTTP/2 streams, other Duplexes) is never
 // released: its slab is left to the GC, as before.
 
+import { Buffer } from 'node:buffer';
 const SLAB_SIZE = 256 * 1024;
 
 /** A slab of outgoing bytes: `used` bytes handed out since it was (re)started, `live` segments not done with. */

@@ -10,7 +10,7 @@ import { fail, ProtocolError } from './errors.js';
 import { Accumulator } from './accumulator.js';
 import { copyIncoming, PIN_MAX } from './inpool.js';
 import { Utf8Validator } from './utf8.js';
-import { isUtf8 } from 'node:buffer';
+import { isUtf8, Buffer } from 'node:buffer';
 import { resolveCodec, type Codec, type CodecBackend, type ScanResult } from '../codec/index.js';
 import { scanFrames } from '../codec/ts.js';
 import {

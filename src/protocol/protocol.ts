@@ -17,7 +17,7 @@ import { FrameParser, type FrameSink } from './parser.js';
 import { decodeClosePayload, encodeClosePayload, headerSize, randomMaskKey, writeHeader } from './frame.js';
 import { Accumulator } from './accumulator.js';
 import { OutQueue } from './outqueue.js';
-import { isUtf8 } from 'node:buffer';
+import { isUtf8, Buffer } from 'node:buffer';
 import type { Codec } from '../codec/index.js';
 import type { FanOut } from './fanout.js';
 

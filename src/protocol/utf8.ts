@@ -1,6 +1,6 @@
 // Incremental UTF-8 validation for fragmented text messages (RFC 6455 §8.1: fail with 1007 as soon
 // as the data is known to be invalid, not only when the message ends).
-import { isUtf8 } from 'node:buffer';
+import { isUtf8, Buffer } from 'node:buffer';
 
 /** Expected sequence length for a lead byte; 0 for a byte that cannot start a sequence. */
 function seqLength(b: number): number {

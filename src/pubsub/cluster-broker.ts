@@ -12,6 +12,7 @@
 import type { WebSocket } from '../node/websocket.js';
 import type { ClusterHub } from '../cluster/serve.js';
 import { attachOnce, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
+import { Buffer } from 'node:buffer';
 
 /** The IPC tag of every wasmws message (as src/cluster/serve.ts). */
 const TAG = '__wasmws';

@@ -28,6 +28,7 @@ import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import type { WebSocket } from '../node/websocket.js';
 import { attachOnce, callEach, FLAG_BINARY, FLAG_NO_COMPRESS, type Broker, type BrokerSink } from './broker.js';
+import { Buffer } from 'node:buffer';
 
 /** What we call on a `redis` (node-redis v5+) client; structural, so `redis` stays optional. */
 export interface RedisClientLike {
