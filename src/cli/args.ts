@@ -76,7 +76,7 @@ Options:
                            connection that uses it)
       --redis <url>        run the chat across every serve process using this Redis (redis://host:port;
                            needs the "redis" package); each worker is one node
-      --presence-ttl <ms>  with --redis: a dead node's users drop out after this long (default: ${DEFAULTS.presenceTtl})
+      --presence-ttl <ms>  with --redis: a dead node's users drop out within this long and a third (default: ${DEFAULTS.presenceTtl})
       --tls-cert <file>    serve over TLS with this PEM certificate and --tls-key: HTTP/2 with
       --tls-key <file>     HTTP/1.1 fallback on the same port (https://, wss://); WebSockets ride
                            the page's h2 connection (RFC 8441) or upgrade over HTTP/1.1

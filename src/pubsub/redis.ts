@@ -809,7 +809,7 @@ export class RedisBroker extends EventEmitter implements Broker {
     this.down = true;
     this.wakeDrained(); // (nothing is held during an outage)
     this.dropsExplained = true;
-    const e = new Error(`Redis unavailable: ${(err as Error)?.message ?? String(err)} (local delivery goes on; remote publishes are queued up to ${this.maxQueue})`);
+    const e = new Error(`Redis unavailable: ${(err as Error)?.message ?? String(err)} (local delivery goes on; remote publishes are queued up to ${this.maxQueue}, then dropped)`);
     (e as Error & { cause?: unknown }).cause = err;
     this.report(e);
   }
