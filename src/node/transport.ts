@@ -118,12 +118,15 @@ const ACCEPTING_MS = 100;
  * never holding was 0.76–0.91× of this). Side by side (bench/ab.mjs) against holding every read
  * after the budget: 1 KiB × 1,000 1.19× (60% of its ~8 KiB reads had been kept), 16 B × 1,000
  * 1.13×; against holding every read of 32 KiB or more: 64 KiB × 1,000 1.34×, 64 KiB × 1 1.17×.
- * A steady turn is thus bounded by the budget plus one read per busy connection that keeps up, and
- * an upgrade that comes makes turns short again (noteIncoming).
+ * However well its peers keep up, a steady turn holds connections back once it has lasted
+ * STEADY_TURN_MAX_MS (many clients uploading at once: libuv reads a socket up to 32 times a turn
+ * while reads fill the buffer), so it is bounded by that plus one read per busy connection; an
+ * upgrade that comes makes turns short again (noteIncoming).
  */
-function holdsInSteadyTurns(t: Transport): boolean {
-  return t.queuedBound > 0;
+function holdsInSteadyTurns(t: Transport, now: number): boolean {
+  return t.queuedBound > 0 || now - windowStart > STEADY_TURN_MAX_MS;
 }
+const STEADY_TURN_MAX_MS = 50;
 let budgetMs = STEADY_BUDGET_MS;
 let lastIncoming = -Infinity;
 
@@ -266,7 +269,7 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     windowStart = t0;
     relaxBudget(t0);
     scheduleTurnEnd();
-  } else if (t0 - windowStart > budgetMs && (budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t))) {
+  } else if (t0 - windowStart > budgetMs && (budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t, t0))) {
     // Read after this turn's budget was spent: kept (processed when its turn comes), and held
     // (in a steady turn only when its peer is behind: holdsInSteadyTurns).
     keep(t, chunk, transient);
@@ -283,8 +286,9 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   }
   // Others wait for their turn, or this turn has had its budget: this one waits now (in a steady
   // turn, only when its peer is behind: holdsInSteadyTurns).
-  const holds = budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t);
-  if (holds && (heldHead < held.length || performance.now() - windowStart > budgetMs)) t.hold();
+  const now = performance.now();
+  const holds = budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t, now);
+  if (holds && (heldHead < held.length || now - windowStart > budgetMs)) t.hold();
 }
 function onEnd(this: BoundSocket): void {
   const t = this[kTransport];
