@@ -300,6 +300,32 @@ describe('fragment floods', () => {
 
 // ── 3. Ping floods and slow readers ─────────────────────────────────────────────────────────
 
+/**
+ * Floods masked 125-byte pings from `bad`, which reads nothing, until `stop()` says so, its socket
+ * has stayed backed up (the server no longer reads it) for `stallMs`, or the bounds: 64 MiB sent,
+ * `ms` elapsed. `stalledAt`: when the current stall began (0: none).
+ */
+async function floodPings(bad: RawClient, o: { stop: () => boolean; stallMs: number; ms: number }): Promise<{ sent: number; pings: number; stalledAt: number }> {
+  const one = raw({ opcode: 9, payload: Buffer.alloc(125, 0x61), key: K });
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => one));
+  let sent = 0;
+  let stalledAt = 0;
+  const t0 = Date.now();
+  while (!o.stop() && sent < 64 * MiB && Date.now() - t0 < o.ms) {
+    if (bad.socket.writableLength > MiB) {
+      stalledAt ||= Date.now();
+      if (Date.now() - stalledAt > o.stallMs) break;
+      await sleep(20);
+      continue;
+    }
+    stalledAt = 0;
+    bad.socket.write(batch);
+    sent += batch.length;
+    await new Promise((r) => setImmediate(r));
+  }
+  return { sent, pings: sent / one.length, stalledAt };
+}
+
 describe('ping flood from a peer that never reads', () => {
   it('stops reading the flood while its pongs wait (TCP backpressure): bounded, not dropped, every ping answered once it reads', async () => {
     const { wss, port, url } = await echoServer({ maxBackpressure: 4 * MiB });
@@ -312,26 +338,10 @@ describe('ping flood from a peer that never reads', () => {
     ws.on('close', () => { closed = true; });
     let peakQueued = 0;
     const sampler = setInterval(() => { peakQueued = Math.max(peakQueued, ws.bufferedAmount); }, 2);
-    const one = raw({ opcode: 9, payload: Buffer.alloc(125, 0x61), key: K });
-    const batch = Buffer.concat(Array.from({ length: 1000 }, () => one));
-    let sent = 0;
-    let stalledSince = 0;
     const t0 = Date.now();
-    // Bounded: at most 64 MiB of pings or 15 s; ends once the server has read nothing for 1 s.
-    while (!closed && sent < 64 * MiB && Date.now() - t0 < 15_000) {
-      if (bad.socket.writableLength > MiB) {
-        stalledSince ||= Date.now();
-        if (Date.now() - stalledSince > 1000) break;
-        await sleep(20);
-        continue;
-      }
-      stalledSince = 0;
-      bad.socket.write(batch);
-      sent += batch.length;
-      await new Promise((r) => setImmediate(r));
-    }
+    // Ends once the server has read nothing for 1 s.
+    const { sent, pings, stalledAt: stalledSince } = await floodPings(bad, { stop: () => closed, stallMs: 1000, ms: 15_000 });
     clearInterval(sampler);
-    const pings = sent / one.length;
     console.log(`ping flood, not read: stalled after ${(sent / MiB).toFixed(1)} MiB of pings (${pings}) in ${Date.now() - t0} ms; ` +
       `peak queued on the server ${(peakQueued / 1024).toFixed(0)} KiB`);
     expect(closed).toBe(false); // not dropped at maxBackpressure: it was not read
@@ -358,23 +368,10 @@ describe('ping flood from a peer that never reads', () => {
     const bad = await attacker(port);
     bad.socket.pause();
     await conn.ws;
-    const one = raw({ opcode: 9, payload: Buffer.alloc(125, 0x61), key: K });
-    const batch = Buffer.concat(Array.from({ length: 1000 }, () => one));
     let closedAt = 0;
     void conn.code.then(() => { closedAt = Date.now(); }, () => {});
-    let stalledAt = 0;
-    const t0 = Date.now();
-    // Bounded: 64 MiB of pings or 10 s, whichever first; once stalled, nothing more is written.
-    for (let sent = 0; !closedAt && sent < 64 * MiB && Date.now() - t0 < 10_000;) {
-      if (bad.socket.writableLength > MiB) {
-        stalledAt ||= Date.now();
-        await sleep(20);
-        continue;
-      }
-      bad.socket.write(batch);
-      sent += batch.length;
-      await new Promise((r) => setImmediate(r));
-    }
+    // Once stalled, nothing more is written until the server drops it.
+    const { stalledAt } = await floodPings(bad, { stop: () => closedAt !== 0, stallMs: Infinity, ms: 10_000 });
     expect(await conn.code).toBe(1006); // terminated (no close handshake with a peer that reads nothing)
     expect(stalledAt).toBeGreaterThan(0);
     expect(closedAt - stalledAt).toBeLessThan(6 * INTERVAL);

@@ -116,8 +116,9 @@ async function connectRedis(url: string): Promise<{ client: RedisClientLike; bro
 }
 
 /**
- * The largest /chat message: a join or a message of 1,000 characters, each escaped in JSON as
- * \uXXXX at worst (6 bytes), is under 7 KiB.
+ * The largest /chat message (src/cli/chat.ts: a join, or a text of 1,000 characters each escaped
+ * in JSON as \uXXXX at worst, 6 bytes) is under 7 KiB: anything larger is refused from its header
+ * (1009), before it is buffered, inflated or parsed.
  */
 const CHAT_MAX_PAYLOAD = 16 * 1024;
 
@@ -161,8 +162,6 @@ export async function startServer(o: ServeOptions, hub: ClusterHub = new Cluster
   const broker: Broker = redis ? redis.broker : new ClusterBroker(hub, { name: 'chat' });
   const presence: ChatPresence = redis ? new RedisPresence(redis.broker, { name: 'chat', ttl: o.presenceTtl }) : new HubPresence(hub);
   // A client that offers no subprotocol (wscat, curl) is still served; one offering "chat" gets it.
-  // A chat message is at most a few KiB (src/cli/chat.ts: names ≤ 32, texts ≤ 1000 characters): a
-  // larger one is refused from its header (1009), before it is buffered, inflated or parsed.
   const chat = new WebSocketServer({
     ...common, maxPayload: Math.min(CHAT_MAX_PAYLOAD, o.maxPayload), broker, handleProtocols: (p) => (p.has('chat') ? 'chat' : false),
   });

@@ -81,7 +81,7 @@ type SocketLike = Duplex & {
 // milliseconds under load, and so new connections are accepted at tens per second.
 //
 // So a turn processes about one budget (below) of socket data (while connections arrive; in steady
-// turns only connections whose peer is behind are held: holdsInSteadyTurns). Data is always processed as it is read
+// turns only connections whose peer is behind, or once a turn is long: mayHold). Data is always processed as it is read
 // (while it is in the CPU's cache); what is bounded is which sockets are read. When a turn's data
 // has taken longer than the budget, or while other connections wait their turn, a connection
 // whose chunk was just processed joins a queue (is held): a chunk it reads meanwhile is kept, and
@@ -109,24 +109,23 @@ type SocketLike = Duplex & {
 const ACCEPT_BUDGET_MS = 1;
 const STEADY_BUDGET_MS = 8;
 const ACCEPTING_MS = 100;
-/**
- * In steady turns (no upgrade for ACCEPTING_MS) a connection is held back only while its peer is
- * behind: the last flush left bytes waiting in its socket (Transport.queuedBound). Any other read
- * is processed as it is read, and its connection reads on. Holding costs per read (the kept copy,
- * the wasm scan's copy in and back when it is processed later, the queue, a readStop/readStart),
- * which pays only where reading on would pile up answers the peer is not taking (64 KiB × 64:
- * never holding was 0.76–0.91× of this). Side by side (bench/ab.mjs) against holding every read
- * after the budget: 1 KiB × 1,000 1.19× (60% of its ~8 KiB reads had been kept), 16 B × 1,000
- * 1.13×; against holding every read of 32 KiB or more: 64 KiB × 1,000 1.34×, 64 KiB × 1 1.17×.
- * However well its peers keep up, a steady turn holds connections back once it has lasted
- * STEADY_TURN_MAX_MS (many clients uploading at once: libuv reads a socket up to 32 times a turn
- * while reads fill the buffer), so it is bounded by that plus one read per busy connection; an
- * upgrade that comes makes turns short again (noteIncoming).
- */
-function holdsInSteadyTurns(t: Transport, now: number): boolean {
-  return t.queuedBound > 0 || now - windowStart > STEADY_TURN_MAX_MS;
-}
+/** However well its peers keep up, a steady turn holds busy connections back once it has lasted this long. */
 const STEADY_TURN_MAX_MS = 50;
+/**
+ * May `t` be held back at `now`? Always while connections arrive. In steady turns (no upgrade for
+ * ACCEPTING_MS) only while its peer is behind (the last flush left bytes in its socket:
+ * queuedBound), or once the turn has lasted STEADY_TURN_MAX_MS: otherwise its reads are processed
+ * as they come and it reads on. Holding costs per read (the kept copy, the wasm scan's copy in and
+ * back when it is processed later, the queue, a readStop/readStart), which pays only where reading
+ * on would pile up answers the peer is not taking (at 64 KiB × 64, never holding in steady turns was
+ * 0.67–0.95× of this in five runs of bench/ab.mjs). The cap bounds a steady turn by it plus one
+ * read per busy connection: libuv reads a socket up to 32 times a turn while the reads fill the
+ * buffer, and uploaders that keep up would otherwise stretch turns without limit
+ * (bench/upload-lag.mjs). README, "Where we lose", has the figures.
+ */
+function mayHold(t: Transport, now: number): boolean {
+  return budgetMs === ACCEPT_BUDGET_MS || t.queuedBound > 0 || now - windowStart > STEADY_TURN_MAX_MS;
+}
 let budgetMs = STEADY_BUDGET_MS;
 let lastIncoming = -Infinity;
 
@@ -269,9 +268,8 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
     windowStart = t0;
     relaxBudget(t0);
     scheduleTurnEnd();
-  } else if (t0 - windowStart > budgetMs && (budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t, t0))) {
-    // Read after this turn's budget was spent: kept (processed when its turn comes), and held
-    // (in a steady turn only when its peer is behind: holdsInSteadyTurns).
+  } else if (t0 - windowStart > budgetMs && mayHold(t, t0)) {
+    // Read after this turn's budget was spent: kept (processed when its turn comes), and held.
     keep(t, chunk, transient);
     t.hold();
     return;
@@ -284,11 +282,9 @@ function deliver(t: Transport, chunk: Buffer, transient: boolean): void {
   } finally {
     t.flush(); // also when a 'message' listener threw: nothing may wait for a tick never queued
   }
-  // Others wait for their turn, or this turn has had its budget: this one waits now (in a steady
-  // turn, only when its peer is behind: holdsInSteadyTurns).
+  // Others wait for their turn, or this turn has had its budget: this one waits now.
   const now = performance.now();
-  const holds = budgetMs === ACCEPT_BUDGET_MS || holdsInSteadyTurns(t, now);
-  if (holds && (heldHead < held.length || now - windowStart > budgetMs)) t.hold();
+  if ((heldHead < held.length || now - windowStart > budgetMs) && mayHold(t, now)) t.hold();
 }
 function onEnd(this: BoundSocket): void {
   const t = this[kTransport];
